@@ -1,0 +1,109 @@
+# torpor: build the EFI kernel and its FAT image, run it, test it.
+# `make` builds build/torpor.efi and build/esp.img; `make run` boots it;
+# `make test` runs the host unit tests and the QEMU integration tests.
+
+SHELL := /bin/bash
+VERSION := 0.1.0
+GIT_REVISION := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+
+BUILD := build
+CC := gcc
+NASM := nasm
+HOST_CC := gcc
+PYTHON := /usr/bin/python3
+
+EFI_INCLUDE := /usr/include/efi
+EFI_LIB := /usr/lib
+EFI_CRT0 := $(EFI_LIB)/crt0-efi-x86_64.o
+
+WARNINGS := -Wall -Wextra -Werror
+KERNEL_CFLAGS := -std=gnu11 -O2 -g $(WARNINGS) \
+	-ffreestanding -fno-builtin -mno-red-zone -mgeneral-regs-only \
+	-fpic -fvisibility=hidden -fshort-wchar -fno-stack-protector \
+	-fno-omit-frame-pointer -maccumulate-outgoing-args -fno-strict-aliasing \
+	-DGNU_EFI_USE_MS_ABI -DTORPOR_VERSION='"$(VERSION)"' \
+	-DTORPOR_REVISION='"$(GIT_REVISION)"' \
+	-I. -I$(EFI_INCLUDE) -I$(EFI_INCLUDE)/x86_64 -MMD -MP
+KERNEL_LDFLAGS := -nostdlib -shared -Bsymbolic -znocombreloc -T link.ld \
+	-L$(EFI_LIB)
+
+KERNEL_C_SOURCES := $(wildcard boot/*.c arch/x86/*.c kernel/*.c mm/*.c pm/*.c \
+	virtio/*.c lib/*.c)
+KERNEL_ASM_SOURCES := $(wildcard boot/*.asm arch/x86/*.asm)
+KERNEL_OBJECTS := $(KERNEL_C_SOURCES:%.c=$(BUILD)/kernel/%.o) \
+	$(KERNEL_ASM_SOURCES:%.asm=$(BUILD)/kernel/%.asm.o)
+
+.PHONY: all deps run test unit-test integration-test clean
+all: $(BUILD)/torpor.efi $(BUILD)/esp.img
+
+deps:
+	@sh scripts/deps.sh
+
+$(BUILD)/kernel/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(KERNEL_CFLAGS) -c $< -o $@
+
+$(BUILD)/kernel/%.asm.o: %.asm
+	@mkdir -p $(dir $@)
+	$(NASM) -f elf64 -g -MD $@.d -MP $< -o $@
+
+# Two links: the first finds the symbol addresses, the second embeds them
+# as the .ksyms section, which link.ld puts last so no address moves.
+$(BUILD)/torpor-nosyms.elf: $(KERNEL_OBJECTS) link.ld
+	$(LD) $(KERNEL_LDFLAGS) $(EFI_CRT0) $(KERNEL_OBJECTS) -o $@ -lefi -lgnuefi
+
+$(BUILD)/ksyms.bin: $(BUILD)/torpor-nosyms.elf tools/ksyms.py
+	$(PYTHON) tools/ksyms.py $< $@
+
+$(BUILD)/ksyms.o: $(BUILD)/ksyms.bin
+	printf 'section .ksyms progbits alloc noexec nowrite align=8\nincbin "%s"\nsection .note.GNU-stack noalloc noexec nowrite progbits\n' $< > $(BUILD)/ksyms.asm
+	$(NASM) -f elf64 $(BUILD)/ksyms.asm -o $@
+
+$(BUILD)/torpor.elf: $(BUILD)/torpor-nosyms.elf $(BUILD)/ksyms.o
+	$(LD) $(KERNEL_LDFLAGS) $(EFI_CRT0) $(KERNEL_OBJECTS) $(BUILD)/ksyms.o -o $@ -lefi -lgnuefi
+	@cmp -s <(nm $(BUILD)/torpor-nosyms.elf | grep -i ' t ' | sort) \
+		<(nm $@ | grep -i ' t ' | sort) || \
+		{ echo "ksyms: code moved between the two links" >&2; rm -f $@; exit 1; }
+
+$(BUILD)/torpor.efi: $(BUILD)/torpor.elf
+	objcopy -j .text -j .sdata -j .data -j .dynamic -j .dynsym -j .rel \
+		-j .rela -j .rel.* -j .rela.* -j .reloc -j .ksyms \
+		--target efi-app-x86_64 --subsystem=10 $< $@
+
+$(BUILD)/esp.img: $(BUILD)/torpor.efi
+	rm -f $@.tmp
+	mformat -i $@.tmp -C -T 16384 -h 16 -s 32 -v TORPOR ::
+	mmd -i $@.tmp ::/EFI ::/EFI/BOOT
+	mcopy -i $@.tmp $< ::/EFI/BOOT/BOOTX64.EFI
+	mv $@.tmp $@
+
+run: deps all
+	./run-qemu.sh
+
+# ---- host unit tests: the kernel's portable sources with ASan and UBSan ----
+HOST_CFLAGS := -std=gnu11 -O1 -g $(WARNINGS) -I. -fsanitize=address,undefined \
+	-fno-sanitize-recover=all -fno-omit-frame-pointer -DTORPOR_HOST_TEST
+HOST_LIBS := -lcmocka
+
+UNIT_TESTS := buddy format parse
+unit_sources_buddy := mm/buddy.c
+unit_sources_format := lib/format.c
+unit_sources_parse := lib/parse.c
+
+define unit_test_rule
+$(BUILD)/host/test_$(1): tests/unit/test_$(1).c $$(unit_sources_$(1)) $$(wildcard */*.h)
+	@mkdir -p $$(dir $$@)
+	$$(HOST_CC) $$(HOST_CFLAGS) $$< $$(unit_sources_$(1)) -o $$@ $$(HOST_LIBS)
+endef
+$(foreach t,$(UNIT_TESTS),$(eval $(call unit_test_rule,$(t))))
+UNIT_BINARIES := $(UNIT_TESTS:%=$(BUILD)/host/test_%)
+
+unit-test: $(UNIT_BINARIES)
+
+test: deps all unit-test
+	@$(PYTHON) tests/run_tests.py $(UNIT_BINARIES)
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(KERNEL_OBJECTS:.o=.d) $(KERNEL_OBJECTS:%=%.d)

@@ -1,0 +1,97 @@
+/*
+ * Local APIC driver (Intel SDM vol. 3, chapter 11). The firmware leaves it
+ * in xAPIC mode; we enable it through the spurious-vector register, mask
+ * LINT0 (the 8259 is not used), keep LINT1 as NMI, and run the timer in
+ * periodic mode.
+ */
+#include "arch/x86/apic.h"
+
+#include "arch/x86/cpu.h"       // rdmsr, wrmsr
+#include "arch/x86/interrupt.h" // VECTOR_TIMER, VECTOR_SPURIOUS
+#include "kernel/clock.h"       // clock_delay_us
+#include "kernel/log.h"         // klog
+
+#define MSR_APIC_BASE 0x1b
+#define APIC_BASE_ENABLE (1u << 11)
+
+#define REG_ID 0x20
+#define REG_TASK_PRIORITY 0x80
+#define REG_EOI 0xb0
+#define REG_SPURIOUS 0xf0
+#define REG_LVT_TIMER 0x320
+#define REG_LVT_LINT0 0x350
+#define REG_LVT_LINT1 0x360
+#define REG_LVT_ERROR 0x370
+#define REG_TIMER_INITIAL 0x380
+#define REG_TIMER_CURRENT 0x390
+#define REG_TIMER_DIVIDE 0x3e0
+
+#define LVT_MASKED (1u << 16)
+#define LVT_TIMER_PERIODIC (1u << 17)
+#define LVT_DELIVERY_NMI (4u << 8)
+#define TIMER_DIVIDE_16 0x3
+#define CALIBRATION_US 1000
+
+static volatile uint32_t *registers;
+static volatile uint64_t ticks;
+
+static uint32_t read_register(uint32_t offset)
+{
+    return registers[offset / 4];
+}
+
+static void write_register(uint32_t offset, uint32_t value)
+{
+    registers[offset / 4] = value;
+}
+
+void apic_init(uint64_t base)
+{
+    if (!base)
+        base = rdmsr(MSR_APIC_BASE) & ~0xfffull;
+    wrmsr(MSR_APIC_BASE, (rdmsr(MSR_APIC_BASE) & ~0xfffff000ull) | base | APIC_BASE_ENABLE);
+    registers = (volatile uint32_t *)(uintptr_t)base;
+    write_register(REG_SPURIOUS, 0x100 | VECTOR_SPURIOUS);
+    write_register(REG_TASK_PRIORITY, 0);
+    write_register(REG_LVT_LINT0, LVT_MASKED);
+    write_register(REG_LVT_LINT1, LVT_DELIVERY_NMI);
+    write_register(REG_LVT_ERROR, LVT_MASKED);
+    write_register(REG_LVT_TIMER, LVT_MASKED);
+}
+
+uint32_t apic_id(void)
+{
+    return read_register(REG_ID) >> 24;
+}
+
+void apic_end_of_interrupt(void)
+{
+    write_register(REG_EOI, 0);
+}
+
+static void timer_interrupt(struct interrupt_frame *frame, void *context)
+{
+    (void)frame;
+    (void)context;
+    ticks++;
+}
+
+void apic_timer_start(void)
+{
+    write_register(REG_TIMER_DIVIDE, TIMER_DIVIDE_16);
+    write_register(REG_LVT_TIMER, LVT_MASKED);
+    write_register(REG_TIMER_INITIAL, 0xffffffffu);
+    clock_delay_us(CALIBRATION_US);
+    uint32_t counted = 0xffffffffu - read_register(REG_TIMER_CURRENT);
+    uint64_t hz = (uint64_t)counted * (1000000 / CALIBRATION_US);
+
+    interrupt_set_handler(VECTOR_TIMER, timer_interrupt, 0);
+    write_register(REG_LVT_TIMER, LVT_TIMER_PERIODIC | VECTOR_TIMER);
+    write_register(REG_TIMER_INITIAL, (uint32_t)(hz / TIMER_HZ));
+    klog("apic: timer %llu Hz / 16, tick %u Hz", (unsigned long long)hz, TIMER_HZ);
+}
+
+uint64_t apic_timer_ticks(void)
+{
+    return ticks;
+}

@@ -1,0 +1,19 @@
+/*
+ * The local APIC (xAPIC, memory mapped): end-of-interrupt, and the periodic
+ * timer that wakes the idle loop and drives timeouts.
+ */
+#ifndef ARCH_X86_APIC_H
+#define ARCH_X86_APIC_H
+
+#include <stdint.h>
+
+#define TIMER_HZ 100
+
+void apic_init(uint64_t base);
+uint32_t apic_id(void);
+void apic_end_of_interrupt(void);
+/* Calibrates the APIC timer against the clock and starts it at TIMER_HZ. */
+void apic_timer_start(void);
+uint64_t apic_timer_ticks(void);
+
+#endif

@@ -1,0 +1,38 @@
+/*
+ * Interrupt and exception dispatch. Vectors 0-31 are CPU exceptions (fatal:
+ * a register dump and a backtrace, then halt); 0x20-0x2f are the masked
+ * 8259's (spurious only); device and timer vectors come from 0x30 up.
+ */
+#ifndef ARCH_X86_INTERRUPT_H
+#define ARCH_X86_INTERRUPT_H
+
+#include <stdint.h>
+
+#define VECTOR_PIC_BASE 0x20
+#define VECTOR_UART 0x30
+#define VECTOR_SCI 0x31
+#define VECTOR_DEVICE_FIRST 0x38 /* later drivers allocate from here */
+#define VECTOR_TIMER 0xf0
+#define VECTOR_SPURIOUS 0xff
+
+/* Layout pushed by interrupt_entry.asm; keep the two in step. */
+struct interrupt_frame {
+    uint64_t r15, r14, r13, r12, r11, r10, r9, r8;
+    uint64_t rbp, rdi, rsi, rdx, rcx, rbx, rax;
+    uint64_t vector, error_code;
+    uint64_t rip, cs, rflags, rsp, ss;
+};
+
+typedef void (*interrupt_handler)(struct interrupt_frame *frame, void *context);
+
+/* Installs handler for vector; the dispatcher sends the local APIC EOI
+ * after it returns. */
+void interrupt_set_handler(uint8_t vector, interrupt_handler handler, void *context);
+
+/* Counts of interrupts taken per vector, for diagnostics. */
+uint64_t interrupt_count(uint8_t vector);
+
+/* Called from the assembly stubs. */
+void interrupt_dispatch(struct interrupt_frame *frame);
+
+#endif

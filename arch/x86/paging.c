@@ -1,0 +1,45 @@
+/*
+ * Builds the identity map in the early block that efi_main reserved
+ * (so no page the allocator hands out is in use by the firmware's tables
+ * while we still run on them), then loads it. 2 MiB pages everywhere but
+ * the first 2 MiB, which uses 4 KiB pages to leave page 0 out
+ * (Intel SDM vol. 3, 4.5).
+ */
+#include "arch/x86/paging.h"
+
+#include <stdint.h>
+
+#include "arch/x86/cpu.h"  // write_cr3
+#include "boot/handoff.h"  // struct boot_handoff
+#include "lib/string.h"    // memset
+
+#define PTE_PRESENT 0x1ull
+#define PTE_WRITABLE 0x2ull
+#define PTE_LARGE 0x80ull
+
+void paging_init(const struct boot_handoff *handoff)
+{
+    uint64_t *tables = (uint64_t *)(uintptr_t)handoff->page_table_base;
+    uint64_t gib = handoff->identity_map_end >> 30;
+    uint64_t pdpt_count = (gib + 511) / 512;
+
+    memset(tables, 0, handoff->page_table_pages * PAGE_SIZE);
+    uint64_t *pml4 = tables;
+    uint64_t *pdpts = pml4 + 512;
+    uint64_t *pds = pdpts + 512 * pdpt_count;
+    uint64_t *low_table = pds + 512 * gib;
+
+    for (uint64_t g = 0; g < gib; g++) {
+        uint64_t *pd = pds + 512 * g;
+        for (uint64_t e = 0; e < 512; e++)
+            pd[e] = ((g << 30) + (e << 21)) | PTE_PRESENT | PTE_WRITABLE | PTE_LARGE;
+        pdpts[g] = (uint64_t)(uintptr_t)pd | PTE_PRESENT | PTE_WRITABLE;
+    }
+    for (uint64_t p = 0; p < pdpt_count; p++)
+        pml4[p] = (uint64_t)(uintptr_t)(pdpts + 512 * p) | PTE_PRESENT | PTE_WRITABLE;
+    for (uint64_t e = 1; e < 512; e++)
+        low_table[e] = (e << 12) | PTE_PRESENT | PTE_WRITABLE;
+    pds[0] = (uint64_t)(uintptr_t)low_table | PTE_PRESENT | PTE_WRITABLE;
+
+    write_cr3((uint64_t)(uintptr_t)pml4);
+}

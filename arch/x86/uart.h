@@ -1,0 +1,21 @@
+/*
+ * The 16550 UART on COM1: polled output, interrupt-driven input into a
+ * ring the console reads.
+ */
+#ifndef ARCH_X86_UART_H
+#define ARCH_X86_UART_H
+
+#include <stdint.h>
+
+#define UART_COM1_IRQ 4
+
+void uart_init(void);
+void uart_putc(char c);
+/* Enables the receive interrupt; the caller routes UART_COM1_IRQ first. */
+void uart_enable_receive_interrupt(void);
+/* Takes one received byte; returns 0 when the ring is empty. */
+int uart_getc(char *c);
+/* Bytes dropped because the ring was full. */
+uint64_t uart_dropped(void);
+
+#endif

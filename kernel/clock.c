@@ -1,0 +1,78 @@
+/*
+ * TSC-based monotonic clock. The TSC rate is measured once against the
+ * ACPI PM timer over a short window; nanoseconds come from a 32.32 fixed
+ * point factor so no division happens on the hot path.
+ */
+#include "kernel/clock.h"
+
+#include "arch/x86/cpu.h" // rdtsc, inl
+
+#define PM_TIMER_HZ 3579545ull
+#define CALIBRATION_PM_TICKS (PM_TIMER_HZ / 200) /* 5 ms */
+#define FALLBACK_TSC_HZ 2000000000ull
+
+static uint64_t tsc_base;
+static uint64_t tsc_hz = FALLBACK_TSC_HZ;
+/* nanoseconds per tick, 32.32 fixed point; a guess until calibrated */
+static uint64_t ns_per_tsc_q32 = (1000000000ull << 32) / FALLBACK_TSC_HZ;
+static int calibrated;
+
+static uint32_t pm_timer_elapsed(uint32_t from, uint32_t to, int wide)
+{
+    return wide ? to - from : (to - from) & 0xffffff;
+}
+
+void clock_init(uint64_t tsc_at_boot)
+{
+    tsc_base = tsc_at_boot;
+}
+
+void clock_calibrate(uint16_t pm_timer_port, int pm_timer_32bit)
+{
+    if (pm_timer_port) {
+        /* bounded: a timer that never moves leaves the fallback rate */
+        uint32_t start = inl(pm_timer_port), now = start;
+        uint64_t reads = 0;
+        /* start on a tick edge so the window is exact to one tick */
+        while ((now = inl(pm_timer_port)) == start && ++reads < 1000000)
+            ;
+        uint64_t tsc_start = rdtsc();
+        uint32_t elapsed = 0;
+        while (reads < 100000000) {
+            elapsed = pm_timer_elapsed(now, inl(pm_timer_port), pm_timer_32bit);
+            reads++;
+            if (elapsed >= CALIBRATION_PM_TICKS)
+                break;
+        }
+        uint64_t tsc_elapsed = rdtsc() - tsc_start;
+        if (elapsed >= CALIBRATION_PM_TICKS)
+            tsc_hz = tsc_elapsed * PM_TIMER_HZ / elapsed;
+        calibrated = elapsed >= CALIBRATION_PM_TICKS;
+    }
+    ns_per_tsc_q32 = (1000000000ull << 32) / tsc_hz;
+}
+
+uint64_t clock_ns(void)
+{
+    uint64_t ticks = rdtsc() - tsc_base;
+
+    return (uint64_t)(((unsigned __int128)ticks * ns_per_tsc_q32) >> 32);
+}
+
+int clock_calibrated(void)
+{
+    return calibrated;
+}
+
+uint64_t clock_tsc_hz(void)
+{
+    return tsc_hz;
+}
+
+void clock_delay_us(uint64_t microseconds)
+{
+    uint64_t end = rdtsc() + microseconds * tsc_hz / 1000000;
+
+    while ((int64_t)(rdtsc() - end) < 0)
+        cpu_relax();
+}

@@ -1,0 +1,44 @@
+/*
+ * Console output over the UART, with "\n" sent as "\r\n" for terminals.
+ */
+#include "kernel/console.h"
+
+#include "arch/x86/uart.h" // uart_putc
+#include "lib/format.h"    // format_vsnprintf
+
+void console_write(const char *text, size_t length)
+{
+    for (size_t i = 0; i < length; i++) {
+        if (text[i] == '\n')
+            uart_putc('\r');
+        uart_putc(text[i]);
+    }
+}
+
+void console_puts(const char *text)
+{
+    while (*text) {
+        if (*text == '\n')
+            uart_putc('\r');
+        uart_putc(*text++);
+    }
+}
+
+void console_vprintf(const char *fmt, va_list args)
+{
+    char buffer[512];
+    int length = format_vsnprintf(buffer, sizeof(buffer), fmt, args);
+
+    if (length >= (int)sizeof(buffer))
+        length = sizeof(buffer) - 1;
+    console_write(buffer, (size_t)length);
+}
+
+void console_printf(const char *fmt, ...)
+{
+    va_list args;
+
+    va_start(args, fmt);
+    console_vprintf(fmt, args);
+    va_end(args);
+}

@@ -1,0 +1,16 @@
+/*
+ * The serial console: formatted output for people and for the test
+ * scripts (one `name key=value ...` line per result, see docs/console.md).
+ */
+#ifndef KERNEL_CONSOLE_H
+#define KERNEL_CONSOLE_H
+
+#include <stdarg.h>
+#include <stddef.h>
+
+void console_write(const char *text, size_t length);
+void console_puts(const char *text);
+void console_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void console_vprintf(const char *fmt, va_list args);
+
+#endif

@@ -1,0 +1,12 @@
+/*
+ * The kernel's entry, called by efi_main on the kernel stack after
+ * ExitBootServices, with interrupts off.
+ */
+#ifndef KERNEL_KMAIN_H
+#define KERNEL_KMAIN_H
+
+struct boot_handoff;
+
+__attribute__((noreturn)) void kmain(const struct boot_handoff *handoff);
+
+#endif

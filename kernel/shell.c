@@ -1,0 +1,292 @@
+/*
+ * The shell: reads lines through the line editor and runs commands. Every
+ * result a script parses is one `name key=value ...` line; every failure is
+ * one `error: ...` line. Nothing typed here can crash the kernel except the
+ * documented test-only `crash` command.
+ */
+#include "kernel/shell.h"
+
+#include <stdarg.h> // va_list
+
+#include "arch/x86/cpu.h"   // interrupts_*, cpu_idle_with_interrupts
+#include "arch/x86/uart.h"  // uart_getc
+#include "boot/handoff.h"   // struct boot_handoff, memory_kind_name
+#include "kernel/clock.h"   // clock_ns
+#include "kernel/console.h" // console_printf
+#include "kernel/log.h"     // log_dump
+#include "lib/line_edit.h"  // line_edit_feed
+#include "lib/parse.h"      // parse_words, parse_u64
+#include "lib/string.h"     // strcmp
+#include "mm/memtest.h"     // memtest_*
+#include "mm/page_alloc.h"  // page_alloc_get_stats
+#include "pm/power.h"       // power_off, power_reboot
+
+#define MAX_WORDS 8
+#define PROMPT "torpor> "
+#define PAGES_PER_MIB 256
+#define MAX_FILL_MIB (1ull << 24)
+
+struct command {
+    const char *name;
+    const char *usage;
+    const char *help;
+    int min_args, max_args; /* not counting the command itself */
+    void (*run)(int argc, char **argv);
+};
+
+static const struct boot_handoff *boot;
+static uint64_t next_default_seed = 1;
+
+static void error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void error(const char *fmt, ...)
+{
+    va_list args;
+
+    console_puts("error: ");
+    va_start(args, fmt);
+    console_vprintf(fmt, args);
+    va_end(args);
+    console_puts("\n");
+}
+
+static unsigned long long kib(uint64_t pages)
+{
+    return (unsigned long long)(pages * 4);
+}
+
+static void command_mem(int argc, char **argv)
+{
+    struct page_alloc_stats stats;
+
+    if (argc == 2 && strcmp(argv[1], "map") == 0) {
+        for (uint32_t i = 0; i < boot->range_count; i++) {
+            const struct memory_range *r = &boot->ranges[i];
+            console_printf("range base=0x%llx kib=%llu kind=%s efi_type=%u\n",
+                           (unsigned long long)r->base, kib(r->pages),
+                           memory_kind_name(r->kind), r->efi_type);
+        }
+        return;
+    }
+    if (argc == 2) {
+        error("mem: unknown argument '%s' (mem or mem map)", argv[1]);
+        return;
+    }
+    page_alloc_get_stats(&stats);
+    console_printf("mem total_kib=%llu free_kib=%llu used_kib=%llu reserved_kib=%llu "
+                   "allocated_kib=%llu zones=%u\n",
+                   kib(stats.total_pages), kib(stats.free_pages),
+                   kib(stats.total_pages - stats.free_pages), kib(stats.reserved_pages),
+                   kib(stats.allocated_pages), stats.zone_count);
+    for (unsigned z = 0; z < stats.zone_count; z++) {
+        const struct buddy_zone *zone = page_alloc_zone(z);
+        console_printf("zone id=%u base=0x%llx kib=%llu free_kib=%llu reserved_kib=%llu "
+                       "allocated_kib=%llu\n",
+                       z, (unsigned long long)(zone->base_pfn * PAGE_SIZE),
+                       kib(zone->page_count), kib(zone->free_pages),
+                       kib(zone->reserved_pages), kib(zone->allocated_pages));
+    }
+}
+
+static int parse_number(const char *text, const char *what, uint64_t *value)
+{
+    if (parse_u64(text, value) != 0) {
+        error("%s: '%s' is not a number", what, text);
+        return -1;
+    }
+    return 0;
+}
+
+static void command_fill(int argc, char **argv)
+{
+    uint64_t mib, seed = next_default_seed;
+    struct memtest_fill_result result;
+
+    if (parse_number(argv[1], "fill", &mib) || (argc == 3 && parse_number(argv[2], "fill", &seed)))
+        return;
+    if (mib == 0 || mib > MAX_FILL_MIB) {
+        error("fill: size must be between 1 and %llu MiB", (unsigned long long)MAX_FILL_MIB);
+        return;
+    }
+    int status = memtest_fill(mib * PAGES_PER_MIB, seed, &result);
+    if (status) {
+        error("fill: %s", memtest_error_text(status));
+        return;
+    }
+    if (argc < 3)
+        next_default_seed++;
+    console_printf("fill id=%u kib=%llu sum=%016llx\n", result.id, kib(result.pages),
+                   (unsigned long long)result.sum);
+}
+
+static void command_verify(int argc, char **argv)
+{
+    struct memtest_verify_result result;
+
+    (void)argc;
+    (void)argv;
+    memtest_verify(&result);
+    if (result.ok)
+        console_printf("verify ok regions=%u kib=%llu\n", result.regions, kib(result.pages));
+    else
+        console_printf("verify FAIL region=%u page=%llu\n", result.failed_region,
+                       (unsigned long long)result.failed_page);
+}
+
+static void command_free(int argc, char **argv)
+{
+    uint64_t id, pages;
+
+    (void)argc;
+    if (parse_number(argv[1], "free", &id))
+        return;
+    int status = memtest_free(id > 0xffffffffu ? 0xffffffffu : (unsigned)id, &pages);
+    if (status) {
+        error("free: %s", memtest_error_text(status));
+        return;
+    }
+    console_printf("free id=%llu kib=%llu\n", (unsigned long long)id, kib(pages));
+}
+
+static void command_corrupt(int argc, char **argv)
+{
+    uint64_t id, page;
+
+    (void)argc;
+    if (parse_number(argv[1], "corrupt", &id) || parse_number(argv[2], "corrupt", &page))
+        return;
+    int status = memtest_corrupt(id > 0xffffffffu ? 0xffffffffu : (unsigned)id, page);
+    if (status) {
+        error("corrupt: %s", memtest_error_text(status));
+        return;
+    }
+    console_printf("corrupt id=%llu page=%llu\n", (unsigned long long)id,
+                   (unsigned long long)page);
+}
+
+static void read_address(uint64_t address)
+{
+    /* hide the constant from the compiler, which rightly rejects it */
+    __asm__ volatile("" : "+r"(address));
+    (void)*(volatile uint64_t *)(uintptr_t)address;
+}
+
+static void command_crash(int argc, char **argv)
+{
+    (void)argc;
+    if (strcmp(argv[1], "ud") == 0)
+        __asm__ volatile("ud2");
+    else if (strcmp(argv[1], "pf") == 0)
+        read_address(8); /* page 0 is never mapped */
+    else if (strcmp(argv[1], "gp") == 0)
+        read_address(0x8000000000000000ull); /* non-canonical */
+    else
+        error("crash: kind must be ud, pf or gp");
+}
+
+static void command_uptime(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    console_printf("uptime ms=%llu\n", (unsigned long long)(clock_ns() / 1000000));
+}
+
+static void command_log(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    log_dump();
+}
+
+static void command_poweroff(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    console_printf("poweroff\n");
+    power_off();
+}
+
+static void command_reboot(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    console_printf("reboot\n");
+    power_reboot();
+}
+
+static void command_help(int argc, char **argv);
+
+static const struct command commands[] = {
+    { "help", "", "list the commands", 0, 0, command_help },
+    { "mem", "[map]", "memory totals and zones; `map`: the firmware memory map", 0, 1, command_mem },
+    { "log", "", "the kernel log with timestamps", 0, 0, command_log },
+    { "uptime", "", "milliseconds since efi_main", 0, 0, command_uptime },
+    { "fill", "MIB [SEED]", "allocate MIB MiB and fill it with a pattern from SEED", 1, 2, command_fill },
+    { "verify", "", "check every filled region", 0, 0, command_verify },
+    { "free", "ID", "free a filled region", 1, 1, command_free },
+    { "poweroff", "", "power off (ACPI S5)", 0, 0, command_poweroff },
+    { "reboot", "", "reset the machine", 0, 0, command_reboot },
+    { "corrupt", "ID PAGE", "test only: flip a byte in a filled page", 2, 2, command_corrupt },
+    { "crash", "ud|pf|gp", "test only: raise a CPU exception", 1, 1, command_crash },
+};
+
+static void command_help(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    for (unsigned i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        console_printf("  %-8s %-11s %s\n", commands[i].name, commands[i].usage, commands[i].help);
+}
+
+static void run_line(char *line)
+{
+    char *words[MAX_WORDS];
+    int count = parse_words(line, words, MAX_WORDS);
+
+    if (count == 0)
+        return;
+    if (count < 0) {
+        error("too many words (at most %d)", MAX_WORDS);
+        return;
+    }
+    for (unsigned i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+        const struct command *command = &commands[i];
+        if (strcmp(words[0], command->name) != 0)
+            continue;
+        int args = count - 1;
+        if (args < command->min_args || args > command->max_args) {
+            error("usage: %s %s", command->name, command->usage);
+            return;
+        }
+        command->run(count, words);
+        return;
+    }
+    error("unknown command '%s' (try help)", words[0]);
+}
+
+void shell_run(const struct boot_handoff *handoff)
+{
+    struct line_editor editor;
+    char echo[8];
+
+    boot = handoff;
+    line_edit_reset(&editor);
+    editor.last_was_cr = 0;
+    console_puts(PROMPT);
+    for (;;) {
+        char c;
+        interrupts_disable();
+        if (!uart_getc(&c)) {
+            cpu_idle_with_interrupts(); /* sti; hlt: no lost wake-up */
+            continue;
+        }
+        interrupts_enable();
+        enum line_edit_event event = line_edit_feed(&editor, c, echo);
+        console_puts(echo);
+        if (event == LINE_EDIT_DONE)
+            run_line(editor.line);
+        if (event != LINE_EDIT_NONE) {
+            line_edit_reset(&editor);
+            console_puts(PROMPT);
+        }
+    }
+}

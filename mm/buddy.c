@@ -1,0 +1,280 @@
+/*
+ * Buddy allocator core. A block of order k starts at a frame number that is
+ * a multiple of 2^k (physical alignment, so 2 MiB blocks are 2 MiB aligned)
+ * and lies inside the zone; its buddy is the block at pfn ^ 2^k. Allocation
+ * and free are O(BUDDY_MAX_ORDER).
+ */
+#include "mm/buddy.h"
+
+#include "lib/string.h" // memset
+
+static uint32_t page_index(const struct buddy_zone *zone, uint64_t pfn)
+{
+    return (uint32_t)(pfn - zone->base_pfn);
+}
+
+static uint64_t index_pfn(const struct buddy_zone *zone, uint32_t index)
+{
+    return zone->base_pfn + index;
+}
+
+size_t buddy_metadata_bytes(uint64_t page_count)
+{
+    return (size_t)page_count * sizeof(struct buddy_page);
+}
+
+void buddy_zone_init(struct buddy_zone *zone, uint64_t base_pfn,
+                     uint64_t page_count, struct buddy_page *metadata)
+{
+    zone->base_pfn = base_pfn;
+    zone->page_count = page_count;
+    zone->pages = metadata;
+    /* state 0 marks every page as "not a block head" until a range covers
+     * it, so merging never trusts a page that is not yet in the zone */
+    memset(metadata, 0, buddy_metadata_bytes(page_count));
+    for (unsigned order = 0; order < BUDDY_ORDER_COUNT; order++) {
+        zone->free_head[order] = BUDDY_NONE;
+        zone->free_blocks[order] = 0;
+    }
+    zone->free_pages = 0;
+    zone->reserved_pages = 0;
+    zone->allocated_pages = 0;
+}
+
+static void free_list_push(struct buddy_zone *zone, uint32_t index, unsigned order)
+{
+    struct buddy_page *page = &zone->pages[index];
+    uint32_t head = zone->free_head[order];
+
+    page->order = (uint8_t)order;
+    page->state = BUDDY_FREE;
+    page->tag = 0;
+    page->prev = BUDDY_NONE;
+    page->next = head;
+    if (head != BUDDY_NONE)
+        zone->pages[head].prev = index;
+    zone->free_head[order] = index;
+    zone->free_blocks[order]++;
+    zone->free_pages += 1ull << order;
+}
+
+static void free_list_remove(struct buddy_zone *zone, uint32_t index)
+{
+    struct buddy_page *page = &zone->pages[index];
+    unsigned order = page->order;
+
+    if (page->prev != BUDDY_NONE)
+        zone->pages[page->prev].next = page->next;
+    else
+        zone->free_head[order] = page->next;
+    if (page->next != BUDDY_NONE)
+        zone->pages[page->next].prev = page->prev;
+    zone->free_blocks[order]--;
+    zone->free_pages -= 1ull << order;
+}
+
+/* The largest order a block at pfn may have without leaving [pfn, end). */
+static unsigned largest_fitting_order(uint64_t pfn, uint64_t end)
+{
+    unsigned order = 0;
+
+    while (order < BUDDY_MAX_ORDER && (pfn & (1ull << order)) == 0 &&
+           pfn + (2ull << order) <= end)
+        order++;
+    return order;
+}
+
+/* Puts a block on the free lists, merging it with its free buddies. */
+static void release_block(struct buddy_zone *zone, uint64_t pfn, unsigned order)
+{
+    while (order < BUDDY_MAX_ORDER) {
+        uint64_t buddy_pfn = pfn ^ (1ull << order);
+        if (!buddy_zone_contains(zone, buddy_pfn) ||
+            !buddy_zone_contains(zone, buddy_pfn + (1ull << order) - 1))
+            break;
+        const struct buddy_page *buddy = &zone->pages[page_index(zone, buddy_pfn)];
+        if (buddy->state != BUDDY_FREE || buddy->order != order)
+            break;
+        free_list_remove(zone, page_index(zone, buddy_pfn));
+        /* the upper half's head is now inside the merged block */
+        zone->pages[page_index(zone, pfn | (1ull << order))].state = BUDDY_BODY;
+        pfn &= ~(1ull << order);
+        order++;
+    }
+    free_list_push(zone, page_index(zone, pfn), order);
+}
+
+void buddy_add_free_range(struct buddy_zone *zone, uint64_t pfn, uint64_t count)
+{
+    uint64_t end = pfn + count;
+
+    while (pfn < end) {
+        unsigned order = largest_fitting_order(pfn, end);
+        release_block(zone, pfn, order);
+        pfn += 1ull << order;
+    }
+}
+
+void buddy_add_reserved_range(struct buddy_zone *zone, uint64_t pfn, uint64_t count)
+{
+    uint64_t end = pfn + count;
+
+    while (pfn < end) {
+        unsigned order = largest_fitting_order(pfn, end);
+        struct buddy_page *page = &zone->pages[page_index(zone, pfn)];
+        page->order = (uint8_t)order;
+        page->state = BUDDY_RESERVED;
+        page->tag = 0;
+        page->next = page->prev = BUDDY_NONE;
+        zone->reserved_pages += 1ull << order;
+        pfn += 1ull << order;
+    }
+}
+
+int buddy_alloc(struct buddy_zone *zone, unsigned order, uint8_t tag, uint64_t *pfn)
+{
+    unsigned found = order;
+
+    if (order > BUDDY_MAX_ORDER)
+        return -1;
+    while (found <= BUDDY_MAX_ORDER && zone->free_head[found] == BUDDY_NONE)
+        found++;
+    if (found > BUDDY_MAX_ORDER)
+        return -1;
+
+    uint32_t index = zone->free_head[found];
+    free_list_remove(zone, index);
+    /* split: the upper halves go back on the lists */
+    while (found > order) {
+        found--;
+        free_list_push(zone, index + (1u << found), found);
+    }
+    struct buddy_page *page = &zone->pages[index];
+    page->order = (uint8_t)order;
+    page->state = BUDDY_ALLOCATED;
+    page->tag = tag;
+    page->next = page->prev = BUDDY_NONE;
+    zone->allocated_pages += 1ull << order;
+    *pfn = index_pfn(zone, index);
+    return 0;
+}
+
+int buddy_allocated_block(const struct buddy_zone *zone, uint64_t pfn,
+                          unsigned *order, uint8_t *tag)
+{
+    if (!buddy_zone_contains(zone, pfn))
+        return -1;
+    const struct buddy_page *page = &zone->pages[page_index(zone, pfn)];
+    if (page->state != BUDDY_ALLOCATED || page->order > BUDDY_MAX_ORDER ||
+        (pfn & ((1ull << page->order) - 1)) != 0)
+        return -1;
+    if (order)
+        *order = page->order;
+    if (tag)
+        *tag = page->tag;
+    return 0;
+}
+
+int buddy_free(struct buddy_zone *zone, uint64_t pfn)
+{
+    unsigned order;
+
+    if (buddy_allocated_block(zone, pfn, &order, NULL) != 0)
+        return -1;
+    zone->allocated_pages -= 1ull << order;
+    release_block(zone, pfn, order);
+    return 0;
+}
+
+int buddy_walk(const struct buddy_zone *zone, buddy_visit_fn visit, void *context)
+{
+    uint64_t index = 0;
+
+    while (index < zone->page_count) {
+        const struct buddy_page *page = &zone->pages[index];
+        uint64_t count = 1ull << page->order;
+        int result = visit(context, index_pfn(zone, (uint32_t)index), count,
+                           (enum buddy_state)page->state, page->tag);
+        if (result)
+            return result;
+        index += count;
+    }
+    return 0;
+}
+
+struct check_totals {
+    const struct buddy_zone *zone;
+    uint64_t free_pages, reserved_pages, allocated_pages;
+    uint64_t free_blocks[BUDDY_ORDER_COUNT];
+    int error;
+};
+
+static int check_block(void *context, uint64_t pfn, uint64_t count,
+                       enum buddy_state state, uint8_t tag)
+{
+    struct check_totals *totals = context;
+    const struct buddy_zone *zone = totals->zone;
+    unsigned order = zone->pages[page_index(zone, pfn)].order;
+
+    (void)tag;
+    if (order > BUDDY_MAX_ORDER || (pfn & (count - 1)) != 0 ||
+        pfn + count > zone->base_pfn + zone->page_count)
+        return totals->error = -2; /* misaligned or outside the zone */
+    for (uint64_t i = 1; i < count; i++)
+        if (zone->pages[page_index(zone, pfn + i)].state != BUDDY_BODY)
+            return totals->error = -9; /* a head inside another block */
+    switch (state) {
+    case BUDDY_FREE: {
+        totals->free_pages += count;
+        totals->free_blocks[order]++;
+        uint64_t buddy_pfn = pfn ^ count;
+        if (buddy_zone_contains(zone, buddy_pfn) &&
+            buddy_zone_contains(zone, buddy_pfn + count - 1) && order < BUDDY_MAX_ORDER) {
+            const struct buddy_page *buddy = &zone->pages[page_index(zone, buddy_pfn)];
+            if (buddy->state == BUDDY_FREE && buddy->order == order)
+                return totals->error = -3; /* two free buddies not merged */
+        }
+        break;
+    }
+    case BUDDY_ALLOCATED:
+        totals->allocated_pages += count;
+        break;
+    case BUDDY_RESERVED:
+        totals->reserved_pages += count;
+        break;
+    default:
+        return totals->error = -4; /* a head with no valid state */
+    }
+    return 0;
+}
+
+int buddy_check(const struct buddy_zone *zone)
+{
+    struct check_totals totals = { .zone = zone };
+
+    if (buddy_walk(zone, check_block, &totals))
+        return totals.error;
+    if (totals.free_pages != zone->free_pages ||
+        totals.allocated_pages != zone->allocated_pages ||
+        totals.reserved_pages != zone->reserved_pages ||
+        totals.free_pages + totals.allocated_pages + totals.reserved_pages != zone->page_count)
+        return -5; /* counters disagree with the blocks */
+
+    for (unsigned order = 0; order < BUDDY_ORDER_COUNT; order++) {
+        uint64_t listed = 0;
+        uint32_t prev = BUDDY_NONE;
+        for (uint32_t index = zone->free_head[order]; index != BUDDY_NONE;
+             index = zone->pages[index].next) {
+            const struct buddy_page *page = &zone->pages[index];
+            if (index >= zone->page_count || page->state != BUDDY_FREE ||
+                page->order != order || page->prev != prev)
+                return -6; /* a free list is broken */
+            if (++listed > totals.free_blocks[order])
+                return -7; /* a cycle, or a block listed twice */
+            prev = index;
+        }
+        if (listed != totals.free_blocks[order] || listed != zone->free_blocks[order])
+            return -8; /* a free block is missing from its list */
+    }
+    return 0;
+}

@@ -1,0 +1,90 @@
+/*
+ * Buddy allocator core for one zone: a contiguous run of physical page
+ * frames. Plain C with no kernel state, so the host unit tests run exactly
+ * this code. The per-page metadata lives outside the pages it describes:
+ * free pages are never written, which hibernation and the balloon rely on
+ * (a free page need not be saved; a ballooned page belongs to the host).
+ */
+#ifndef MM_BUDDY_H
+#define MM_BUDDY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define BUDDY_MAX_ORDER 18 /* 1 GiB blocks of 4 KiB pages */
+#define BUDDY_ORDER_COUNT (BUDDY_MAX_ORDER + 1)
+#define BUDDY_NONE 0xffffffffu
+
+enum buddy_state {
+    BUDDY_BODY = 0,      /* not the first page of a block */
+    BUDDY_FREE = 1,      /* head of a free block, on a free list */
+    BUDDY_ALLOCATED = 2, /* head of a block handed out by buddy_alloc */
+    BUDDY_RESERVED = 3,  /* head of a block that is never handed out */
+};
+
+/* Only the first page (the head) of a block has meaningful links, order
+ * and tag; every other page has state BUDDY_BODY. */
+struct buddy_page {
+    uint32_t next; /* free list links: page indexes within the zone */
+    uint32_t prev;
+    uint8_t order;
+    uint8_t state; /* enum buddy_state */
+    uint8_t tag;   /* the owner's label for an allocated block */
+    uint8_t unused;
+};
+
+struct buddy_zone {
+    uint64_t base_pfn;
+    uint64_t page_count;
+    struct buddy_page *pages; /* page_count entries */
+    uint32_t free_head[BUDDY_ORDER_COUNT];
+    uint64_t free_blocks[BUDDY_ORDER_COUNT];
+    uint64_t free_pages;
+    uint64_t reserved_pages;
+    uint64_t allocated_pages;
+};
+
+/* Bytes of metadata a zone of page_count pages needs. */
+size_t buddy_metadata_bytes(uint64_t page_count);
+
+/*
+ * Sets up an empty zone. Every page must then be covered exactly once by
+ * buddy_add_free_range or buddy_add_reserved_range before the zone is used.
+ * The metadata need not be zeroed: init clears it (an O(pages) memset).
+ */
+void buddy_zone_init(struct buddy_zone *zone, uint64_t base_pfn,
+                     uint64_t page_count, struct buddy_page *metadata);
+void buddy_add_free_range(struct buddy_zone *zone, uint64_t pfn, uint64_t count);
+void buddy_add_reserved_range(struct buddy_zone *zone, uint64_t pfn, uint64_t count);
+
+/* Takes a block of 2^order pages, aligned to its size. Returns 0 and the
+ * first frame in *pfn, or -1 when no block is free. */
+int buddy_alloc(struct buddy_zone *zone, unsigned order, uint8_t tag, uint64_t *pfn);
+
+/* Returns a block taken by buddy_alloc, merging it with free buddies.
+ * Returns -1 (and changes nothing) if pfn is not the head of an allocated
+ * block of this zone. */
+int buddy_free(struct buddy_zone *zone, uint64_t pfn);
+
+/* Order and tag of the allocated block whose head is pfn; -1 if none. */
+int buddy_allocated_block(const struct buddy_zone *zone, uint64_t pfn,
+                          unsigned *order, uint8_t *tag);
+
+static inline int buddy_zone_contains(const struct buddy_zone *zone, uint64_t pfn)
+{
+    return pfn >= zone->base_pfn && pfn - zone->base_pfn < zone->page_count;
+}
+
+/* Calls visit for every block in address order: its first frame, its page
+ * count, its state and tag. Stops early and returns what visit returned when
+ * that is non-zero. */
+typedef int (*buddy_visit_fn)(void *context, uint64_t pfn, uint64_t count,
+                              enum buddy_state state, uint8_t tag);
+int buddy_walk(const struct buddy_zone *zone, buddy_visit_fn visit, void *context);
+
+/* Checks the zone's invariants (free lists well linked, blocks aligned and
+ * inside the zone, blocks tile the zone, counters add up, no free buddies
+ * left unmerged). Returns 0 or a negative code naming the first failure. */
+int buddy_check(const struct buddy_zone *zone);
+
+#endif

@@ -1,0 +1,177 @@
+/*
+ * Zones from the boot memory map. Usable and kernel ranges that touch form
+ * one zone; anything else (firmware runtime, ACPI, MMIO, holes) separates
+ * zones and is never handed out. The zones' metadata is carved from the
+ * top of the largest usable range and stays reserved.
+ */
+#include "mm/page_alloc.h"
+
+#include "boot/handoff.h" // struct memory_range, PAGE_SIZE
+#include "kernel/log.h"   // klog
+
+static struct buddy_zone zones[PAGE_ALLOC_MAX_ZONES];
+static unsigned zone_count;
+static uint64_t dropped_pages;
+
+static int is_ram(const struct memory_range *range)
+{
+    return range->kind == MEMORY_USABLE || range->kind == MEMORY_KERNEL;
+}
+
+/* Visits each zone-to-be: a maximal run of touching RAM ranges. */
+struct zone_span {
+    unsigned first, last; /* range indexes */
+    uint64_t base_pfn, page_count;
+};
+
+static unsigned find_spans(const struct memory_range *ranges, unsigned count,
+                           struct zone_span *spans, unsigned max_spans)
+{
+    unsigned found = 0;
+
+    for (unsigned i = 0; i < count;) {
+        if (!is_ram(&ranges[i])) {
+            i++;
+            continue;
+        }
+        unsigned j = i;
+        while (j + 1 < count && is_ram(&ranges[j + 1]) &&
+               ranges[j].base + ranges[j].pages * PAGE_SIZE == ranges[j + 1].base)
+            j++;
+        struct zone_span span = {
+            i, j, ranges[i].base / PAGE_SIZE,
+            (ranges[j].base + ranges[j].pages * PAGE_SIZE - ranges[i].base) / PAGE_SIZE,
+        };
+        if (found < max_spans) {
+            spans[found++] = span;
+        } else {
+            /* keep the largest spans: replace the smallest if this is bigger */
+            unsigned smallest = 0;
+            for (unsigned k = 1; k < found; k++)
+                if (spans[k].page_count < spans[smallest].page_count)
+                    smallest = k;
+            uint64_t lost = span.page_count;
+            if (span.page_count > spans[smallest].page_count) {
+                lost = spans[smallest].page_count;
+                spans[smallest] = span;
+            }
+            dropped_pages += lost;
+        }
+        i = j + 1;
+    }
+    return found;
+}
+
+int page_alloc_init(const struct memory_range *ranges, unsigned count)
+{
+    struct zone_span spans[PAGE_ALLOC_MAX_ZONES];
+    unsigned span_count = find_spans(ranges, count, spans, PAGE_ALLOC_MAX_ZONES);
+    uint64_t metadata_bytes = 0;
+
+    for (unsigned s = 0; s < span_count; s++)
+        metadata_bytes += (buddy_metadata_bytes(spans[s].page_count) + 63) & ~63ull;
+    uint64_t metadata_pages = (metadata_bytes + PAGE_SIZE - 1) / PAGE_SIZE;
+
+    /* the metadata goes at the top of the largest usable range */
+    const struct memory_range *host = 0;
+    for (unsigned i = 0; i < count; i++)
+        if (ranges[i].kind == MEMORY_USABLE && (!host || ranges[i].pages > host->pages))
+            host = &ranges[i];
+    if (!host || host->pages < metadata_pages + 1) {
+        klog("mm: no usable range can hold %llu pages of metadata",
+             (unsigned long long)metadata_pages);
+        return -1;
+    }
+    uint64_t metadata_pfn = host->base / PAGE_SIZE + host->pages - metadata_pages;
+    uint8_t *metadata = (uint8_t *)(uintptr_t)(metadata_pfn * PAGE_SIZE);
+
+    zone_count = 0;
+    for (unsigned s = 0; s < span_count; s++) {
+        struct buddy_zone *zone = &zones[zone_count++];
+        buddy_zone_init(zone, spans[s].base_pfn, spans[s].page_count, (struct buddy_page *)metadata);
+        metadata += (buddy_metadata_bytes(spans[s].page_count) + 63) & ~63ull;
+
+        for (unsigned i = spans[s].first; i <= spans[s].last; i++) {
+            uint64_t pfn = ranges[i].base / PAGE_SIZE, end = pfn + ranges[i].pages;
+            if (ranges[i].kind == MEMORY_KERNEL) {
+                buddy_add_reserved_range(zone, pfn, end - pfn);
+                continue;
+            }
+            /* usable, minus the metadata and page 0 (null stays invalid) */
+            uint64_t cut_start = metadata_pfn, cut_end = metadata_pfn + metadata_pages;
+            if (pfn == 0) {
+                buddy_add_reserved_range(zone, 0, 1);
+                pfn = 1;
+            }
+            if (cut_end <= pfn || cut_start >= end) {
+                buddy_add_free_range(zone, pfn, end - pfn);
+                continue;
+            }
+            if (cut_start > pfn)
+                buddy_add_free_range(zone, pfn, cut_start - pfn);
+            buddy_add_reserved_range(zone, cut_start > pfn ? cut_start : pfn,
+                                     (cut_end < end ? cut_end : end) - (cut_start > pfn ? cut_start : pfn));
+            if (cut_end < end)
+                buddy_add_free_range(zone, cut_end, end - cut_end);
+        }
+    }
+    if (dropped_pages)
+        klog("mm: more than %u RAM runs; %llu pages left out", PAGE_ALLOC_MAX_ZONES,
+             (unsigned long long)dropped_pages);
+    klog("mm: %u zones, %llu KiB of metadata", zone_count,
+         (unsigned long long)(metadata_pages * 4));
+    return 0;
+}
+
+static struct buddy_zone *zone_of(uint64_t pfn)
+{
+    for (unsigned z = 0; z < zone_count; z++)
+        if (buddy_zone_contains(&zones[z], pfn))
+            return &zones[z];
+    return 0;
+}
+
+uint64_t page_alloc(unsigned order, uint8_t tag)
+{
+    uint64_t pfn;
+
+    for (unsigned z = 0; z < zone_count; z++)
+        if (buddy_alloc(&zones[z], order, tag, &pfn) == 0)
+            return pfn * PAGE_SIZE;
+    return 0;
+}
+
+int page_free(uint64_t address)
+{
+    struct buddy_zone *zone = zone_of(address / PAGE_SIZE);
+
+    if (!zone || (address & (PAGE_SIZE - 1)))
+        return -1;
+    return buddy_free(zone, address / PAGE_SIZE);
+}
+
+void page_alloc_get_stats(struct page_alloc_stats *stats)
+{
+    *stats = (struct page_alloc_stats){ .zone_count = zone_count, .dropped_pages = dropped_pages };
+    for (unsigned z = 0; z < zone_count; z++) {
+        stats->total_pages += zones[z].page_count;
+        stats->free_pages += zones[z].free_pages;
+        stats->allocated_pages += zones[z].allocated_pages;
+        stats->reserved_pages += zones[z].reserved_pages;
+    }
+}
+
+const struct buddy_zone *page_alloc_zone(unsigned index)
+{
+    return index < zone_count ? &zones[index] : 0;
+}
+
+int page_alloc_walk(buddy_visit_fn visit, void *context)
+{
+    for (unsigned z = 0; z < zone_count; z++) {
+        int result = buddy_walk(&zones[z], visit, context);
+        if (result)
+            return result;
+    }
+    return 0;
+}

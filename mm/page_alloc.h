@@ -1,0 +1,48 @@
+/*
+ * The kernel's physical page allocator: one buddy zone per contiguous run
+ * of RAM in the firmware's memory map. Pages are identity mapped, so a
+ * physical address is also a pointer.
+ */
+#ifndef MM_PAGE_ALLOC_H
+#define MM_PAGE_ALLOC_H
+
+#include <stdint.h>
+
+#include "mm/buddy.h" // struct buddy_zone, buddy_visit_fn
+
+#define PAGE_ALLOC_MAX_ZONES 32
+
+/* Who holds an allocated block; hibernation and `mem` read these. */
+enum page_tag {
+    PAGE_TAG_KERNEL = 1, /* kernel data structures */
+    PAGE_TAG_MEMTEST,    /* fill/verify regions */
+};
+
+struct memory_range;
+
+struct page_alloc_stats {
+    uint64_t total_pages;     /* every page in a zone */
+    uint64_t free_pages;
+    uint64_t allocated_pages; /* handed out by page_alloc */
+    uint64_t reserved_pages;  /* kernel image, early block, allocator metadata */
+    unsigned zone_count;
+    uint64_t dropped_pages;   /* RAM left out (too many zones) */
+};
+
+/* Builds the zones from the boot memory map. Returns 0, or -1 when no
+ * range can hold the metadata. */
+int page_alloc_init(const struct memory_range *ranges, unsigned count);
+
+/* Returns the physical address of 2^order contiguous, size-aligned pages,
+ * or 0 when no such block is free. The pages are not cleared. */
+uint64_t page_alloc(unsigned order, uint8_t tag);
+/* Returns a block; -1 if address is not the start of an allocated block. */
+int page_free(uint64_t address);
+
+void page_alloc_get_stats(struct page_alloc_stats *stats);
+const struct buddy_zone *page_alloc_zone(unsigned index);
+
+/* Visits every block of every zone in address order (see buddy_walk). */
+int page_alloc_walk(buddy_visit_fn visit, void *context);
+
+#endif

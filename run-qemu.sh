@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Boots build/esp.img in QEMU with OVMF. The serial console is on this
+# terminal (Ctrl-A x quits when it is a tty); QMP listens on a unix socket.
+# Exits with QEMU's status and leaves no process, socket or file behind.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+memory=512
+machine=q35
+qmp_socket=""
+serial_socket=""
+gdb=0
+print_only=0
+esp="$here/build/esp.img"
+ovmf_code=/usr/share/OVMF/OVMF_CODE_4M.fd
+ovmf_vars=/usr/share/OVMF/OVMF_VARS_4M.fd
+
+usage() {
+    cat <<'TXT'
+usage: run-qemu.sh [options] [-- extra QEMU arguments]
+  -m, --memory MIB        guest RAM in MiB (default 512)
+  -M, --machine TYPE      q35 or pc (default q35)
+      --qmp PATH          QMP unix socket path (default: none)
+      --serial-socket PATH
+                          serial console on a unix socket (QEMU listens and
+                          waits for one client) instead of the terminal
+      --esp PATH          the FAT image to boot (default build/esp.img)
+      --gdb               start QEMU's gdbstub on tcp::1234, CPU halted
+      --print             print the QEMU command line and exit
+  -h, --help              this text
+TXT
+}
+
+while [ $# -gt 0 ]; do
+    case "$1" in
+    -m|--memory) memory=$2; shift 2 ;;
+    -M|--machine) machine=$2; shift 2 ;;
+    --qmp) qmp_socket=$2; shift 2 ;;
+    --serial-socket) serial_socket=$2; shift 2 ;;
+    --esp) esp=$2; shift 2 ;;
+    --gdb) gdb=1; shift ;;
+    --print) print_only=1; shift ;;
+    -h|--help) usage; exit 0 ;;
+    --) shift; break ;;
+    *) echo "run-qemu.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
+    esac
+done
+
+case "$machine" in q35|pc) ;; *) echo "run-qemu.sh: machine must be q35 or pc" >&2; exit 2 ;; esac
+case "$memory" in ''|*[!0-9]*) echo "run-qemu.sh: memory must be a number of MiB" >&2; exit 2 ;; esac
+[ -f "$esp" ] || { echo "run-qemu.sh: $esp not found; run make first" >&2; exit 2; }
+[ -f "$ovmf_code" ] || { echo "run-qemu.sh: $ovmf_code not found; run scripts/deps.sh" >&2; exit 2; }
+
+workdir=$(mktemp -d "${TMPDIR:-/tmp}/torpor-qemu.XXXXXX")
+qemu_pid=""
+cleanup() {
+    if [ -n "$qemu_pid" ] && kill -0 "$qemu_pid" 2>/dev/null; then
+        kill -TERM "$qemu_pid" 2>/dev/null || true
+        wait "$qemu_pid" 2>/dev/null || true
+    fi
+    rm -rf "$workdir"
+    [ -z "$qmp_socket" ] || rm -f "$qmp_socket"
+    [ -z "$serial_socket" ] || rm -f "$serial_socket"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
+
+cp "$ovmf_vars" "$workdir/vars.fd"
+
+args=(
+    -nodefaults -no-user-config -display none
+    -machine "$machine" -m "$memory"
+    -drive "if=pflash,format=raw,unit=0,readonly=on,file=$ovmf_code"
+    -drive "if=pflash,format=raw,unit=1,file=$workdir/vars.fd"
+    -drive "if=none,id=esp,format=raw,readonly=on,file=$esp"
+    -device "virtio-blk-pci,drive=esp,serial=torpor-esp"
+)
+if [ -n "$serial_socket" ]; then
+    args+=(-chardev "socket,id=console,path=$serial_socket,server=on,wait=on" -serial chardev:console)
+elif [ -t 0 ] && [ -t 1 ]; then
+    # Ctrl-C goes to the guest (it abandons a line); Ctrl-A x quits QEMU
+    args+=(-chardev "stdio,id=console,mux=on,signal=off" -serial chardev:console -mon chardev=console)
+else
+    args+=(-chardev "stdio,id=console,signal=off" -serial chardev:console)
+fi
+[ -z "$qmp_socket" ] || args+=(-qmp "unix:$qmp_socket,server=on,wait=off")
+[ "$gdb" = 0 ] || args+=(-s -S)
+args+=("$@")
+
+if [ "$print_only" = 1 ]; then
+    printf '%q ' qemu-system-x86_64 "${args[@]}"
+    echo
+    exit 0
+fi
+if [ "$gdb" = 1 ]; then
+    echo "run-qemu.sh: gdbstub on :1234; see README (Debugging) for gdb commands" >&2
+fi
+
+# Run QEMU as a child (not exec) so the trap can clean up after it; the
+# explicit stdin redirection keeps the terminal as its input.
+qemu-system-x86_64 "${args[@]}" <&0 &
+qemu_pid=$!
+status=0
+wait "$qemu_pid" || status=$?
+qemu_pid=""
+exit "$status"

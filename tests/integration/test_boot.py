@@ -1,0 +1,89 @@
+"""Boot on both machine types, the boot banner, memory accounting, and the
+read-only shell commands (help, log, uptime), plus idling without spinning."""
+
+import re
+import time
+
+import pytest
+
+import harness
+
+MIB = 1024  # KiB per MiB
+LOG_RE = re.compile(r"^\[\s*(\d+)\.(\d{6})\] (.*)$")
+HELP_COMMANDS = {"help", "mem", "log", "uptime", "fill", "verify", "free",
+                 "poweroff", "reboot"}
+
+
+def check_mem(values, memory_mib, low_mib):
+    total = int(values["total_kib"])
+    free = int(values["free_kib"])
+    used = int(values["used_kib"])
+    assert low_mib * MIB <= total <= memory_mib * MIB, values
+    assert free + used == total, values
+    return total, free
+
+
+def uptime_ms(guest):
+    """One `uptime` reading and the host time in the middle of the exchange."""
+    before = time.monotonic()
+    values = guest.command_values("uptime")
+    after = time.monotonic()
+    return int(values["ms"]), (before + after) / 2
+
+
+def wait_until(deadline):
+    """Lets host time pass until time.monotonic() reaches deadline."""
+    while time.monotonic() < deadline:
+        time.sleep(min(0.1, deadline - time.monotonic()))
+
+
+@pytest.mark.parametrize("machine", ["q35", "pc"])
+def test_boot_and_basic_commands(guest, machine):
+    g = guest(memory=512, machine=machine)
+    boot = g.wait_ready(timeout=90)
+
+    banner = harness.parse_banner(boot)
+    assert banner["version"]
+    assert 480 * MIB <= int(banner["total_kib"]) <= 512 * MIB, banner
+    assert 0 < int(banner["boot_us"]) < 120_000_000, banner
+    image_base = int(banner["image_base"], 16)
+    assert image_base != 0 and image_base % 4096 == 0, banner
+
+    total, free = check_mem(g.command_values("mem"), 512, 480)
+    assert free > 400 * MIB, (total, free)
+
+    listed = {line.split()[0] for line in g.command("help") if line.split()}
+    assert HELP_COMMANDS <= listed, "help lacks %s" % (HELP_COMMANDS - listed)
+
+    log = g.command("log")
+    assert len(log) >= 3, log
+    stamps = []
+    for line in log:
+        match = LOG_RE.match(line)
+        assert match, "not a log line: %r" % line
+        stamps.append(int(match.group(1)) * 1_000_000 + int(match.group(2)))
+    assert stamps == sorted(stamps), "log timestamps decrease: %r" % log
+
+    first_ms, first_host = uptime_ms(g)
+    wait_until(first_host + 1.5)
+    second_ms, second_host = uptime_ms(g)
+    guest_delta = (second_ms - first_ms) / 1000
+    host_delta = second_host - first_host
+    assert 0.5 * host_delta <= guest_delta <= 2 * host_delta, (
+        "uptime advanced %.3fs while the host measured %.3fs" % (guest_delta, host_delta))
+
+    # Idle at the prompt: QEMU should mostly sleep (the kernel halts).
+    pid = g.qemu_pid()
+    cpu_before, wall_before = harness.cpu_seconds(pid), time.monotonic()
+    wait_until(wall_before + 3)
+    cpu_after, wall_after = harness.cpu_seconds(pid), time.monotonic()
+    share = (cpu_after - cpu_before) / (wall_after - wall_before)
+    assert share < 0.30, "QEMU used %.0f%% of a core at an idle prompt" % (share * 100)
+
+
+def test_memory_scales_with_ram(guest):
+    g = guest(memory=1024)
+    boot = g.wait_ready(timeout=90)
+    assert 990 * MIB <= int(harness.parse_banner(boot)["total_kib"]) <= 1024 * MIB
+    total, free = check_mem(g.command_values("mem"), 1024, 990)
+    assert free > 800 * MIB, (total, free)

@@ -1,0 +1,1272 @@
+/* Host unit tests for mm/buddy.c: zone setup, alloc/free, coalescing and walk,
+ * including a seeded randomized run checked page by page against a reference model. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "mm/buddy.h"
+
+/* ---- helpers ---------------------------------------------------------- */
+
+/*
+ * Heap blocks a test owns. A failing assert leaves the test by longjmp, so
+ * the teardown frees whatever is still registered and LeakSanitizer only
+ * reports real leaks.
+ */
+#define MAX_TRACKED 64
+static void *tracked[MAX_TRACKED];
+
+static void *track(void *p)
+{
+    assert_non_null(p);
+    for (size_t i = 0; i < MAX_TRACKED; i++) {
+        if (!tracked[i]) {
+            tracked[i] = p;
+            return p;
+        }
+    }
+    fail_msg("too many tracked allocations");
+    return NULL;
+}
+
+static void untrack(void *p)
+{
+    for (size_t i = 0; p && i < MAX_TRACKED; i++)
+        if (tracked[i] == p)
+            tracked[i] = NULL;
+}
+
+static void *tracked_calloc(size_t n, size_t size)
+{
+    return track(calloc(n ? n : 1, size ? size : 1));
+}
+
+static void *tracked_realloc(void *p, size_t size)
+{
+    untrack(p);
+    return track(realloc(p, size));
+}
+
+static void tracked_free(void *p)
+{
+    untrack(p);
+    free(p);
+}
+
+static int free_tracked(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < MAX_TRACKED; i++) {
+        free(tracked[i]);
+        tracked[i] = NULL;
+    }
+    return 0;
+}
+
+static uint64_t rng_next(uint64_t *state) /* splitmix64 */
+{
+    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static uint64_t rng_below(uint64_t *state, uint64_t bound)
+{
+    return rng_next(state) % bound;
+}
+
+static void shuffle_u64(uint64_t *items, size_t n, uint64_t *rng)
+{
+    for (size_t i = n; i > 1; i--) {
+        size_t j = (size_t)rng_below(rng, i);
+        uint64_t t = items[i - 1];
+        items[i - 1] = items[j];
+        items[j] = t;
+    }
+}
+
+/* Metadata filled with a garbage pattern: a read of a non-head would show up. */
+static struct buddy_page *garbage_metadata(uint64_t page_count)
+{
+    size_t bytes = buddy_metadata_bytes(page_count);
+    struct buddy_page *meta = tracked_calloc(1, bytes);
+    memset(meta, 0xA5, bytes);
+    return meta;
+}
+
+struct hole {
+    uint64_t offset; /* from the zone base */
+    uint64_t count;
+};
+
+struct zone_layout {
+    const char *name;
+    uint64_t base;
+    uint64_t count;
+    size_t hole_count;
+    struct hole holes[4]; /* sorted, non-overlapping */
+};
+
+static const struct zone_layout layout_unaligned = {
+    "base 3, 1000 pages, hole [403,453)", 3, 1000, 1, { { 400, 50 } }
+};
+static const struct zone_layout layout_aligned = {
+    "base 0, 4096 pages", 0, 4096, 0, { { 0, 0 } }
+};
+static const struct zone_layout layout_odd = {
+    "base 0x12345, 3000 pages, holes at start, middle, end", 0x12345, 3000, 3,
+    { { 0, 5 }, { 1000, 1 }, { 2990, 10 } }
+};
+
+/* Covers the zone with free ranges and the layout's reserved holes. */
+static void setup_zone(struct buddy_zone *zone, struct buddy_page **meta,
+                       const struct zone_layout *layout)
+{
+    *meta = garbage_metadata(layout->count);
+    memset(zone, 0x5A, sizeof(*zone)); /* init must set every field */
+    buddy_zone_init(zone, layout->base, layout->count, *meta);
+    uint64_t at = 0;
+    for (size_t i = 0; i < layout->hole_count; i++) {
+        const struct hole *h = &layout->holes[i];
+        if (h->offset > at)
+            buddy_add_free_range(zone, layout->base + at, h->offset - at);
+        buddy_add_reserved_range(zone, layout->base + h->offset, h->count);
+        at = h->offset + h->count;
+    }
+    if (at < layout->count)
+        buddy_add_free_range(zone, layout->base + at, layout->count - at);
+    assert_int_equal(buddy_check(zone), 0);
+}
+
+static int layout_page_reserved(const struct zone_layout *layout, uint64_t pfn)
+{
+    uint64_t off = pfn - layout->base;
+    for (size_t i = 0; i < layout->hole_count; i++)
+        if (off >= layout->holes[i].offset &&
+            off < layout->holes[i].offset + layout->holes[i].count)
+            return 1;
+    return 0;
+}
+
+static uint64_t layout_reserved_pages(const struct zone_layout *layout)
+{
+    uint64_t n = 0;
+    for (size_t i = 0; i < layout->hole_count; i++)
+        n += layout->holes[i].count;
+    return n;
+}
+
+/* ---- block listings and snapshots ------------------------------------- */
+
+struct block {
+    uint64_t pfn;
+    uint64_t count;
+    enum buddy_state state;
+    uint8_t tag;
+};
+
+struct listing {
+    struct block *blocks;
+    size_t n;
+    size_t cap;
+};
+
+static void listing_add(struct listing *l, uint64_t pfn, uint64_t count,
+                        enum buddy_state state, uint8_t tag)
+{
+    if (l->n == l->cap) {
+        l->cap = l->cap ? l->cap * 2 : 64;
+        l->blocks = tracked_realloc(l->blocks, l->cap * sizeof(*l->blocks));
+    }
+    l->blocks[l->n++] = (struct block){ pfn, count, state, tag };
+}
+
+static void listing_free(struct listing *l)
+{
+    tracked_free(l->blocks);
+    memset(l, 0, sizeof(*l));
+}
+
+static int record_block(void *context, uint64_t pfn, uint64_t count,
+                        enum buddy_state state, uint8_t tag)
+{
+    listing_add(context, pfn, count, state, tag);
+    return 0;
+}
+
+static void list_blocks(const struct buddy_zone *zone, struct listing *out)
+{
+    out->n = 0;
+    assert_int_equal(buddy_walk(zone, record_block, out), 0);
+}
+
+static void assert_same_listing(const struct listing *a, const struct listing *b)
+{
+    assert_int_equal(a->n, b->n);
+    for (size_t i = 0; i < a->n; i++) {
+        assert_int_equal(a->blocks[i].pfn, b->blocks[i].pfn);
+        assert_int_equal(a->blocks[i].count, b->blocks[i].count);
+        assert_int_equal(a->blocks[i].state, b->blocks[i].state);
+        assert_int_equal(a->blocks[i].tag, b->blocks[i].tag);
+    }
+}
+
+struct snapshot {
+    uint64_t free_blocks[BUDDY_ORDER_COUNT];
+    uint64_t free_pages, allocated_pages, reserved_pages;
+    struct listing blocks;
+};
+
+static void take_snapshot(const struct buddy_zone *zone, struct snapshot *s)
+{
+    memcpy(s->free_blocks, zone->free_blocks, sizeof(s->free_blocks));
+    s->free_pages = zone->free_pages;
+    s->allocated_pages = zone->allocated_pages;
+    s->reserved_pages = zone->reserved_pages;
+    memset(&s->blocks, 0, sizeof(s->blocks));
+    list_blocks(zone, &s->blocks);
+}
+
+static void assert_same_snapshot(const struct snapshot *a, const struct snapshot *b)
+{
+    for (unsigned order = 0; order < BUDDY_ORDER_COUNT; order++)
+        assert_int_equal(a->free_blocks[order], b->free_blocks[order]);
+    assert_int_equal(a->free_pages, b->free_pages);
+    assert_int_equal(a->allocated_pages, b->allocated_pages);
+    assert_int_equal(a->reserved_pages, b->reserved_pages);
+    assert_same_listing(&a->blocks, &b->blocks);
+}
+
+static void assert_zone_unchanged(const struct buddy_zone *zone, const struct snapshot *before)
+{
+    struct snapshot now;
+    take_snapshot(zone, &now);
+    assert_same_snapshot(&now, before);
+    listing_free(&now.blocks);
+    assert_int_equal(buddy_check(zone), 0);
+}
+
+/*
+ * The fully merged free blocks of a free run [a, b), computed independently
+ * of the allocator: each page belongs to the largest aligned block (order at
+ * most BUDDY_MAX_ORDER) that contains it and lies inside the run.
+ */
+static void canonical_free_blocks(uint64_t a, uint64_t b, struct listing *out)
+{
+    uint64_t p = a;
+    while (p < b) {
+        unsigned k = 0;
+        for (unsigned j = 1; j <= BUDDY_MAX_ORDER; j++) {
+            uint64_t head = p & ~((1ull << j) - 1);
+            if (head < a || head + (1ull << j) > b)
+                break;
+            k = j;
+        }
+        uint64_t head = p & ~((1ull << k) - 1);
+        assert_int_equal(head, p); /* sanity of the reference itself */
+        listing_add(out, p, 1ull << k, BUDDY_FREE, 0);
+        p += 1ull << k;
+    }
+}
+
+/*
+ * A freshly set up zone must list exactly the canonical free blocks of each
+ * free run, and reserved blocks that cover exactly the holes.
+ */
+static void assert_fresh_layout(const struct buddy_zone *zone, const struct zone_layout *layout)
+{
+    struct listing expected_free = { 0 }, got = { 0 };
+    uint64_t run_start = layout->base, end = layout->base + layout->count;
+    for (uint64_t pfn = layout->base; pfn <= end; pfn++) {
+        int boundary = pfn == end || layout_page_reserved(layout, pfn);
+        if (boundary) {
+            if (pfn > run_start)
+                canonical_free_blocks(run_start, pfn, &expected_free);
+            run_start = pfn + 1;
+        }
+    }
+
+    list_blocks(zone, &got);
+    uint64_t next = layout->base, reserved = 0;
+    uint64_t per_order[BUDDY_ORDER_COUNT] = { 0 };
+    size_t free_index = 0;
+    for (size_t i = 0; i < got.n; i++) {
+        const struct block *b = &got.blocks[i];
+        assert_int_equal(b->pfn, next);
+        next += b->count;
+        if (b->state == BUDDY_FREE) {
+            assert_true(free_index < expected_free.n);
+            assert_int_equal(b->pfn, expected_free.blocks[free_index].pfn);
+            assert_int_equal(b->count, expected_free.blocks[free_index].count);
+            free_index++;
+            per_order[__builtin_ctzll(b->count)]++;
+        } else {
+            assert_int_equal(b->state, BUDDY_RESERVED);
+            assert_int_equal(b->pfn & (b->count - 1), 0);
+            for (uint64_t p = b->pfn; p < b->pfn + b->count; p++)
+                assert_true(layout_page_reserved(layout, p));
+            reserved += b->count;
+        }
+    }
+    assert_int_equal(next, end);
+    assert_int_equal(free_index, expected_free.n);
+    assert_int_equal(reserved, layout_reserved_pages(layout));
+    for (unsigned order = 0; order < BUDDY_ORDER_COUNT; order++)
+        assert_int_equal(zone->free_blocks[order], per_order[order]);
+    assert_int_equal(zone->reserved_pages, layout_reserved_pages(layout));
+    assert_int_equal(zone->free_pages, layout->count - layout_reserved_pages(layout));
+    assert_int_equal(zone->allocated_pages, 0);
+    listing_free(&expected_free);
+    listing_free(&got);
+}
+
+/* ---- zone setup ------------------------------------------------------- */
+
+static void test_metadata_bytes_is_one_entry_per_page(void **state)
+{
+    (void)state;
+    assert_int_equal(buddy_metadata_bytes(0), 0);
+    assert_int_equal(buddy_metadata_bytes(1), sizeof(struct buddy_page));
+    assert_int_equal(buddy_metadata_bytes(1000), 1000 * sizeof(struct buddy_page));
+    assert_int_equal(buddy_metadata_bytes(1ull << 20), (1ull << 20) * sizeof(struct buddy_page));
+}
+
+static void test_init_aligned_zone_gives_one_max_fitting_block(void **state)
+{
+    (void)state;
+    struct buddy_page *meta = garbage_metadata(1024);
+    struct buddy_zone zone;
+    buddy_zone_init(&zone, 0, 1024, meta);
+    assert_int_equal(zone.free_pages, 0);
+    buddy_add_free_range(&zone, 0, 1024);
+    assert_int_equal(buddy_check(&zone), 0);
+
+    for (unsigned order = 0; order < BUDDY_ORDER_COUNT; order++)
+        assert_int_equal(zone.free_blocks[order], order == 10 ? 1 : 0);
+    assert_int_equal(zone.free_head[10], 0);
+    assert_int_equal(zone.free_pages, 1024);
+    struct listing got = { 0 };
+    list_blocks(&zone, &got);
+    assert_int_equal(got.n, 1);
+    assert_int_equal(got.blocks[0].pfn, 0);
+    assert_int_equal(got.blocks[0].count, 1024);
+    assert_int_equal(got.blocks[0].state, BUDDY_FREE);
+    listing_free(&got);
+    tracked_free(meta);
+}
+
+static void test_init_unaligned_base_with_reserved_hole(void **state)
+{
+    (void)state;
+    struct buddy_zone zone;
+    struct buddy_page *meta;
+    setup_zone(&zone, &meta, &layout_unaligned);
+    assert_int_equal(zone.base_pfn, 3);
+    assert_int_equal(zone.page_count, 1000);
+    assert_fresh_layout(&zone, &layout_unaligned);
+    /* the largest block is [512,768): [3,403) has no aligned 256-page block */
+    for (unsigned order = 9; order < BUDDY_ORDER_COUNT; order++)
+        assert_int_equal(zone.free_blocks[order], 0);
+    assert_int_equal(zone.free_blocks[8], 1);
+    assert_int_equal(zone.free_blocks[0], 4); /* 3, 402, 453, 1002 */
+    tracked_free(meta);
+}
+
+static void test_init_odd_layout_with_holes_at_both_ends(void **state)
+{
+    (void)state;
+    struct buddy_zone zone;
+    struct buddy_page *meta;
+    setup_zone(&zone, &meta, &layout_odd);
+    assert_fresh_layout(&zone, &layout_odd);
+    tracked_free(meta);
+
+    setup_zone(&zone, &meta, &layout_aligned);
+    assert_fresh_layout(&zone, &layout_aligned);
+    tracked_free(meta);
+}
+
+static void test_init_ranges_in_any_order_and_pieces_give_same_blocks(void **state)
+{
+    (void)state;
+    const struct zone_layout *layout = &layout_unaligned;
+    struct buddy_zone reference_zone, zone;
+    struct buddy_page *reference_meta;
+    struct snapshot reference;
+    setup_zone(&reference_zone, &reference_meta, layout);
+    take_snapshot(&reference_zone, &reference);
+
+    uint64_t seeds[] = { 1, 7, 0xfeed };
+    for (size_t s = 0; s < sizeof(seeds) / sizeof(seeds[0]); s++) {
+        uint64_t rng = seeds[s];
+        print_message("seed %llu\n", (unsigned long long)seeds[s]);
+        struct buddy_page *meta = garbage_metadata(layout->count);
+        buddy_zone_init(&zone, layout->base, layout->count, meta);
+        /* the hole first, then every free page on its own, shuffled */
+        buddy_add_reserved_range(&zone, layout->base + 400, 50);
+        uint64_t pfns[1000];
+        size_t n = 0;
+        for (uint64_t pfn = layout->base; pfn < layout->base + layout->count; pfn++)
+            if (!layout_page_reserved(layout, pfn))
+                pfns[n++] = pfn;
+        shuffle_u64(pfns, n, &rng);
+        for (size_t i = 0; i < n; i++)
+            buddy_add_free_range(&zone, pfns[i], 1);
+        assert_int_equal(buddy_check(&zone), 0);
+        assert_zone_unchanged(&zone, &reference);
+        tracked_free(meta);
+    }
+
+    /* free ranges in odd-sized chunks, the hole in two parts, added last */
+    struct buddy_page *meta = garbage_metadata(layout->count);
+    buddy_zone_init(&zone, layout->base, layout->count, meta);
+    buddy_add_free_range(&zone, 453, 100);
+    buddy_add_free_range(&zone, 3, 397);
+    buddy_add_free_range(&zone, 553, 450);
+    buddy_add_free_range(&zone, 400, 3);
+    buddy_add_reserved_range(&zone, 430, 23);
+    buddy_add_reserved_range(&zone, 403, 27);
+    assert_int_equal(buddy_check(&zone), 0);
+    assert_int_equal(zone.reserved_pages, 50);
+    struct snapshot now;
+    take_snapshot(&zone, &now);
+    /* reserved blocks may split differently; the free side must be identical */
+    for (unsigned order = 0; order < BUDDY_ORDER_COUNT; order++)
+        assert_int_equal(now.free_blocks[order], reference.free_blocks[order]);
+    assert_fresh_layout(&zone, layout);
+    listing_free(&now.blocks);
+    tracked_free(meta);
+
+    listing_free(&reference.blocks);
+    tracked_free(reference_meta);
+}
+
+static void test_single_page_zone(void **state)
+{
+    (void)state;
+    struct buddy_page *meta = garbage_metadata(1);
+    struct buddy_zone zone;
+    buddy_zone_init(&zone, 7, 1, meta);
+    buddy_add_free_range(&zone, 7, 1);
+    assert_int_equal(buddy_check(&zone), 0);
+    assert_int_equal(zone.free_blocks[0], 1);
+
+    uint64_t pfn = 0;
+    assert_int_equal(buddy_alloc(&zone, 1, 0, &pfn), -1);
+    assert_int_equal(buddy_alloc(&zone, 0, 9, &pfn), 0);
+    assert_int_equal(pfn, 7);
+    assert_int_equal(buddy_alloc(&zone, 0, 9, &pfn), -1);
+    assert_int_equal(buddy_check(&zone), 0);
+    assert_int_equal(buddy_free(&zone, 7), 0);
+    assert_int_equal(zone.free_blocks[0], 1);
+    assert_int_equal(zone.free_pages, 1);
+    assert_int_equal(buddy_check(&zone), 0);
+    tracked_free(meta);
+}
+
+static void test_fully_reserved_zone_never_allocates(void **state)
+{
+    (void)state;
+    struct buddy_page *meta = garbage_metadata(100);
+    struct buddy_zone zone;
+    buddy_zone_init(&zone, 50, 100, meta);
+    buddy_add_reserved_range(&zone, 50, 100);
+    assert_int_equal(buddy_check(&zone), 0);
+    assert_int_equal(zone.reserved_pages, 100);
+    assert_int_equal(zone.free_pages, 0);
+    uint64_t pfn;
+    for (unsigned order = 0; order <= BUDDY_MAX_ORDER; order++)
+        assert_int_equal(buddy_alloc(&zone, order, 1, &pfn), -1);
+    assert_int_equal(buddy_free(&zone, 64), -1);
+    assert_int_equal(buddy_allocated_block(&zone, 64, NULL, NULL), -1);
+    assert_int_equal(buddy_check(&zone), 0);
+    tracked_free(meta);
+}
+
+/* ---- allocation ------------------------------------------------------- */
+
+static void test_alloc_each_order_is_aligned_and_inside_zone(void **state)
+{
+    (void)state;
+    /* two order-18 blocks: orders 18..0 all fit, one after the other */
+    const uint64_t count = 2ull << BUDDY_MAX_ORDER;
+    struct buddy_page *meta = garbage_metadata(count);
+    struct buddy_zone zone;
+    buddy_zone_init(&zone, 0, count, meta);
+    buddy_add_free_range(&zone, 0, count);
+    assert_int_equal(buddy_check(&zone), 0);
+    uint8_t *used = tracked_calloc(count, 1);
+
+    for (int order = BUDDY_MAX_ORDER; order >= 0; order--) {
+        uint64_t pfn = UINT64_MAX;
+        uint8_t tag = (uint8_t)(0xC0 + order);
+        assert_int_equal(buddy_alloc(&zone, (unsigned)order, tag, &pfn), 0);
+        assert_int_equal(pfn & ((1ull << order) - 1), 0);
+        assert_true(buddy_zone_contains(&zone, pfn));
+        assert_true(buddy_zone_contains(&zone, pfn + (1ull << order) - 1));
+        for (uint64_t p = pfn; p < pfn + (1ull << order); p++) {
+            assert_int_equal(used[p], 0);
+            used[p] = 1;
+        }
+        unsigned got_order = 99;
+        uint8_t got_tag = 0;
+        assert_int_equal(buddy_allocated_block(&zone, pfn, &got_order, &got_tag), 0);
+        assert_int_equal(got_order, (unsigned)order);
+        assert_int_equal(got_tag, tag);
+        assert_int_equal(buddy_check(&zone), 0);
+    }
+    tracked_free(used);
+    tracked_free(meta);
+
+    /* unaligned base 3, 1000 pages: orders 0..8 fit somewhere, 9 and up never */
+    for (unsigned order = 0; order <= BUDDY_MAX_ORDER; order++) {
+        struct buddy_page *m;
+        setup_zone(&zone, &m, &layout_unaligned);
+        uint64_t pfn = UINT64_MAX;
+        int r = buddy_alloc(&zone, order, 1, &pfn);
+        if (order <= 8) {
+            assert_int_equal(r, 0);
+            assert_int_equal(pfn & ((1ull << order) - 1), 0);
+            assert_true(pfn >= 3 && pfn + (1ull << order) <= 1003);
+            assert_false(layout_page_reserved(&layout_unaligned, pfn));
+            assert_false(layout_page_reserved(&layout_unaligned, pfn + (1ull << order) - 1));
+            assert_int_equal(zone.allocated_pages, 1ull << order);
+        } else {
+            assert_int_equal(r, -1);
+            assert_int_equal(zone.allocated_pages, 0);
+        }
+        assert_int_equal(buddy_check(&zone), 0);
+        tracked_free(m);
+    }
+}
+
+static void test_alloc_fails_when_nothing_fits(void **state)
+{
+    (void)state;
+    struct buddy_zone zone;
+    struct buddy_page *meta;
+    setup_zone(&zone, &meta, &layout_unaligned);
+
+    /* take every page as order 0 */
+    uint64_t pfn, taken = 0;
+    while (buddy_alloc(&zone, 0, 3, &pfn) == 0) {
+        taken++;
+        assert_true(taken <= 950);
+    }
+    assert_int_equal(taken, 950);
+    assert_int_equal(zone.free_pages, 0);
+    assert_int_equal(zone.allocated_pages, 950);
+    assert_int_equal(buddy_check(&zone), 0);
+
+    struct snapshot full;
+    take_snapshot(&zone, &full);
+    for (unsigned order = 0; order <= BUDDY_MAX_ORDER; order++)
+        assert_int_equal(buddy_alloc(&zone, order, 3, &pfn), -1);
+    assert_zone_unchanged(&zone, &full);
+    listing_free(&full.blocks);
+
+    /* free every even pfn: 475 free pages, but no two of them are buddies */
+    for (uint64_t p = 4; p < 1003; p += 2)
+        if (!layout_page_reserved(&layout_unaligned, p))
+            assert_int_equal(buddy_free(&zone, p), 0);
+    assert_int_equal(buddy_check(&zone), 0);
+    assert_int_equal(zone.free_pages, 475);
+    assert_int_equal(zone.free_blocks[0], 475);
+    struct snapshot fragmented;
+    take_snapshot(&zone, &fragmented);
+    for (unsigned order = 1; order <= BUDDY_MAX_ORDER; order++)
+        assert_int_equal(buddy_alloc(&zone, order, 3, &pfn), -1);
+    assert_zone_unchanged(&zone, &fragmented);
+    listing_free(&fragmented.blocks);
+    assert_int_equal(buddy_alloc(&zone, 0, 3, &pfn), 0);
+    assert_int_equal(pfn % 2, 0);
+    assert_int_equal(buddy_check(&zone), 0);
+    tracked_free(meta);
+}
+
+static void test_alloc_order_above_max_fails(void **state)
+{
+    (void)state;
+    /* a zone with a free order-18 block, so only the order limit can refuse */
+    const uint64_t count = 1ull << BUDDY_MAX_ORDER;
+    struct buddy_page *meta = garbage_metadata(count);
+    struct buddy_zone zone;
+    buddy_zone_init(&zone, 0, count, meta);
+    buddy_add_free_range(&zone, 0, count);
+    assert_int_equal(zone.free_blocks[BUDDY_MAX_ORDER], 1);
+    struct snapshot before;
+    take_snapshot(&zone, &before);
+
+    const unsigned orders[] = { BUDDY_MAX_ORDER + 1, BUDDY_MAX_ORDER + 2, 31, 32, 63, 64,
+                                255, 256, 0xffffffffu };
+    for (size_t i = 0; i < sizeof(orders) / sizeof(orders[0]); i++) {
+        uint64_t pfn;
+        assert_int_equal(buddy_alloc(&zone, orders[i], 1, &pfn), -1);
+        assert_zone_unchanged(&zone, &before);
+    }
+    listing_free(&before.blocks);
+    tracked_free(meta);
+}
+
+static void test_alloc_and_free_restores_zone(void **state)
+{
+    (void)state;
+    struct buddy_zone zone;
+    struct buddy_page *meta;
+    setup_zone(&zone, &meta, &layout_odd);
+    struct snapshot initial;
+    take_snapshot(&zone, &initial);
+
+    for (unsigned order = 0; order <= 8; order++) {
+        uint64_t pfn;
+        assert_int_equal(buddy_alloc(&zone, order, (uint8_t)order, &pfn), 0);
+        assert_int_equal(zone.allocated_pages, 1ull << order);
+        assert_int_equal(zone.free_pages + zone.allocated_pages + zone.reserved_pages,
+                         zone.page_count);
+        assert_int_equal(buddy_check(&zone), 0);
+        assert_int_equal(buddy_free(&zone, pfn), 0);
+        assert_zone_unchanged(&zone, &initial);
+    }
+    listing_free(&initial.blocks);
+    tracked_free(meta);
+}
+
+static void test_tags_are_kept_per_block(void **state)
+{
+    (void)state;
+    struct buddy_zone zone;
+    struct buddy_page *meta;
+    setup_zone(&zone, &meta, &layout_aligned);
+    uint64_t pfns[256];
+    for (unsigned t = 0; t < 256; t++)
+        assert_int_equal(buddy_alloc(&zone, t % 3, (uint8_t)t, &pfns[t]), 0);
+    assert_int_equal(buddy_check(&zone), 0);
+    for (unsigned t = 0; t < 256; t++) {
+        unsigned order;
+        uint8_t tag;
+        assert_int_equal(buddy_allocated_block(&zone, pfns[t], &order, &tag), 0);
+        assert_int_equal(order, t % 3);
+        assert_int_equal(tag, t);
+    }
+    tracked_free(meta);
+}
+
+/* ---- invalid frees ------------------------------------------------------ */
+
+static int find_first_block(void *context, uint64_t pfn, uint64_t count,
+                            enum buddy_state state, uint8_t tag)
+{
+    struct block *want = context;
+    (void)tag;
+    if (state == want->state && count >= want->count) {
+        want->pfn = pfn;
+        want->count = count;
+        return 1;
+    }
+    return 0;
+}
+
+static void test_free_rejects_invalid_pfns_and_changes_nothing(void **state)
+{
+    (void)state;
+    struct buddy_zone zone;
+    struct buddy_page *meta;
+    setup_zone(&zone, &meta, &layout_unaligned);
+
+    uint64_t a, b;
+    assert_int_equal(buddy_alloc(&zone, 3, 0x11, &a), 0);
+    assert_int_equal(buddy_alloc(&zone, 0, 0x22, &b), 0);
+    assert_int_equal(buddy_check(&zone), 0);
+    struct snapshot before;
+    take_snapshot(&zone, &before);
+
+    /* a non-head page inside an allocated block */
+    for (uint64_t p = a + 1; p < a + 8; p++) {
+        assert_int_equal(buddy_free(&zone, p), -1);
+        assert_int_equal(buddy_allocated_block(&zone, p, NULL, NULL), -1);
+    }
+    assert_zone_unchanged(&zone, &before);
+
+    /* the head of a free block, and a page inside it */
+    struct block want = { .state = BUDDY_FREE, .count = 4 };
+    assert_int_equal(buddy_walk(&zone, find_first_block, &want), 1);
+    assert_int_equal(buddy_free(&zone, want.pfn), -1);
+    assert_int_equal(buddy_free(&zone, want.pfn + 1), -1);
+    assert_int_equal(buddy_free(&zone, want.pfn + want.count - 1), -1);
+    assert_int_equal(buddy_allocated_block(&zone, want.pfn, NULL, NULL), -1);
+    assert_zone_unchanged(&zone, &before);
+
+    /* the head of a reserved block, and the hole's pages */
+    want = (struct block){ .state = BUDDY_RESERVED, .count = 1 };
+    assert_int_equal(buddy_walk(&zone, find_first_block, &want), 1);
+    assert_true(layout_page_reserved(&layout_unaligned, want.pfn));
+    assert_int_equal(buddy_free(&zone, want.pfn), -1);
+    for (uint64_t p = 403; p < 453; p++)
+        assert_int_equal(buddy_free(&zone, p), -1);
+    assert_zone_unchanged(&zone, &before);
+
+    /* pfns outside the zone */
+    const uint64_t outside[] = { 0, 1, 2, 1003, 1004, 1024, 1ull << 32,
+                                 (1ull << 32) + 3, UINT64_MAX };
+    for (size_t i = 0; i < sizeof(outside) / sizeof(outside[0]); i++) {
+        assert_int_equal(buddy_free(&zone, outside[i]), -1);
+        assert_int_equal(buddy_allocated_block(&zone, outside[i], NULL, NULL), -1);
+    }
+    assert_zone_unchanged(&zone, &before);
+    listing_free(&before.blocks);
+
+    tracked_free(meta);
+}
+
+static void test_double_free_is_refused_when_block_did_not_merge(void **state)
+{
+    (void)state;
+    struct buddy_page *meta = garbage_metadata(4);
+    struct buddy_zone zone;
+    buddy_zone_init(&zone, 0, 4, meta);
+    buddy_add_free_range(&zone, 0, 4);
+    uint64_t pfn;
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(buddy_alloc(&zone, 0, 1, &pfn), 0);
+    assert_int_equal(zone.allocated_pages, 4);
+
+    assert_int_equal(buddy_free(&zone, 0), 0); /* buddy 1 is live: no merge */
+    assert_int_equal(zone.free_blocks[0], 1);
+    struct snapshot before;
+    take_snapshot(&zone, &before);
+    assert_int_equal(buddy_free(&zone, 0), -1);
+    assert_zone_unchanged(&zone, &before);
+    listing_free(&before.blocks);
+
+    assert_int_equal(buddy_free(&zone, 1), 0); /* now 0 and 1 merge */
+    assert_int_equal(zone.free_blocks[0], 0);
+    assert_int_equal(zone.free_blocks[1], 1);
+    assert_int_equal(buddy_check(&zone), 0);
+    tracked_free(meta);
+}
+
+/* ---- coalescing ------------------------------------------------------- */
+
+static void check_full_coalescing(const struct zone_layout *layout, uint64_t seed)
+{
+    print_message("layout %s, seed %llu\n", layout->name, (unsigned long long)seed);
+    uint64_t rng = seed;
+    struct buddy_zone zone;
+    struct buddy_page *meta;
+    setup_zone(&zone, &meta, layout);
+    struct snapshot initial;
+    take_snapshot(&zone, &initial);
+
+    uint64_t free_pages = zone.free_pages;
+    uint64_t *pfns = tracked_calloc(free_pages, sizeof(*pfns));
+    size_t n = 0;
+    uint64_t pfn;
+    while (buddy_alloc(&zone, 0, (uint8_t)n, &pfn) == 0) {
+        assert_true(n < free_pages);
+        assert_false(layout_page_reserved(layout, pfn));
+        pfns[n++] = pfn;
+    }
+    assert_int_equal(n, free_pages);
+    assert_int_equal(zone.free_pages, 0);
+    for (unsigned order = 0; order < BUDDY_ORDER_COUNT; order++)
+        assert_int_equal(zone.free_blocks[order], 0);
+    assert_int_equal(buddy_check(&zone), 0);
+
+    shuffle_u64(pfns, n, &rng);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(buddy_free(&zone, pfns[i]), 0);
+        if (i % 64 == 0)
+            assert_int_equal(buddy_check(&zone), 0);
+    }
+    assert_zone_unchanged(&zone, &initial);
+    listing_free(&initial.blocks);
+    tracked_free(pfns);
+    tracked_free(meta);
+}
+
+static void test_free_all_order0_in_random_order_fully_coalesces(void **state)
+{
+    (void)state;
+    const uint64_t seeds[] = { 1, 42, 0xC0FFEE };
+    for (size_t i = 0; i < sizeof(seeds) / sizeof(seeds[0]); i++) {
+        check_full_coalescing(&layout_unaligned, seeds[i]);
+        check_full_coalescing(&layout_aligned, seeds[i]);
+        check_full_coalescing(&layout_odd, seeds[i]);
+    }
+}
+
+/* ---- randomized test against a reference model ------------------------ */
+
+#define OWNER_FREE 0u
+#define OWNER_RESERVED UINT32_MAX
+
+struct live_block {
+    uint64_t pfn;
+    unsigned order;
+    uint8_t tag;
+};
+
+struct model {
+    const struct buddy_zone *zone;
+    uint64_t base, count;
+    uint32_t *owner; /* per page: OWNER_FREE, OWNER_RESERVED or live index + 1 */
+    struct live_block *live;
+    size_t live_count;
+    uint64_t free_pages, allocated_pages, reserved_pages;
+};
+
+static int model_has_free_aligned_block(const struct model *m, unsigned order)
+{
+    uint64_t size = 1ull << order;
+    uint64_t first = (m->base + size - 1) & ~(size - 1);
+    for (uint64_t p = first; p + size <= m->base + m->count; p += size) {
+        uint64_t i = 0;
+        while (i < size && m->owner[p - m->base + i] == OWNER_FREE)
+            i++;
+        if (i == size)
+            return 1;
+    }
+    return 0;
+}
+
+static void model_set_owner(struct model *m, const struct live_block *b, uint32_t owner)
+{
+    for (uint64_t p = b->pfn; p < b->pfn + (1ull << b->order); p++)
+        m->owner[p - m->base] = owner;
+}
+
+struct walk_state {
+    const struct model *m;
+    uint64_t next;
+    size_t allocated_blocks;
+};
+
+static int compare_block_with_model(void *context, uint64_t pfn, uint64_t count,
+                                    enum buddy_state state, uint8_t tag)
+{
+    struct walk_state *w = context;
+    const struct model *m = w->m;
+    assert_int_equal(pfn, w->next);
+    assert_true(count != 0 && (count & (count - 1)) == 0);
+    assert_int_equal(pfn & (count - 1), 0);
+    assert_true(pfn + count <= m->base + m->count);
+    w->next += count;
+    uint32_t first = m->owner[pfn - m->base];
+    switch (state) {
+    case BUDDY_FREE:
+        assert_int_equal(first, OWNER_FREE);
+        break;
+    case BUDDY_RESERVED:
+        assert_int_equal(first, OWNER_RESERVED);
+        break;
+    case BUDDY_ALLOCATED: {
+        assert_true(first != OWNER_FREE && first != OWNER_RESERVED);
+        const struct live_block *b = &m->live[first - 1];
+        assert_int_equal(b->pfn, pfn);
+        assert_int_equal(1ull << b->order, count);
+        assert_int_equal(b->tag, tag);
+        w->allocated_blocks++;
+        break;
+    }
+    default:
+        fail_msg("block at pfn %llu has state %d", (unsigned long long)pfn, (int)state);
+    }
+    for (uint64_t p = pfn; p < pfn + count; p++)
+        assert_int_equal(m->owner[p - m->base], first);
+    return 0;
+}
+
+static void assert_zone_matches_model(const struct model *m)
+{
+    struct walk_state w = { m, m->base, 0 };
+    assert_int_equal(buddy_walk(m->zone, compare_block_with_model, &w), 0);
+    assert_int_equal(w.next, m->base + m->count);
+    assert_int_equal(w.allocated_blocks, m->live_count);
+    for (size_t i = 0; i < m->live_count; i++) {
+        unsigned order = 99;
+        uint8_t tag = 0;
+        assert_int_equal(buddy_allocated_block(m->zone, m->live[i].pfn, &order, &tag), 0);
+        assert_int_equal(order, m->live[i].order);
+        assert_int_equal(tag, m->live[i].tag);
+    }
+}
+
+static void assert_counters_match_model(const struct model *m)
+{
+    const struct buddy_zone *z = m->zone;
+    assert_int_equal(z->free_pages, m->free_pages);
+    assert_int_equal(z->allocated_pages, m->allocated_pages);
+    assert_int_equal(z->reserved_pages, m->reserved_pages);
+    assert_int_equal(z->free_pages + z->allocated_pages + z->reserved_pages, z->page_count);
+    uint64_t listed = 0;
+    for (unsigned order = 0; order < BUDDY_ORDER_COUNT; order++)
+        listed += z->free_blocks[order] << order;
+    assert_int_equal(listed, z->free_pages);
+}
+
+static void model_free(struct model *m, struct buddy_zone *zone, size_t index)
+{
+    struct live_block gone = m->live[index];
+    assert_int_equal(buddy_free(zone, gone.pfn), 0);
+    model_set_owner(m, &gone, OWNER_FREE);
+    m->free_pages += 1ull << gone.order;
+    m->allocated_pages -= 1ull << gone.order;
+    m->live[index] = m->live[--m->live_count];
+    if (index < m->live_count)
+        model_set_owner(m, &m->live[index], (uint32_t)index + 1);
+}
+
+static void run_random_ops(const struct zone_layout *layout, uint64_t seed, unsigned ops)
+{
+    print_message("random ops: layout %s, seed %#llx, %u ops\n", layout->name,
+                  (unsigned long long)seed, ops);
+    uint64_t rng = seed;
+    struct buddy_zone zone;
+    struct buddy_page *meta;
+    setup_zone(&zone, &meta, layout);
+    struct snapshot initial;
+    take_snapshot(&zone, &initial);
+
+    struct model m = { .zone = &zone, .base = layout->base, .count = layout->count };
+    m.owner = tracked_calloc(layout->count, sizeof(*m.owner));
+    m.live = tracked_calloc(layout->count, sizeof(*m.live));
+    for (uint64_t p = layout->base; p < layout->base + layout->count; p++) {
+        if (layout_page_reserved(layout, p)) {
+            m.owner[p - layout->base] = OWNER_RESERVED;
+            m.reserved_pages++;
+        } else {
+            m.free_pages++;
+        }
+    }
+    assert_zone_matches_model(&m);
+    assert_counters_match_model(&m);
+
+    /* phases that lean towards alloc (filling the zone) or towards free */
+    static const unsigned alloc_percent[] = { 80, 95, 30, 60, 10, 70 };
+    unsigned failed_allocs = 0;
+    for (unsigned op = 0; op < ops; op++) {
+        unsigned bias = alloc_percent[(op / 500) % (sizeof(alloc_percent) / sizeof(alloc_percent[0]))];
+        if (m.live_count == 0 || rng_below(&rng, 100) < bias) {
+            unsigned order = (unsigned)rng_below(&rng, 7);
+            uint8_t tag = (uint8_t)rng_next(&rng);
+            int fits = model_has_free_aligned_block(&m, order);
+            uint64_t pfn = UINT64_MAX;
+            int r = buddy_alloc(&zone, order, tag, &pfn);
+            if (!fits) {
+                assert_int_equal(r, -1);
+                failed_allocs++;
+            } else {
+                assert_int_equal(r, 0);
+                struct live_block b = { pfn, order, tag };
+                assert_int_equal(pfn & ((1ull << order) - 1), 0);
+                assert_true(pfn >= m.base && pfn + (1ull << order) <= m.base + m.count);
+                for (uint64_t p = pfn; p < pfn + (1ull << order); p++)
+                    assert_int_equal(m.owner[p - m.base], OWNER_FREE); /* no overlap */
+                m.live[m.live_count++] = b;
+                model_set_owner(&m, &b, (uint32_t)m.live_count);
+                m.free_pages -= 1ull << order;
+                m.allocated_pages += 1ull << order;
+                unsigned got_order = 99;
+                uint8_t got_tag = (uint8_t)~tag;
+                assert_int_equal(buddy_allocated_block(&zone, pfn, &got_order, &got_tag), 0);
+                assert_int_equal(got_order, order);
+                assert_int_equal(got_tag, tag);
+            }
+        } else {
+            model_free(&m, &zone, (size_t)rng_below(&rng, m.live_count));
+        }
+        assert_counters_match_model(&m);
+        assert_int_equal(buddy_check(&zone), 0);
+        assert_zone_matches_model(&m);
+    }
+    assert_zone_matches_model(&m);
+    print_message("  %u allocs refused, %zu blocks live at the end\n", failed_allocs,
+                  m.live_count);
+
+    while (m.live_count) {
+        model_free(&m, &zone, (size_t)rng_below(&rng, m.live_count));
+        assert_int_equal(buddy_check(&zone), 0);
+    }
+    assert_counters_match_model(&m);
+    assert_zone_matches_model(&m);
+    assert_zone_unchanged(&zone, &initial);
+
+    listing_free(&initial.blocks);
+    tracked_free(m.owner);
+    tracked_free(m.live);
+    tracked_free(meta);
+}
+
+static void test_random_alloc_free_matches_reference_model(void **state)
+{
+    (void)state;
+    const uint64_t seeds[] = { 1, 2, 0xC0FFEE, 20240601, 0xDEADBEEFCAFEull };
+    for (size_t i = 0; i < sizeof(seeds) / sizeof(seeds[0]); i++) {
+        run_random_ops(&layout_unaligned, seeds[i], 4000);
+        run_random_ops(&layout_odd, seeds[i], 4000);
+        run_random_ops(&layout_aligned, seeds[i], 3000);
+    }
+}
+
+/* ---- walk ------------------------------------------------------------- */
+
+struct stop_after {
+    unsigned calls;
+    unsigned stop_at;
+    int value;
+    uint64_t last_pfn;
+};
+
+static int stop_visitor(void *context, uint64_t pfn, uint64_t count,
+                        enum buddy_state state, uint8_t tag)
+{
+    struct stop_after *s = context;
+    (void)count;
+    (void)state;
+    (void)tag;
+    s->calls++;
+    s->last_pfn = pfn;
+    return s->calls == s->stop_at ? s->value : 0;
+}
+
+static void test_walk_stops_early_and_returns_visitor_value(void **state)
+{
+    (void)state;
+    struct buddy_zone zone;
+    struct buddy_page *meta;
+    setup_zone(&zone, &meta, &layout_unaligned);
+    struct listing all = { 0 };
+    list_blocks(&zone, &all);
+    assert_true(all.n > 5);
+
+    struct stop_after s = { 0, 3, 42, 0 };
+    assert_int_equal(buddy_walk(&zone, stop_visitor, &s), 42);
+    assert_int_equal(s.calls, 3);
+    assert_int_equal(s.last_pfn, all.blocks[2].pfn);
+
+    s = (struct stop_after){ 0, 1, -7, 0 };
+    assert_int_equal(buddy_walk(&zone, stop_visitor, &s), -7);
+    assert_int_equal(s.calls, 1);
+    assert_int_equal(s.last_pfn, 3);
+
+    s = (struct stop_after){ 0, (unsigned)all.n, 5, 0 };
+    assert_int_equal(buddy_walk(&zone, stop_visitor, &s), 5);
+    assert_int_equal(s.calls, all.n);
+    assert_int_equal(s.last_pfn, all.blocks[all.n - 1].pfn);
+
+    /* never stopping: every block visited, walk returns 0 */
+    s = (struct stop_after){ 0, 0, 1, 0 };
+    assert_int_equal(buddy_walk(&zone, stop_visitor, &s), 0);
+    assert_int_equal(s.calls, all.n);
+    uint64_t pages = 0;
+    for (size_t i = 0; i < all.n; i++)
+        pages += all.blocks[i].count;
+    assert_int_equal(pages, zone.page_count);
+    listing_free(&all);
+    tracked_free(meta);
+}
+
+/* ---- big zones ---------------------------------------------------------- */
+
+static void test_big_zone_has_1gib_blocks(void **state)
+{
+    (void)state;
+    const uint64_t count = 1ull << 20;
+    struct buddy_page *meta = tracked_calloc(count, sizeof(*meta));
+    struct buddy_zone zone;
+    buddy_zone_init(&zone, 0, count, meta);
+    buddy_add_free_range(&zone, 0, count);
+    assert_int_equal(buddy_check(&zone), 0);
+    for (unsigned order = 0; order < BUDDY_ORDER_COUNT; order++)
+        assert_int_equal(zone.free_blocks[order], order == BUDDY_MAX_ORDER ? 4 : 0);
+    struct snapshot initial;
+    take_snapshot(&zone, &initial);
+
+    uint64_t pfns[4];
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(buddy_alloc(&zone, BUDDY_MAX_ORDER, (uint8_t)i, &pfns[i]), 0);
+        assert_int_equal(pfns[i] % (1ull << BUDDY_MAX_ORDER), 0);
+        assert_true(pfns[i] < count);
+        for (int j = 0; j < i; j++)
+            assert_true(pfns[i] != pfns[j]);
+        assert_int_equal(buddy_check(&zone), 0);
+    }
+    uint64_t pfn;
+    assert_int_equal(buddy_alloc(&zone, BUDDY_MAX_ORDER, 0, &pfn), -1);
+    assert_int_equal(buddy_alloc(&zone, 0, 0, &pfn), -1);
+    assert_int_equal(zone.allocated_pages, count);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(buddy_free(&zone, pfns[i]), 0);
+    assert_zone_unchanged(&zone, &initial);
+
+    /* splitting a 1 GiB block and merging it back */
+    assert_int_equal(buddy_alloc(&zone, 0, 0, &pfn), 0);
+    for (unsigned order = 0; order < BUDDY_MAX_ORDER; order++)
+        assert_int_equal(zone.free_blocks[order], 1);
+    assert_int_equal(zone.free_blocks[BUDDY_MAX_ORDER], 3);
+    assert_int_equal(buddy_check(&zone), 0);
+    assert_int_equal(buddy_free(&zone, pfn), 0);
+    assert_zone_unchanged(&zone, &initial);
+    listing_free(&initial.blocks);
+    tracked_free(meta);
+}
+
+static void test_big_unaligned_zone_at_high_pfn(void **state)
+{
+    (void)state;
+    /* a base above 2^36 that is not aligned; 3 order-18 blocks fit inside */
+    const struct zone_layout layout = {
+        "high unaligned", (1ull << 36) - 3, (3ull << 18) + 10, 1, { { 100, 1 } }
+    };
+    struct buddy_zone zone;
+    struct buddy_page *meta;
+    setup_zone(&zone, &meta, &layout);
+    assert_fresh_layout(&zone, &layout);
+    assert_int_equal(zone.free_blocks[BUDDY_MAX_ORDER], 2);
+
+    uint64_t pfn;
+    assert_int_equal(buddy_alloc(&zone, BUDDY_MAX_ORDER, 1, &pfn), 0);
+    assert_int_equal(pfn % (1ull << BUDDY_MAX_ORDER), 0);
+    assert_true(buddy_zone_contains(&zone, pfn));
+    assert_true(buddy_zone_contains(&zone, pfn + (1ull << BUDDY_MAX_ORDER) - 1));
+    assert_int_equal(buddy_check(&zone), 0);
+    assert_int_equal(buddy_free(&zone, pfn), 0);
+    assert_fresh_layout(&zone, &layout);
+    tracked_free(meta);
+}
+
+/* ---- regressions: stale head metadata and ranges added out of order ---- */
+
+/* Freeing page 1 merges it into [0,2) but leaves page 1's old head metadata
+ * saying ALLOCATED, so a second free of page 1 is accepted. */
+static void test_regression_double_free_after_merge_is_refused(void **state)
+{
+    (void)state;
+    struct buddy_page *meta = garbage_metadata(2);
+    struct buddy_zone zone;
+    buddy_zone_init(&zone, 0, 2, meta);
+    buddy_add_free_range(&zone, 0, 2);
+    uint64_t a, b;
+    assert_int_equal(buddy_alloc(&zone, 0, 1, &a), 0);
+    assert_int_equal(buddy_alloc(&zone, 0, 1, &b), 0);
+    assert_int_equal(a, 0);
+    assert_int_equal(b, 1);
+    assert_int_equal(buddy_free(&zone, 0), 0);
+    assert_int_equal(buddy_free(&zone, 1), 0); /* merges into [0,2) */
+    struct snapshot before;
+    take_snapshot(&zone, &before);
+    assert_int_equal(buddy_allocated_block(&zone, 1, NULL, NULL), -1);
+    assert_int_equal(buddy_free(&zone, 1), -1);
+    assert_zone_unchanged(&zone, &before);
+    listing_free(&before.blocks);
+    tracked_free(meta);
+}
+
+/* Same root cause: a non-head page of a live block whose metadata is a stale
+ * head from an earlier, merged block. */
+static void test_regression_free_of_stale_head_inside_live_block_is_refused(void **state)
+{
+    (void)state;
+    struct buddy_page *meta = garbage_metadata(2);
+    struct buddy_zone zone;
+    buddy_zone_init(&zone, 0, 2, meta);
+    buddy_add_free_range(&zone, 0, 2);
+    uint64_t a, b, big;
+    assert_int_equal(buddy_alloc(&zone, 0, 1, &a), 0);
+    assert_int_equal(buddy_alloc(&zone, 0, 1, &b), 0);
+    assert_int_equal(buddy_free(&zone, a), 0);
+    assert_int_equal(buddy_free(&zone, b), 0);
+    assert_int_equal(buddy_alloc(&zone, 1, 2, &big), 0);
+    assert_int_equal(big, 0);
+    struct snapshot before;
+    take_snapshot(&zone, &before);
+    assert_int_equal(buddy_free(&zone, 1), -1); /* page 1 is inside [0,2) */
+    assert_zone_unchanged(&zone, &before);
+    listing_free(&before.blocks);
+    tracked_free(meta);
+}
+
+/* The header says metadata need not be zeroed, yet a non-head page whose
+ * garbage reads as ALLOCATED is accepted by buddy_free. */
+static void test_regression_free_of_non_head_with_garbage_metadata_is_refused(void **state)
+{
+    (void)state;
+    struct buddy_page *meta = tracked_calloc(1, buddy_metadata_bytes(8));
+    memset(meta, 0x02, buddy_metadata_bytes(8)); /* order 2, state ALLOCATED */
+    struct buddy_zone zone;
+    buddy_zone_init(&zone, 0, 8, meta);
+    buddy_add_free_range(&zone, 0, 8); /* one free order-3 block */
+    assert_int_equal(buddy_check(&zone), 0);
+    struct snapshot before;
+    take_snapshot(&zone, &before);
+    assert_int_equal(buddy_free(&zone, 4), -1);
+    assert_zone_unchanged(&zone, &before);
+    listing_free(&before.blocks);
+    tracked_free(meta);
+}
+
+/* Re-initializing a zone over metadata from an earlier life: while page 0 is
+ * added, page 1 is not yet covered, but its stale "free, order 0" metadata is
+ * read and page 0 "merges" with it. */
+static void test_regression_init_reads_uncovered_buddy_metadata(void **state)
+{
+    (void)state;
+    struct buddy_page *meta = garbage_metadata(2);
+    struct buddy_zone zone;
+    uint64_t a, b;
+    /* earlier life: leaves page 1 as a stale free order-0 head */
+    buddy_zone_init(&zone, 0, 2, meta);
+    buddy_add_free_range(&zone, 0, 2);
+    assert_int_equal(buddy_alloc(&zone, 0, 1, &a), 0);
+    assert_int_equal(buddy_alloc(&zone, 0, 1, &b), 0);
+    assert_int_equal(buddy_free(&zone, b), 0);
+    assert_int_equal(buddy_free(&zone, a), 0);
+    assert_int_equal(buddy_check(&zone), 0);
+
+    buddy_zone_init(&zone, 0, 2, meta);
+    buddy_add_free_range(&zone, 0, 1);
+    buddy_add_reserved_range(&zone, 1, 1);
+    assert_int_equal(zone.free_pages, 1);
+    assert_int_equal(zone.reserved_pages, 1);
+    assert_int_equal(zone.free_blocks[0], 1);
+    assert_int_equal(zone.free_blocks[1], 0);
+    assert_int_equal(buddy_check(&zone), 0);
+    tracked_free(meta);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown(test_metadata_bytes_is_one_entry_per_page, free_tracked),
+        cmocka_unit_test_teardown(test_init_aligned_zone_gives_one_max_fitting_block, free_tracked),
+        cmocka_unit_test_teardown(test_init_unaligned_base_with_reserved_hole, free_tracked),
+        cmocka_unit_test_teardown(test_init_odd_layout_with_holes_at_both_ends, free_tracked),
+        cmocka_unit_test_teardown(test_init_ranges_in_any_order_and_pieces_give_same_blocks, free_tracked),
+        cmocka_unit_test_teardown(test_single_page_zone, free_tracked),
+        cmocka_unit_test_teardown(test_fully_reserved_zone_never_allocates, free_tracked),
+        cmocka_unit_test_teardown(test_alloc_each_order_is_aligned_and_inside_zone, free_tracked),
+        cmocka_unit_test_teardown(test_alloc_fails_when_nothing_fits, free_tracked),
+        cmocka_unit_test_teardown(test_alloc_order_above_max_fails, free_tracked),
+        cmocka_unit_test_teardown(test_alloc_and_free_restores_zone, free_tracked),
+        cmocka_unit_test_teardown(test_tags_are_kept_per_block, free_tracked),
+        cmocka_unit_test_teardown(test_free_rejects_invalid_pfns_and_changes_nothing, free_tracked),
+        cmocka_unit_test_teardown(test_double_free_is_refused_when_block_did_not_merge, free_tracked),
+        cmocka_unit_test_teardown(test_free_all_order0_in_random_order_fully_coalesces, free_tracked),
+        cmocka_unit_test_teardown(test_random_alloc_free_matches_reference_model, free_tracked),
+        cmocka_unit_test_teardown(test_walk_stops_early_and_returns_visitor_value, free_tracked),
+        cmocka_unit_test_teardown(test_big_zone_has_1gib_blocks, free_tracked),
+        cmocka_unit_test_teardown(test_big_unaligned_zone_at_high_pfn, free_tracked),
+        cmocka_unit_test_teardown(test_regression_double_free_after_merge_is_refused, free_tracked),
+        cmocka_unit_test_teardown(test_regression_free_of_stale_head_inside_live_block_is_refused, free_tracked),
+        cmocka_unit_test_teardown(test_regression_free_of_non_head_with_garbage_metadata_is_refused, free_tracked),
+        cmocka_unit_test_teardown(test_regression_init_reads_uncovered_buddy_metadata, free_tracked),
+    };
+    return cmocka_run_group_tests_name("buddy", tests, NULL, NULL);
+}
