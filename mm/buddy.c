@@ -20,18 +20,19 @@ static uint64_t index_pfn(const struct buddy_zone *zone, uint32_t index)
 
 size_t buddy_metadata_bytes(uint64_t page_count)
 {
-    return (size_t)page_count * sizeof(struct buddy_page);
+    return (size_t)page_count * (sizeof(struct buddy_page) + 1);
 }
 
 void buddy_zone_init(struct buddy_zone *zone, uint64_t base_pfn,
-                     uint64_t page_count, struct buddy_page *metadata)
+                     uint64_t page_count, void *metadata)
 {
     zone->base_pfn = base_pfn;
     zone->page_count = page_count;
     zone->pages = metadata;
+    zone->states = (uint8_t *)metadata + page_count * sizeof(struct buddy_page);
     /* state 0 marks every page as "not a block head" until a range covers
      * it, so merging never trusts a page that is not yet in the zone */
-    memset(metadata, 0, buddy_metadata_bytes(page_count));
+    memset(zone->states, BUDDY_BODY, page_count);
     for (unsigned order = 0; order < BUDDY_ORDER_COUNT; order++) {
         zone->free_head[order] = BUDDY_NONE;
         zone->free_blocks[order] = 0;
@@ -47,7 +48,7 @@ static void free_list_push(struct buddy_zone *zone, uint32_t index, unsigned ord
     uint32_t head = zone->free_head[order];
 
     page->order = (uint8_t)order;
-    page->state = BUDDY_FREE;
+    zone->states[index] = BUDDY_FREE;
     page->tag = 0;
     page->prev = BUDDY_NONE;
     page->next = head;
@@ -92,12 +93,12 @@ static void release_block(struct buddy_zone *zone, uint64_t pfn, unsigned order)
         if (!buddy_zone_contains(zone, buddy_pfn) ||
             !buddy_zone_contains(zone, buddy_pfn + (1ull << order) - 1))
             break;
-        const struct buddy_page *buddy = &zone->pages[page_index(zone, buddy_pfn)];
-        if (buddy->state != BUDDY_FREE || buddy->order != order)
+        uint32_t buddy = page_index(zone, buddy_pfn);
+        if (zone->states[buddy] != BUDDY_FREE || zone->pages[buddy].order != order)
             break;
-        free_list_remove(zone, page_index(zone, buddy_pfn));
+        free_list_remove(zone, buddy);
         /* the upper half's head is now inside the merged block */
-        zone->pages[page_index(zone, pfn | (1ull << order))].state = BUDDY_BODY;
+        zone->states[page_index(zone, pfn | (1ull << order))] = BUDDY_BODY;
         pfn &= ~(1ull << order);
         order++;
     }
@@ -123,7 +124,7 @@ void buddy_add_reserved_range(struct buddy_zone *zone, uint64_t pfn, uint64_t co
         unsigned order = largest_fitting_order(pfn, end);
         struct buddy_page *page = &zone->pages[page_index(zone, pfn)];
         page->order = (uint8_t)order;
-        page->state = BUDDY_RESERVED;
+        zone->states[page_index(zone, pfn)] = BUDDY_RESERVED;
         page->tag = 0;
         page->next = page->prev = BUDDY_NONE;
         zone->reserved_pages += 1ull << order;
@@ -151,7 +152,7 @@ int buddy_alloc(struct buddy_zone *zone, unsigned order, uint8_t tag, uint64_t *
     }
     struct buddy_page *page = &zone->pages[index];
     page->order = (uint8_t)order;
-    page->state = BUDDY_ALLOCATED;
+    zone->states[index] = BUDDY_ALLOCATED;
     page->tag = tag;
     page->next = page->prev = BUDDY_NONE;
     zone->allocated_pages += 1ull << order;
@@ -165,7 +166,7 @@ int buddy_allocated_block(const struct buddy_zone *zone, uint64_t pfn,
     if (!buddy_zone_contains(zone, pfn))
         return -1;
     const struct buddy_page *page = &zone->pages[page_index(zone, pfn)];
-    if (page->state != BUDDY_ALLOCATED || page->order > BUDDY_MAX_ORDER ||
+    if (zone->states[page_index(zone, pfn)] != BUDDY_ALLOCATED || page->order > BUDDY_MAX_ORDER ||
         (pfn & ((1ull << page->order) - 1)) != 0)
         return -1;
     if (order)
@@ -192,9 +193,12 @@ int buddy_walk(const struct buddy_zone *zone, buddy_visit_fn visit, void *contex
 
     while (index < zone->page_count) {
         const struct buddy_page *page = &zone->pages[index];
-        uint64_t count = 1ull << page->order;
+        uint8_t state = zone->states[index];
+        /* a body page here means the metadata is broken: report it as a
+         * one-page block rather than loop or skip */
+        uint64_t count = state == BUDDY_BODY || page->order > BUDDY_MAX_ORDER ? 1 : 1ull << page->order;
         int result = visit(context, index_pfn(zone, (uint32_t)index), count,
-                           (enum buddy_state)page->state, page->tag);
+                           (enum buddy_state)state, page->tag);
         if (result)
             return result;
         index += count;
@@ -221,7 +225,7 @@ static int check_block(void *context, uint64_t pfn, uint64_t count,
         pfn + count > zone->base_pfn + zone->page_count)
         return totals->error = -2; /* misaligned or outside the zone */
     for (uint64_t i = 1; i < count; i++)
-        if (zone->pages[page_index(zone, pfn + i)].state != BUDDY_BODY)
+        if (zone->states[page_index(zone, pfn + i)] != BUDDY_BODY)
             return totals->error = -9; /* a head inside another block */
     switch (state) {
     case BUDDY_FREE: {
@@ -230,8 +234,8 @@ static int check_block(void *context, uint64_t pfn, uint64_t count,
         uint64_t buddy_pfn = pfn ^ count;
         if (buddy_zone_contains(zone, buddy_pfn) &&
             buddy_zone_contains(zone, buddy_pfn + count - 1) && order < BUDDY_MAX_ORDER) {
-            const struct buddy_page *buddy = &zone->pages[page_index(zone, buddy_pfn)];
-            if (buddy->state == BUDDY_FREE && buddy->order == order)
+            uint32_t buddy = page_index(zone, buddy_pfn);
+            if (zone->states[buddy] == BUDDY_FREE && zone->pages[buddy].order == order)
                 return totals->error = -3; /* two free buddies not merged */
         }
         break;
@@ -265,9 +269,10 @@ int buddy_check(const struct buddy_zone *zone)
         uint32_t prev = BUDDY_NONE;
         for (uint32_t index = zone->free_head[order]; index != BUDDY_NONE;
              index = zone->pages[index].next) {
+            if (index >= zone->page_count)
+                return -6;
             const struct buddy_page *page = &zone->pages[index];
-            if (index >= zone->page_count || page->state != BUDDY_FREE ||
-                page->order != order || page->prev != prev)
+            if (zone->states[index] != BUDDY_FREE || page->order != order || page->prev != prev)
                 return -6; /* a free list is broken */
             if (++listed > totals.free_blocks[order])
                 return -7; /* a cycle, or a block listed twice */

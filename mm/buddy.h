@@ -22,21 +22,24 @@ enum buddy_state {
     BUDDY_RESERVED = 3,  /* head of a block that is never handed out */
 };
 
-/* Only the first page (the head) of a block has meaningful links, order
- * and tag; every other page has state BUDDY_BODY. */
+/* Only the first page (the head) of a block has a meaningful record; the
+ * state byte of every other page is BUDDY_BODY. States live in their own
+ * array so that setting up a zone touches one byte per page, not the
+ * records (QEMU backs guest RAM lazily: untouched metadata costs the host
+ * nothing). */
 struct buddy_page {
     uint32_t next; /* free list links: page indexes within the zone */
     uint32_t prev;
     uint8_t order;
-    uint8_t state; /* enum buddy_state */
     uint8_t tag;   /* the owner's label for an allocated block */
-    uint8_t unused;
+    uint16_t unused;
 };
 
 struct buddy_zone {
     uint64_t base_pfn;
     uint64_t page_count;
-    struct buddy_page *pages; /* page_count entries */
+    struct buddy_page *pages; /* page_count records */
+    uint8_t *states;          /* page_count bytes, enum buddy_state */
     uint32_t free_head[BUDDY_ORDER_COUNT];
     uint64_t free_blocks[BUDDY_ORDER_COUNT];
     uint64_t free_pages;
@@ -50,10 +53,11 @@ size_t buddy_metadata_bytes(uint64_t page_count);
 /*
  * Sets up an empty zone. Every page must then be covered exactly once by
  * buddy_add_free_range or buddy_add_reserved_range before the zone is used.
- * The metadata need not be zeroed: init clears it (an O(pages) memset).
+ * The metadata (buddy_metadata_bytes, 8-byte aligned) need not be zeroed:
+ * init clears the state bytes, one per page.
  */
 void buddy_zone_init(struct buddy_zone *zone, uint64_t base_pfn,
-                     uint64_t page_count, struct buddy_page *metadata);
+                     uint64_t page_count, void *metadata);
 void buddy_add_free_range(struct buddy_zone *zone, uint64_t pfn, uint64_t count);
 void buddy_add_reserved_range(struct buddy_zone *zone, uint64_t pfn, uint64_t count);
 

@@ -88,7 +88,7 @@ int page_alloc_init(const struct memory_range *ranges, unsigned count)
     zone_count = 0;
     for (unsigned s = 0; s < span_count; s++) {
         struct buddy_zone *zone = &zones[zone_count++];
-        buddy_zone_init(zone, spans[s].base_pfn, spans[s].page_count, (struct buddy_page *)metadata);
+        buddy_zone_init(zone, spans[s].base_pfn, spans[s].page_count, metadata);
         metadata += (buddy_metadata_bytes(spans[s].page_count) + 63) & ~63ull;
 
         for (unsigned i = spans[s].first; i <= spans[s].last; i++) {

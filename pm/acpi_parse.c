@@ -40,6 +40,30 @@ static int parse_integer(const uint8_t *aml, uint32_t length, uint32_t *at, uint
     }
 }
 
+/* PkgLength (ACPI 6.4, 20.2.4): the lead byte's bits 7-6 count the bytes
+ * that follow; the length runs from the lead byte to the package's end,
+ * which must lie inside the buffer. */
+static int parse_package_length(const uint8_t *aml, uint32_t length, uint32_t *at,
+                                uint32_t *package_end)
+{
+    uint32_t start = *at;
+
+    if (start >= length)
+        return -1;
+    uint8_t lead = aml[start];
+    uint32_t extra = lead >> 6;
+    uint32_t value = extra ? lead & 0x0f : lead & 0x3f;
+    if (start + extra >= length)
+        return -1;
+    for (uint32_t i = 1; i <= extra; i++)
+        value |= (uint32_t)aml[start + i] << (4 + 8 * (i - 1));
+    if (value > length - start || value < 1 + extra)
+        return -1;
+    *package_end = start + value;
+    *at = start + 1 + extra;
+    return 0;
+}
+
 struct acpi_sleep_type acpi_parse_sleep_type(const uint8_t *aml, uint32_t length,
                                              const char name[4])
 {
@@ -55,12 +79,12 @@ struct acpi_sleep_type acpi_parse_sleep_type(const uint8_t *aml, uint32_t length
         if (at >= length || aml[at] != 0x12)
             continue;
         at++;
-        if (at >= length)
+        uint32_t package_end;
+        if (parse_package_length(aml, length, &at, &package_end) != 0)
             continue;
-        at += 1 + (aml[at] >> 6); /* PkgLength: lead byte plus 0-3 more */
-        at++;                     /* NumElements */
-        if (parse_integer(aml, length, &at, &result.type_a) == 0 &&
-            parse_integer(aml, length, &at, &result.type_b) == 0) {
+        at++; /* NumElements */
+        if (parse_integer(aml, package_end, &at, &result.type_a) == 0 &&
+            parse_integer(aml, package_end, &at, &result.type_b) == 0) {
             result.valid = 1;
             return result;
         }

@@ -99,6 +99,9 @@ static void test_checksum_sums_modulo_256(void **state)
     assert_false(checksum_ok_exact(ones, 255));
     uint8_t big[2] = { 0xff, 0x01 };
     assert_true(checksum_ok_exact(big, 2));
+    uint8_t short_bad[2] = { 0x01, 0x02 };
+    assert_false(checksum_ok_exact(short_bad, 1));
+    assert_false(checksum_ok_exact(short_bad, 2));
     uint8_t zeros[20] = { 0 };
     assert_true(checksum_ok_exact(zeros, sizeof(zeros)));
     uint8_t one_bit[20] = { 0 };
@@ -346,14 +349,16 @@ static const struct truncation_case truncation_cases[] = {
     { "QEMU _S4_ (PkgLength 8)", "_S4_", qemu_s4, sizeof(qemu_s4), 12 },
 };
 
-static void test_truncation_cases_are_complete_packages(void **state)
+static void test_truncation_cases_need_the_whole_package(void **state)
 {
     (void)state;
-    /* sanity: each case parses whole, and its PkgLength reaches the end */
+    /* each case parses whole; cut right after its second element (so both
+     * values are there but the package is not) it is refused */
     for (size_t c = 0; c < sizeof(truncation_cases) / sizeof(truncation_cases[0]); c++) {
         const struct truncation_case *t = &truncation_cases[c];
         assert_int_equal(parse(t->aml, t->length, t->name).valid, 1);
-        assert_int_equal(parse(t->aml, t->elements_end, t->name).valid, 1);
+        if (t->elements_end < t->length)
+            assert_int_equal(parse(t->aml, t->elements_end, t->name).valid, 0);
     }
 }
 
@@ -427,7 +432,7 @@ int main(void)
         cmocka_unit_test(test_other_names_do_not_match),
         cmocka_unit_test(test_unsupported_first_element_is_invalid),
         cmocka_unit_test(test_unsupported_second_element_is_invalid),
-        cmocka_unit_test(test_truncation_cases_are_complete_packages),
+        cmocka_unit_test(test_truncation_cases_need_the_whole_package),
         cmocka_unit_test(test_truncated_before_both_values_is_invalid_and_in_bounds),
         cmocka_unit_test(test_truncated_at_any_point_is_invalid),
         cmocka_unit_test(test_empty_and_tiny_buffers_are_invalid),

@@ -333,9 +333,9 @@ static void test_metadata_bytes_is_one_entry_per_page(void **state)
 {
     (void)state;
     assert_int_equal(buddy_metadata_bytes(0), 0);
-    assert_int_equal(buddy_metadata_bytes(1), sizeof(struct buddy_page));
-    assert_int_equal(buddy_metadata_bytes(1000), 1000 * sizeof(struct buddy_page));
-    assert_int_equal(buddy_metadata_bytes(1ull << 20), (1ull << 20) * sizeof(struct buddy_page));
+    assert_int_equal(buddy_metadata_bytes(1), (sizeof(struct buddy_page) + 1));
+    assert_int_equal(buddy_metadata_bytes(1000), 1000 * (sizeof(struct buddy_page) + 1));
+    assert_int_equal(buddy_metadata_bytes(1ull << 20), (1ull << 20) * (sizeof(struct buddy_page) + 1));
 }
 
 static void test_init_aligned_zone_gives_one_max_fitting_block(void **state)
@@ -1079,7 +1079,7 @@ static void test_big_zone_has_1gib_blocks(void **state)
 {
     (void)state;
     const uint64_t count = 1ull << 20;
-    struct buddy_page *meta = tracked_calloc(count, sizeof(*meta));
+    void *meta = tracked_calloc(1, buddy_metadata_bytes(count));
     struct buddy_zone zone;
     buddy_zone_init(&zone, 0, count, meta);
     buddy_add_free_range(&zone, 0, count);
