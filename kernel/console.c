@@ -1,27 +1,32 @@
 /*
- * Console output over the UART, with "\n" sent as "\r\n" for terminals.
+ * Console output over the UART, with a bare "\n" sent as "\r\n" for
+ * terminals (a "\r\n" already there is left alone).
  */
 #include "kernel/console.h"
 
 #include "arch/x86/uart.h" // uart_putc
 #include "lib/format.h"    // format_vsnprintf
 
+static char last_sent;
+
+static void put(char c)
+{
+    if (c == '\n' && last_sent != '\r')
+        uart_putc('\r');
+    uart_putc(c);
+    last_sent = c;
+}
+
 void console_write(const char *text, size_t length)
 {
-    for (size_t i = 0; i < length; i++) {
-        if (text[i] == '\n')
-            uart_putc('\r');
-        uart_putc(text[i]);
-    }
+    for (size_t i = 0; i < length; i++)
+        put(text[i]);
 }
 
 void console_puts(const char *text)
 {
-    while (*text) {
-        if (*text == '\n')
-            uart_putc('\r');
-        uart_putc(*text++);
-    }
+    while (*text)
+        put(*text++);
 }
 
 void console_vprintf(const char *fmt, va_list args)

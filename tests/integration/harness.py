@@ -64,11 +64,11 @@ def render(text):
                 count = int(params) if params.isdigit() else 1
                 if final == "D":
                     col = max(0, col - count)
-                elif final in "HG":  # absolute column (row ignored)
+                elif final == "H":  # row;column, the row ignored
                     parts = params.split(";")
-                    column = parts[-1] if final == "H" and len(parts) == 2 else (
-                        parts[0] if final == "G" else "1")
-                    col = max(0, int(column or 1) - 1)
+                    col = int(parts[1]) - 1 if len(parts) == 2 and parts[1] else 0
+                elif final == "G":
+                    col = max(0, count - 1)
                 elif final == "C":
                     col += count
                 elif final == "K":
@@ -98,16 +98,13 @@ def render(text):
 
 def edited(keys):
     """Returns the line the shell should run for typed keys (no final CR):
-    DEL/BS delete a character, Ctrl-U the line, Ctrl-W a word."""
+    DEL/BS delete a character, Ctrl-U the line."""
     line = ""
     for ch in keys:
         if ch in "\x7f\b":
             line = line[:-1]
         elif ch == "\x15":
             line = ""
-        elif ch == "\x17":
-            line = line.rstrip()
-            line = line[: len(line) - len(line.split(" ")[-1])] if line else ""
         elif ch >= " ":
             line += ch
     return line
@@ -246,6 +243,7 @@ class Guest:
         self._qmp = None
         self._qemu_pid = None
         self._closed = False
+        self.kill_reason = None  # set by whoever kills QEMU early, for messages
 
         os.makedirs(LOG_DIR, exist_ok=True)
         safe = re.sub(r"[^\w.\[\]=+-]", "_", name)
@@ -318,6 +316,8 @@ class Guest:
         """The last serial output (and stderr, if any) for error messages."""
         text = "--- last serial output (%s) ---\n%s" % (
             self.log_path, _printable_tail(self.output, chars))
+        if self.kill_reason:
+            text = "QEMU was killed: %s\n%s" % (self.kill_reason, text)
         if self.stderr.strip():
             text += "\n--- run-qemu.sh stderr ---\n" + self.stderr[-1000:]
         return text
@@ -421,18 +421,36 @@ class Guest:
 
     # ---- QMP ----
 
+    def _with_tail(self, error):
+        """The same kind of error, its message followed by the serial tail."""
+        return type(error)("%s\n%s" % (error, self.tail()))
+
     def connect_qmp(self, timeout=15):
+        """Connects to QEMU's QMP socket (once); returns the QMP client."""
         if self._qmp is None:
-            self._qmp = QMP(self.qmp_path, timeout,
-                            alive=lambda: self.proc.poll() is None)
+            try:
+                self._qmp = QMP(self.qmp_path, timeout,
+                                alive=lambda: self.proc.poll() is None)
+            except GuestError as error:
+                raise self._with_tail(error) from None
         return self._qmp
 
     def qmp(self, execute, **arguments):
-        """Runs a QMP command (connecting first if needed); returns 'return'."""
-        return self.connect_qmp().execute(execute, **arguments)
+        """Runs a QMP command (connecting first if needed); returns its
+        'return' value, raises QMPError on an 'error' reply."""
+        qmp = self.connect_qmp()
+        try:
+            return qmp.execute(execute, **arguments)
+        except GuestError as error:
+            raise self._with_tail(error) from None
 
     def wait_event(self, name, timeout=15):
-        return self.connect_qmp().wait_event(name, timeout)
+        """Waits for a QMP event (see QMP.wait_event); returns it."""
+        qmp = self.connect_qmp()
+        try:
+            return qmp.wait_event(name, timeout)
+        except GuestError as error:
+            raise self._with_tail(error) from None
 
     @property
     def events(self):
