@@ -26,19 +26,12 @@
 #define PAGES_PER_MIB 256
 #define MAX_FILL_MIB (1ull << 24)
 
-struct command {
-    const char *name;
-    const char *usage;
-    const char *help;
-    int min_args, max_args; /* not counting the command itself */
-    void (*run)(int argc, char **argv);
-};
+#define MAX_COMMAND_TABLES 16
 
 static const struct boot_handoff *boot;
 static uint64_t next_default_seed = 1;
 
-static void error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void error(const char *fmt, ...)
+void shell_error(const char *fmt, ...)
 {
     va_list args;
 
@@ -68,7 +61,7 @@ static void command_mem(int argc, char **argv)
         return;
     }
     if (argc == 2) {
-        error("mem: unknown argument '%s' (mem or mem map)", argv[1]);
+        shell_error("mem: unknown argument '%s' (mem or mem map)", argv[1]);
         return;
     }
     page_alloc_get_stats(&stats);
@@ -87,10 +80,10 @@ static void command_mem(int argc, char **argv)
     }
 }
 
-static int parse_number(const char *text, const char *what, uint64_t *value)
+int shell_parse_number(const char *text, const char *command, uint64_t *value)
 {
     if (parse_u64(text, value) != 0) {
-        error("%s: '%s' is not a number", what, text);
+        shell_error("%s: '%s' is not a number", command, text);
         return -1;
     }
     return 0;
@@ -101,15 +94,15 @@ static void command_fill(int argc, char **argv)
     uint64_t mib, seed = next_default_seed;
     struct memtest_fill_result result;
 
-    if (parse_number(argv[1], "fill", &mib) || (argc == 3 && parse_number(argv[2], "fill", &seed)))
+    if (shell_parse_number(argv[1], "fill", &mib) || (argc == 3 && shell_parse_number(argv[2], "fill", &seed)))
         return;
     if (mib == 0 || mib > MAX_FILL_MIB) {
-        error("fill: size must be between 1 and %llu MiB", (unsigned long long)MAX_FILL_MIB);
+        shell_error("fill: size must be between 1 and %llu MiB", (unsigned long long)MAX_FILL_MIB);
         return;
     }
     int status = memtest_fill(mib * PAGES_PER_MIB, seed, &result);
     if (status) {
-        error("fill: %s", memtest_error_text(status));
+        shell_error("fill: %s", memtest_error_text(status));
         return;
     }
     if (argc < 3)
@@ -137,11 +130,11 @@ static void command_free(int argc, char **argv)
     uint64_t id, pages;
 
     (void)argc;
-    if (parse_number(argv[1], "free", &id))
+    if (shell_parse_number(argv[1], "free", &id))
         return;
     int status = memtest_free(id > 0xffffffffu ? 0xffffffffu : (unsigned)id, &pages);
     if (status) {
-        error("free: %s", memtest_error_text(status));
+        shell_error("free: %s", memtest_error_text(status));
         return;
     }
     console_printf("free id=%llu kib=%llu\n", (unsigned long long)id, kib(pages));
@@ -152,11 +145,11 @@ static void command_corrupt(int argc, char **argv)
     uint64_t id, page;
 
     (void)argc;
-    if (parse_number(argv[1], "corrupt", &id) || parse_number(argv[2], "corrupt", &page))
+    if (shell_parse_number(argv[1], "corrupt", &id) || shell_parse_number(argv[2], "corrupt", &page))
         return;
     int status = memtest_corrupt(id > 0xffffffffu ? 0xffffffffu : (unsigned)id, page);
     if (status) {
-        error("corrupt: %s", memtest_error_text(status));
+        shell_error("corrupt: %s", memtest_error_text(status));
         return;
     }
     console_printf("corrupt id=%llu page=%llu\n", (unsigned long long)id,
@@ -180,7 +173,7 @@ static void command_crash(int argc, char **argv)
     else if (strcmp(argv[1], "gp") == 0)
         read_address(0x8000000000000000ull); /* non-canonical */
     else
-        error("crash: kind must be ud, pf or gp");
+        shell_error("crash: kind must be ud, pf or gp");
 }
 
 static void command_uptime(int argc, char **argv)
@@ -215,7 +208,7 @@ static void command_reboot(int argc, char **argv)
 
 static void command_help(int argc, char **argv);
 
-static const struct command commands[] = {
+static const struct shell_command builtin_commands[] = {
     { "help", "", "list the commands", 0, 0, command_help },
     { "mem", "[map]", "memory totals and zones; `map`: the firmware memory map", 0, 1, command_mem },
     { "log", "", "the kernel log with timestamps", 0, 0, command_log },
@@ -229,12 +222,33 @@ static const struct command commands[] = {
     { "crash", "ud|pf|gp", "test only: raise a CPU exception", 1, 1, command_crash },
 };
 
+/* the shell's own commands come first in `help` */
+static struct {
+    const struct shell_command *commands;
+    unsigned count;
+} tables[MAX_COMMAND_TABLES] = {
+    { builtin_commands, sizeof(builtin_commands) / sizeof(builtin_commands[0]) },
+};
+static unsigned table_count = 1;
+
+void shell_register(const struct shell_command *commands, unsigned count)
+{
+    if (table_count < MAX_COMMAND_TABLES) {
+        tables[table_count].commands = commands;
+        tables[table_count].count = count;
+        table_count++;
+    }
+}
+
 static void command_help(int argc, char **argv)
 {
     (void)argc;
     (void)argv;
-    for (unsigned i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-        console_printf("  %-8s %-11s %s\n", commands[i].name, commands[i].usage, commands[i].help);
+    for (unsigned t = 0; t < table_count; t++)
+        for (unsigned i = 0; i < tables[t].count; i++) {
+            const struct shell_command *c = &tables[t].commands[i];
+            console_printf("  %-8s %-20s %s\n", c->name, c->usage, c->help);
+        }
 }
 
 static void run_line(char *line)
@@ -245,22 +259,23 @@ static void run_line(char *line)
     if (count == 0)
         return;
     if (count < 0) {
-        error("too many words (at most %d)", MAX_WORDS);
+        shell_error("too many words (at most %d)", MAX_WORDS);
         return;
     }
-    for (unsigned i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
-        const struct command *command = &commands[i];
-        if (strcmp(words[0], command->name) != 0)
-            continue;
-        int args = count - 1;
-        if (args < command->min_args || args > command->max_args) {
-            error("usage: %s %s", command->name, command->usage);
+    for (unsigned t = 0; t < table_count; t++)
+        for (unsigned i = 0; i < tables[t].count; i++) {
+            const struct shell_command *command = &tables[t].commands[i];
+            if (strcmp(words[0], command->name) != 0)
+                continue;
+            int args = count - 1;
+            if (args < command->min_args || args > command->max_args) {
+                shell_error("usage: %s %s", command->name, command->usage);
+                return;
+            }
+            command->run(count, words);
             return;
         }
-        command->run(count, words);
-        return;
-    }
-    error("unknown command '%s' (try help)", words[0]);
+    shell_error("unknown command '%s' (try help)", words[0]);
 }
 
 void shell_run(const struct boot_handoff *handoff)

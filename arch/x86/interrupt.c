@@ -35,6 +35,15 @@ void interrupt_set_handler(uint8_t vector, interrupt_handler handler, void *cont
     handlers[vector].handler = handler;
 }
 
+int interrupt_alloc_vector(void)
+{
+    static int next = VECTOR_DEVICE_FIRST;
+
+    if (next >= VECTOR_TIMER)
+        return -1;
+    return next++;
+}
+
 uint64_t interrupt_count(uint8_t vector)
 {
     return counts[vector];

@@ -29,6 +29,10 @@ typedef void (*interrupt_handler)(struct interrupt_frame *frame, void *context);
  * after it returns. */
 void interrupt_set_handler(uint8_t vector, interrupt_handler handler, void *context);
 
+/* Hands out a free vector for a device interrupt (MSI-X or INTx), from
+ * VECTOR_DEVICE_FIRST up; -1 when none is left. */
+int interrupt_alloc_vector(void);
+
 /* Counts of interrupts taken per vector, for diagnostics. */
 uint64_t interrupt_count(uint8_t vector);
 

@@ -12,11 +12,18 @@
 #include "arch/x86/cpu.h"  // write_cr3
 #include "boot/handoff.h"  // struct boot_handoff
 #include "lib/string.h"    // memset
+#include "mm/page_alloc.h" // page_alloc
 
 #define PTE_PRESENT 0x1ull
 #define PTE_WRITABLE 0x2ull
+#define PTE_WRITE_THROUGH 0x8ull
+#define PTE_CACHE_DISABLE 0x10ull
 #define PTE_LARGE 0x80ull
+#define PTE_ADDRESS 0x000ffffffffff000ull
+#define LARGE_PAGE (2ull << 20)
 
+static uint64_t *pml4;
+static uint64_t boot_map_end;
 void paging_init(const struct boot_handoff *handoff)
 {
     uint64_t *tables = (uint64_t *)(uintptr_t)handoff->page_table_base;
@@ -24,7 +31,8 @@ void paging_init(const struct boot_handoff *handoff)
     uint64_t pdpt_count = (gib + 511) / 512;
 
     memset(tables, 0, handoff->page_table_pages * PAGE_SIZE);
-    uint64_t *pml4 = tables;
+    pml4 = tables;
+    boot_map_end = handoff->identity_map_end;
     uint64_t *pdpts = pml4 + 512;
     uint64_t *pds = pdpts + 512 * pdpt_count;
     uint64_t *low_table = pds + 512 * gib;
@@ -42,4 +50,36 @@ void paging_init(const struct boot_handoff *handoff)
     pds[0] = (uint64_t)(uintptr_t)low_table | PTE_PRESENT | PTE_WRITABLE;
 
     write_cr3((uint64_t)(uintptr_t)pml4);
+}
+
+/* The next-level table behind entry, created empty if absent. */
+static uint64_t *next_table(uint64_t *entry)
+{
+    if (!(*entry & PTE_PRESENT)) {
+        uint64_t page = page_alloc(0, PAGE_TAG_KERNEL);
+        if (!page)
+            return 0;
+        memset((void *)(uintptr_t)page, 0, PAGE_SIZE);
+        *entry = page | PTE_PRESENT | PTE_WRITABLE;
+    }
+    return (uint64_t *)(uintptr_t)(*entry & PTE_ADDRESS);
+}
+
+int paging_map_mmio(uint64_t base, uint64_t size)
+{
+    uint64_t start = base & ~(LARGE_PAGE - 1);
+    uint64_t end = (base + size + LARGE_PAGE - 1) & ~(LARGE_PAGE - 1);
+
+    for (uint64_t address = start; address < end; address += LARGE_PAGE) {
+        if (address < boot_map_end)
+            continue; /* already identity mapped (write-back; MTRRs make MMIO uncached) */
+        uint64_t *pdpt = next_table(&pml4[(address >> 39) & 511]);
+        uint64_t *pd = pdpt ? next_table(&pdpt[(address >> 30) & 511]) : 0;
+        if (!pd)
+            return -1;
+        pd[(address >> 21) & 511] = address | PTE_PRESENT | PTE_WRITABLE | PTE_LARGE |
+                                    PTE_CACHE_DISABLE | PTE_WRITE_THROUGH;
+        __asm__ volatile("invlpg (%0)" : : "r"(address) : "memory");
+    }
+    return 0;
 }

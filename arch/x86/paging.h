@@ -8,6 +8,13 @@
 
 struct boot_handoff;
 
+#include <stdint.h>
+
 void paging_init(const struct boot_handoff *handoff);
+
+/* Identity-maps [base, base + size) uncached, for device registers outside
+ * the boot map (64-bit PCI BARs). Page-table pages come from the page
+ * allocator. Returns 0, or -1 when out of memory. */
+int paging_map_mmio(uint64_t base, uint64_t size);
 
 #endif
