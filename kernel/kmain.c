@@ -20,6 +20,9 @@
 #include "mm/page_alloc.h"   // page_alloc_*
 #include "pm/acpi.h"         // acpi_*
 #include "pm/power.h"        // power_init
+#include "virtio/pci.h"      // pci_init
+#include "virtio/virtio.h"   // virtio_init
+#include "virtio/virtio_blk.h" // virtio_blk_register
 
 void kmain(const struct boot_handoff *handoff)
 {
@@ -56,6 +59,10 @@ void kmain(const struct boot_handoff *handoff)
     uart_enable_receive_interrupt();
     interrupts_enable();
     apic_timer_start();
+    /* after the page allocator: high BARs need page tables */
+    pci_init(acpi);
+    virtio_blk_register();
+    virtio_init();
 
     struct page_alloc_stats stats;
     page_alloc_get_stats(&stats);

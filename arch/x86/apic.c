@@ -32,8 +32,15 @@
 #define TIMER_DIVIDE_16 0x3
 #define CALIBRATION_US 1000
 
+#define MAX_TICK_HOOKS 8
+
 static volatile uint32_t *registers;
 static volatile uint64_t ticks;
+static struct {
+    void (*hook)(void *context);
+    void *context;
+} tick_hooks[MAX_TICK_HOOKS];
+static unsigned tick_hook_count;
 
 static uint32_t read_register(uint32_t offset)
 {
@@ -74,6 +81,17 @@ static void timer_interrupt(struct interrupt_frame *frame, void *context)
     (void)frame;
     (void)context;
     ticks++;
+    for (unsigned i = 0; i < tick_hook_count; i++)
+        tick_hooks[i].hook(tick_hooks[i].context);
+}
+
+void apic_timer_add_hook(void (*hook)(void *context), void *context)
+{
+    if (tick_hook_count < MAX_TICK_HOOKS) {
+        tick_hooks[tick_hook_count].hook = hook;
+        tick_hooks[tick_hook_count].context = context;
+        tick_hook_count++;
+    }
 }
 
 void apic_timer_start(void)

@@ -15,5 +15,7 @@ void apic_end_of_interrupt(void);
 /* Calibrates the APIC timer against the clock and starts it at TIMER_HZ. */
 void apic_timer_start(void);
 uint64_t apic_timer_ticks(void);
+/* Runs hook(context) on every tick, in interrupt context. */
+void apic_timer_add_hook(void (*hook)(void *context), void *context);
 
 #endif

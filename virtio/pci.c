@@ -1,0 +1,640 @@
+/*
+ * PCI enumeration and config space access. Config space is reached through
+ * ECAM where the ACPI MCFG table covers the bus, else through the 0xCF8/0xCFC
+ * port pair (PCI Local Bus spec 3.0, 3.2.2.3.2). The scan starts at bus 0
+ * and follows bridges to their secondary buses, so it reads only buses that
+ * exist. Every loop here is bounded: bad hardware ends a walk, never hangs it.
+ */
+#include "virtio/pci.h"
+
+#include "arch/x86/apic.h"      // apic_id
+#include "arch/x86/cpu.h"       // inl, outl, read_flags, interrupts_*
+#include "arch/x86/ioapic.h"    // ioapic_route_gsi, ioapic_set_masked
+#include "arch/x86/paging.h"    // paging_map_mmio
+#include "kernel/clock.h"       // clock_ns
+#include "kernel/console.h"     // console_printf
+#include "kernel/log.h"         // klog
+#include "kernel/shell.h"       // shell_register
+#include "lib/format.h"         // format_snprintf
+#include "pm/acpi.h"            // struct acpi_info
+
+#define CONFIG_ADDRESS 0xcf8
+#define CONFIG_DATA 0xcfc
+#define MAX_ECAM_REGIONS 4
+#define MAX_BUSES 256
+#define MAX_BRIDGE_DEPTH 32
+
+#define HEADER_MULTIFUNCTION 0x80
+#define HEADER_LAYOUT 0x7f
+#define HEADER_NORMAL 0
+#define HEADER_BRIDGE 1
+#define HEADER_CARDBUS 2
+#define BRIDGE_SECONDARY_BUS 0x19
+
+#define BAR_IO 0x1
+#define BAR_MEM_TYPE 0x6
+#define BAR_MEM_TYPE_64 0x4
+#define BAR_MEM_PREFETCH 0x8
+
+/* MSI-X capability (6.8.2.3-6.8.2.9) */
+#define MSIX_CONTROL 2
+#define MSIX_TABLE 4
+#define MSIX_CONTROL_ENABLE 0x8000
+#define MSIX_CONTROL_FUNCTION_MASK 0x4000
+#define MSIX_CONTROL_TABLE_SIZE 0x07ff
+#define MSIX_TABLE_BIR 0x7
+#define MSIX_ENTRY_WORDS 4 /* address low, address high, data, vector control */
+#define MSIX_ENTRY_MASKED 0x1
+#define MSI_ADDRESS_BASE 0xfee00000u /* Intel SDM vol. 3, 11.11.1 */
+
+#define RFLAGS_IF 0x200
+/* capabilities live in the 192 bytes after the header, 4-byte aligned */
+#define MAX_CAPABILITIES 48
+
+struct ecam_region {
+    uint64_t base; /* the address of bus 0, whether or not the range starts there */
+    uint16_t segment;
+    uint8_t start_bus, end_bus;
+};
+
+/* The MCFG table: the ACPI header, 8 reserved bytes, then 16-byte entries
+ * (PCI Firmware spec 3.0, 4.1.2). */
+struct mcfg_entry {
+    uint64_t base;
+    uint16_t segment;
+    uint8_t start_bus, end_bus;
+    uint32_t reserved;
+} __attribute__((packed));
+
+static struct ecam_region ecam[MAX_ECAM_REGIONS];
+static unsigned ecam_count;
+static struct pci_function functions[PCI_MAX_FUNCTIONS];
+static unsigned function_count;
+static unsigned dropped_functions;
+static uint8_t bus_seen[MAX_BUSES];
+static unsigned bus_count;
+static uint8_t intx_vectors[PCI_MAX_FUNCTIONS]; /* by table index, once routed */
+static const struct acpi_info *acpi_tables;
+
+/* ---- config space access ---- */
+
+static uint64_t ecam_address(uint16_t segment, uint8_t bus, uint8_t device, uint8_t function)
+{
+    for (unsigned i = 0; i < ecam_count; i++)
+        if (ecam[i].segment == segment && bus >= ecam[i].start_bus && bus <= ecam[i].end_bus)
+            return ecam[i].base + ((uint64_t)bus << 20) + ((uint64_t)device << 15) +
+                   ((uint64_t)function << 12);
+    return 0;
+}
+
+static uint32_t port_address(const struct pci_function *f, uint16_t offset)
+{
+    return 0x80000000u | (uint32_t)f->bus << 16 | (uint32_t)f->device << 11 |
+           (uint32_t)f->function << 8 | (offset & 0xfc);
+}
+
+/* The address/data port pair is one shared register: no interrupt handler
+ * may slip its own access in between. */
+static uint64_t port_lock(void)
+{
+    uint64_t flags = read_flags();
+
+    interrupts_disable();
+    return flags;
+}
+
+static void port_unlock(uint64_t flags)
+{
+    if (flags & RFLAGS_IF)
+        interrupts_enable();
+}
+
+static int port_reachable(const struct pci_function *f, uint16_t offset)
+{
+    return f->segment == 0 && offset < 0x100;
+}
+
+static volatile void *ecam_pointer(const struct pci_function *f, uint16_t offset)
+{
+    return (volatile void *)(uintptr_t)(f->config_base + (offset & 0xfff));
+}
+
+uint32_t pci_read32(const struct pci_function *f, uint16_t offset)
+{
+    if (f->config_base)
+        return *(volatile uint32_t *)ecam_pointer(f, offset);
+    if (!port_reachable(f, offset))
+        return 0xffffffffu;
+    uint64_t flags = port_lock();
+    outl(CONFIG_ADDRESS, port_address(f, offset));
+    uint32_t value = inl(CONFIG_DATA);
+    port_unlock(flags);
+    return value;
+}
+
+uint16_t pci_read16(const struct pci_function *f, uint16_t offset)
+{
+    if (f->config_base)
+        return *(volatile uint16_t *)ecam_pointer(f, offset);
+    if (!port_reachable(f, offset))
+        return 0xffff;
+    uint64_t flags = port_lock();
+    outl(CONFIG_ADDRESS, port_address(f, offset));
+    uint16_t value = inw(CONFIG_DATA + (offset & 2));
+    port_unlock(flags);
+    return value;
+}
+
+uint8_t pci_read8(const struct pci_function *f, uint16_t offset)
+{
+    if (f->config_base)
+        return *(volatile uint8_t *)ecam_pointer(f, offset);
+    if (!port_reachable(f, offset))
+        return 0xff;
+    uint64_t flags = port_lock();
+    outl(CONFIG_ADDRESS, port_address(f, offset));
+    uint8_t value = inb(CONFIG_DATA + (offset & 3));
+    port_unlock(flags);
+    return value;
+}
+
+void pci_write32(const struct pci_function *f, uint16_t offset, uint32_t value)
+{
+    if (f->config_base) {
+        *(volatile uint32_t *)ecam_pointer(f, offset) = value;
+        return;
+    }
+    if (!port_reachable(f, offset))
+        return;
+    uint64_t flags = port_lock();
+    outl(CONFIG_ADDRESS, port_address(f, offset));
+    outl(CONFIG_DATA, value);
+    port_unlock(flags);
+}
+
+void pci_write16(const struct pci_function *f, uint16_t offset, uint16_t value)
+{
+    if (f->config_base) {
+        *(volatile uint16_t *)ecam_pointer(f, offset) = value;
+        return;
+    }
+    if (!port_reachable(f, offset))
+        return;
+    uint64_t flags = port_lock();
+    outl(CONFIG_ADDRESS, port_address(f, offset));
+    outw(CONFIG_DATA + (offset & 2), value);
+    port_unlock(flags);
+}
+
+void pci_write8(const struct pci_function *f, uint16_t offset, uint8_t value)
+{
+    if (f->config_base) {
+        *(volatile uint8_t *)ecam_pointer(f, offset) = value;
+        return;
+    }
+    if (!port_reachable(f, offset))
+        return;
+    uint64_t flags = port_lock();
+    outl(CONFIG_ADDRESS, port_address(f, offset));
+    outb(CONFIG_DATA + (offset & 3), value);
+    port_unlock(flags);
+}
+
+/* ---- capabilities ---- */
+
+uint8_t pci_find_capability(const struct pci_function *f, uint8_t id, uint8_t after)
+{
+    if (!(pci_read16(f, PCI_STATUS) & PCI_STATUS_CAPABILITIES))
+        return 0;
+    uint8_t next;
+    if (after)
+        next = pci_read8(f, after + 1);
+    else
+        next = pci_read8(f, f->header_type == HEADER_CARDBUS ? 0x14 : PCI_CAPABILITIES);
+    /* at most one visit per possible slot, so a looping list ends too */
+    for (unsigned steps = 0; steps < MAX_CAPABILITIES; steps++) {
+        next &= 0xfc; /* the bottom two bits are reserved (6.7) */
+        if (next < 0x40)
+            return 0;
+        if (pci_read8(f, next) == id)
+            return next;
+        next = pci_read8(f, next + 1);
+    }
+    return 0;
+}
+
+/* ---- command register ---- */
+
+void pci_enable(struct pci_function *f, int memory, int io, int bus_master)
+{
+    uint16_t command = pci_read16(f, PCI_COMMAND);
+
+    if (memory)
+        command |= PCI_COMMAND_MEMORY;
+    if (io)
+        command |= PCI_COMMAND_IO;
+    if (bus_master)
+        command |= PCI_COMMAND_BUS_MASTER;
+    pci_write16(f, PCI_COMMAND, command);
+}
+
+void pci_intx_mask(struct pci_function *f, int masked)
+{
+    uint16_t command = pci_read16(f, PCI_COMMAND);
+
+    if (masked)
+        command |= PCI_COMMAND_INTX_DISABLE;
+    else
+        command &= ~PCI_COMMAND_INTX_DISABLE;
+    pci_write16(f, PCI_COMMAND, command);
+}
+
+/* ---- MSI-X ---- */
+
+static volatile uint32_t *msix_entry(struct pci_function *f, unsigned entry)
+{
+    return f->msix_table + entry * MSIX_ENTRY_WORDS;
+}
+
+static void msix_set_control(struct pci_function *f, uint16_t set, uint16_t clear)
+{
+    uint16_t offset = f->msix_capability + MSIX_CONTROL;
+    uint16_t control = pci_read16(f, offset);
+
+    pci_write16(f, offset, (control | set) & ~clear);
+}
+
+int pci_msix_enable(struct pci_function *f)
+{
+    if (!f->msix_capability || !f->msix_table_size)
+        return -1;
+    uint32_t table = pci_read32(f, f->msix_capability + MSIX_TABLE);
+    const struct pci_bar *bar = &f->bars[table & MSIX_TABLE_BIR];
+    uint64_t offset = table & ~(uint32_t)MSIX_TABLE_BIR;
+    uint64_t bytes = (uint64_t)f->msix_table_size * MSIX_ENTRY_WORDS * 4;
+    if (bar->is_io || !bar->address || offset + bytes > bar->size)
+        return -1;
+    if (paging_map_mmio(bar->address + offset, bytes) != 0)
+        return -1;
+    f->msix_table = (volatile uint32_t *)(uintptr_t)(bar->address + offset);
+
+    /* the table answers only while memory decoding is on; entries are
+     * written with the whole function masked so none fires half set up */
+    pci_enable(f, 1, 0, 0);
+    msix_set_control(f, MSIX_CONTROL_ENABLE | MSIX_CONTROL_FUNCTION_MASK, 0);
+    for (unsigned i = 0; i < f->msix_table_size; i++)
+        msix_entry(f, i)[3] |= MSIX_ENTRY_MASKED;
+    msix_set_control(f, 0, MSIX_CONTROL_FUNCTION_MASK);
+    pci_intx_mask(f, 1);
+    return 0;
+}
+
+int pci_msix_set_vector(struct pci_function *f, unsigned entry, uint8_t cpu_vector)
+{
+    if (!f->msix_table || entry >= f->msix_table_size)
+        return -1;
+    volatile uint32_t *e = msix_entry(f, entry);
+    e[3] |= MSIX_ENTRY_MASKED;
+    /* message address: the destination APIC ID in bits 19:12, physical
+     * mode; data: fixed delivery, edge, the vector (SDM vol. 3, 11.11) */
+    e[0] = MSI_ADDRESS_BASE | (apic_id() & 0xff) << 12;
+    e[1] = 0;
+    e[2] = cpu_vector;
+    e[3] &= ~MSIX_ENTRY_MASKED;
+    return 0;
+}
+
+void pci_msix_mask(struct pci_function *f, unsigned entry, int masked)
+{
+    if (!f->msix_table || entry >= f->msix_table_size)
+        return;
+    volatile uint32_t *e = msix_entry(f, entry);
+    if (masked)
+        e[3] |= MSIX_ENTRY_MASKED;
+    else
+        e[3] &= ~MSIX_ENTRY_MASKED;
+}
+
+void pci_msix_disable(struct pci_function *f)
+{
+    if (!f->msix_capability)
+        return;
+    if (f->msix_table)
+        for (unsigned i = 0; i < f->msix_table_size; i++)
+            msix_entry(f, i)[3] |= MSIX_ENTRY_MASKED;
+    msix_set_control(f, 0, MSIX_CONTROL_ENABLE | MSIX_CONTROL_FUNCTION_MASK);
+    f->msix_table = 0;
+}
+
+/* ---- INTx ---- */
+
+int pci_intx_route(struct pci_function *f, uint8_t cpu_vector)
+{
+    /* OVMF routes each PIRQ to an ISA IRQ and writes it to Interrupt Line;
+     * in QEMU that IRQ reaches the IOAPIC input of the same number on both
+     * pc (PIIX3) and q35 (ICH9, which also drives inputs 16-23). QEMU's
+     * MADT and _PRT make these lines level triggered, active high. */
+    uint8_t line = f->interrupt_line;
+    if (!f->interrupt_pin || f->interrupt_pin > 4 || line == 0 || line >= 16)
+        return -1;
+    uint32_t gsi = line;
+    int level = 1, active_low = 0;
+    for (unsigned i = 0; i < acpi_tables->override_count; i++) {
+        const struct acpi_interrupt_override *o = &acpi_tables->overrides[i];
+        if (o->source != line)
+            continue;
+        /* MPS INTI flags (ACPI 6.5, 5.2.12.5): 0 is "as the bus says" */
+        gsi = o->gsi;
+        if ((o->flags & 3) == 1 || (o->flags & 3) == 3)
+            active_low = (o->flags & 3) == 3;
+        if (((o->flags >> 2) & 3) == 1 || ((o->flags >> 2) & 3) == 3)
+            level = ((o->flags >> 2) & 3) == 3;
+    }
+    for (unsigned i = 0; i < function_count; i++) {
+        const struct pci_function *other = &functions[i];
+        if (other == f || other->intx_gsi != (int)gsi || intx_vectors[i] == cpu_vector)
+            continue;
+        /* one IOAPIC input has one vector, and this one's is taken */
+        klog("pci: %02x:%02x.%x shares gsi %u with %02x:%02x.%x: INTx not routed",
+             f->bus, f->device, f->function, gsi, other->bus, other->device, other->function);
+        pci_intx_mask(f, 1);
+        return -1;
+    }
+    if (ioapic_route_gsi(gsi, cpu_vector, level, active_low) != 0)
+        return -1;
+    f->intx_gsi = (int)gsi;
+    intx_vectors[f - functions] = cpu_vector;
+    pci_intx_mask(f, 0);
+    return (int)gsi;
+}
+
+/* ---- enumeration ---- */
+
+/* Sizes one BAR (6.2.5.1): with decoding off, write all ones and read back
+ * which address bits stick; the lowest one that does is the size (an I/O
+ * BAR that decodes 16 bits reads 0 in its top half, which this ignores).
+ * Returns how many slots the BAR uses (2 for a 64-bit BAR). */
+static unsigned size_bar(struct pci_function *f, unsigned index, unsigned bar_count)
+{
+    uint16_t offset = PCI_BAR0 + 4 * index;
+    struct pci_bar *bar = &f->bars[index];
+    uint32_t low = pci_read32(f, offset);
+
+    if (low == 0xffffffffu)
+        return 1; /* nothing answers: leave it empty */
+    if (low & BAR_IO) {
+        pci_write32(f, offset, 0xffffffffu);
+        uint32_t mask = pci_read32(f, offset) & 0xfffffffcu;
+        pci_write32(f, offset, low);
+        if (mask) {
+            bar->is_io = 1;
+            bar->address = low & 0xfffffffcu;
+            bar->size = mask & -mask;
+        }
+        return 1;
+    }
+    int is_64bit = (low & BAR_MEM_TYPE) == BAR_MEM_TYPE_64;
+    if (is_64bit && index + 1 >= bar_count)
+        return 1; /* a 64-bit BAR cannot start in the last slot */
+    uint32_t high = is_64bit ? pci_read32(f, offset + 4) : 0;
+    pci_write32(f, offset, 0xffffffffu);
+    uint64_t mask = pci_read32(f, offset) & 0xfffffff0u;
+    pci_write32(f, offset, low);
+    if (is_64bit) {
+        pci_write32(f, offset + 4, 0xffffffffu);
+        mask |= (uint64_t)pci_read32(f, offset + 4) << 32;
+        pci_write32(f, offset + 4, high);
+    }
+    if (mask) {
+        bar->address = ((uint64_t)high << 32) | (low & 0xfffffff0u);
+        bar->size = mask & -mask;
+        bar->is_64bit = is_64bit;
+        bar->prefetchable = !!(low & BAR_MEM_PREFETCH);
+    }
+    return is_64bit ? 2 : 1;
+}
+
+static void size_bars(struct pci_function *f)
+{
+    unsigned bar_count = f->header_type == HEADER_NORMAL ? 6 : f->header_type == HEADER_BRIDGE ? 2 : 0;
+    if (!bar_count)
+        return;
+    uint16_t command = pci_read16(f, PCI_COMMAND);
+    pci_write16(f, PCI_COMMAND, command & ~(PCI_COMMAND_IO | PCI_COMMAND_MEMORY));
+    for (unsigned i = 0; i < bar_count;)
+        i += size_bar(f, i, bar_count);
+    pci_write16(f, PCI_COMMAND, command);
+
+    for (unsigned i = 0; i < bar_count; i++) {
+        const struct pci_bar *bar = &f->bars[i];
+        /* 64-bit BARs usually sit above the boot identity map */
+        if (!bar->is_io && bar->size && bar->address &&
+            paging_map_mmio(bar->address, bar->size) != 0)
+            klog("pci: %02x:%02x.%x bar%u at 0x%llx: no memory to map it", f->bus,
+                 f->device, f->function, i, (unsigned long long)bar->address);
+    }
+}
+
+static void read_msix(struct pci_function *f)
+{
+    uint8_t cap = pci_find_capability(f, PCI_CAP_ID_MSIX, 0);
+
+    if (!cap)
+        return;
+    f->msix_capability = cap;
+    f->msix_table_size = (pci_read16(f, cap + MSIX_CONTROL) & MSIX_CONTROL_TABLE_SIZE) + 1;
+}
+
+/* A config read by address, for functions not (yet) in the table. */
+static uint32_t read32_at(uint16_t segment, uint8_t bus, uint8_t device, uint8_t function,
+                          uint16_t offset)
+{
+    struct pci_function at = {
+        .segment = segment, .bus = bus, .device = device, .function = function,
+        .config_base = ecam_address(segment, bus, device, function),
+    };
+    return pci_read32(&at, offset);
+}
+
+static int present(uint16_t segment, uint8_t bus, uint8_t device, uint8_t function)
+{
+    uint16_t vendor = read32_at(segment, bus, device, function, PCI_VENDOR_ID) & 0xffff;
+
+    return vendor != 0xffff && vendor != 0;
+}
+
+/* Fills the next table slot; returns it, or NULL when the table is full. */
+static struct pci_function *add_function(uint16_t segment, uint8_t bus, uint8_t device,
+                                         uint8_t function)
+{
+    if (function_count == PCI_MAX_FUNCTIONS) {
+        dropped_functions++;
+        return 0;
+    }
+    struct pci_function *f = &functions[function_count++];
+    f->segment = segment;
+    f->bus = bus;
+    f->device = device;
+    f->function = function;
+    f->config_base = ecam_address(segment, bus, device, function);
+    f->intx_gsi = -1;
+
+    uint32_t id = pci_read32(f, PCI_VENDOR_ID);
+    uint32_t class = pci_read32(f, PCI_REVISION);
+    f->vendor_id = id & 0xffff;
+    f->device_id = id >> 16;
+    f->revision = class & 0xff;
+    f->prog_if = (class >> 8) & 0xff;
+    f->subclass = (class >> 16) & 0xff;
+    f->class_code = class >> 24;
+    f->header_type = pci_read8(f, PCI_HEADER_TYPE) & HEADER_LAYOUT;
+    if (f->header_type == HEADER_NORMAL) {
+        f->subsystem_vendor_id = pci_read16(f, PCI_SUBSYSTEM_VENDOR_ID);
+        f->subsystem_id = pci_read16(f, PCI_SUBSYSTEM_ID);
+    }
+    f->interrupt_line = pci_read8(f, PCI_INTERRUPT_LINE);
+    f->interrupt_pin = pci_read8(f, PCI_INTERRUPT_PIN);
+    size_bars(f);
+    read_msix(f);
+    return f;
+}
+
+/* Scans one bus and, depth first, the buses behind its bridges. */
+static void scan_bus(uint16_t segment, uint8_t bus, unsigned depth)
+{
+    /* a bus is scanned once, so bridges that point back cannot loop;
+     * the depth bound keeps the recursion's stack small */
+    if (bus_seen[bus] || depth >= MAX_BRIDGE_DEPTH)
+        return;
+    bus_seen[bus] = 1;
+    bus_count++;
+    for (uint8_t device = 0; device < 32; device++) {
+        if (!present(segment, bus, device, 0))
+            continue;
+        uint8_t header = read32_at(segment, bus, device, 0, PCI_HEADER_TYPE & ~3) >> 16;
+        uint8_t function_limit = header & HEADER_MULTIFUNCTION ? 8 : 1;
+        for (uint8_t function = 0; function < function_limit; function++) {
+            if (function && !present(segment, bus, device, function))
+                continue;
+            struct pci_function *f = add_function(segment, bus, device, function);
+            if (!f || (f->header_type != HEADER_BRIDGE && f->header_type != HEADER_CARDBUS))
+                continue;
+            /* secondary bus 0: the firmware left the bridge unconfigured */
+            uint8_t secondary = pci_read8(f, BRIDGE_SECONDARY_BUS);
+            if (secondary != 0)
+                scan_bus(segment, secondary, depth + 1);
+        }
+    }
+}
+
+static void read_mcfg(uint64_t mcfg)
+{
+    if (!mcfg)
+        return;
+    uint32_t length = *(const uint32_t *)(uintptr_t)(mcfg + 4);
+    const struct mcfg_entry *entries = (const struct mcfg_entry *)(uintptr_t)(mcfg + 44);
+    unsigned count = length > 44 ? (length - 44) / sizeof(struct mcfg_entry) : 0;
+
+    for (unsigned i = 0; i < count && ecam_count < MAX_ECAM_REGIONS; i++) {
+        const struct mcfg_entry *e = &entries[i];
+        if (!e->base || e->end_bus < e->start_bus)
+            continue;
+        uint64_t start = e->base + ((uint64_t)e->start_bus << 20);
+        uint64_t bytes = (uint64_t)(e->end_bus - e->start_bus + 1) << 20;
+        if (paging_map_mmio(start, bytes) != 0)
+            continue;
+        ecam[ecam_count].base = e->base;
+        ecam[ecam_count].segment = e->segment;
+        ecam[ecam_count].start_bus = e->start_bus;
+        ecam[ecam_count].end_bus = e->end_bus;
+        ecam_count++;
+    }
+}
+
+/* ---- the `pci` command ---- */
+
+static void print_function(const struct pci_function *f)
+{
+    char line[400];
+    int length = 0;
+
+#define APPEND(...)                                                                  \
+    do {                                                                             \
+        if (length < (int)sizeof(line))                                              \
+            length += format_snprintf(line + length, sizeof(line) - length, __VA_ARGS__); \
+    } while (0)
+
+    if (f->segment)
+        APPEND("pci %04x:%02x:%02x.%x", f->segment, f->bus, f->device, f->function);
+    else
+        APPEND("pci %02x:%02x.%x", f->bus, f->device, f->function);
+    APPEND(" vendor=%04x device=%04x class=%02x.%02x.%02x driver=%s", f->vendor_id,
+           f->device_id, f->class_code, f->subclass, f->prog_if,
+           f->driver_name ? f->driver_name : "-");
+    if (f->interrupt_pin && f->interrupt_line && f->interrupt_line != 0xff)
+        APPEND(" irq=%u", f->interrupt_line);
+    else
+        APPEND(" irq=-");
+    APPEND(" msix=%u", f->msix_table_size);
+    for (unsigned i = 0; i < 6; i++) {
+        const struct pci_bar *bar = &f->bars[i];
+        if (!bar->size)
+            continue;
+        APPEND(" bar%u=%s:0x%llx/%llu", i, bar->is_io ? "io" : bar->is_64bit ? "mem64" : "mem",
+               (unsigned long long)bar->address, (unsigned long long)bar->size);
+    }
+#undef APPEND
+    console_printf("%s\n", line);
+}
+
+static void command_pci(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    for (unsigned i = 0; i < function_count; i++)
+        print_function(&functions[i]);
+}
+
+static const struct shell_command pci_commands[] = {
+    { "pci", "", "PCI functions: ids, class, driver, irq, MSI-X, BARs", 0, 0, command_pci },
+};
+
+/* ---- the interface ---- */
+
+int pci_init(const struct acpi_info *acpi)
+{
+    acpi_tables = acpi;
+    read_mcfg(acpi->mcfg);
+    shell_register(pci_commands, sizeof(pci_commands) / sizeof(pci_commands[0]));
+
+    uint16_t segment = ecam_count ? ecam[0].segment : 0;
+    if (!present(segment, 0, 0, 0)) {
+        klog("pci: no host bridge at %02x:00.0 (%s): no PCI", 0,
+             ecam_count ? "ecam" : "port 0xcf8");
+        return -1;
+    }
+    uint64_t started = clock_ns();
+    scan_bus(segment, 0, 0);
+    unsigned long long us = (clock_ns() - started) / 1000;
+    if (dropped_functions)
+        klog("pci: %u functions past the first %u ignored", dropped_functions,
+             PCI_MAX_FUNCTIONS);
+    if (ecam_count)
+        klog("pci: %u functions on %u bus%s in %llu us, config ecam at 0x%llx buses %u-%u",
+             function_count, bus_count, bus_count == 1 ? "" : "es", us,
+             (unsigned long long)ecam[0].base, ecam[0].start_bus, ecam[0].end_bus);
+    else
+        klog("pci: %u functions on %u bus%s in %llu us, config port 0xcf8", function_count,
+             bus_count, bus_count == 1 ? "" : "es", us);
+    return (int)function_count;
+}
+
+unsigned pci_function_count(void)
+{
+    return function_count;
+}
+
+struct pci_function *pci_function_get(unsigned index)
+{
+    return index < function_count ? &functions[index] : 0;
+}

@@ -1,0 +1,326 @@
+/*
+ * Modern and legacy virtio PCI transports. Modern: the common, notify, ISR
+ * and device config structures found through vendor capabilities (4.1.4);
+ * legacy: fixed registers in BAR0 I/O space (4.1.4.10), whose device config
+ * moves by 4 bytes when MSI-X is on.
+ */
+#include "virtio/virtio_pci.h"
+
+#include "arch/x86/cpu.h"     // inb/outb and friends
+#include "virtio/pci.h"       // pci_*
+#include "virtio/virtio.h"    // struct virtio_device
+#include "virtio/virtqueue.h" // vq_*_area
+
+/* ---- modern ------------------------------------------------------------ */
+
+#define CAP_VENDOR 0x09
+#define CFG_COMMON 1
+#define CFG_NOTIFY 2
+#define CFG_ISR 3
+#define CFG_DEVICE 4
+
+/* struct virtio_pci_common_cfg offsets (4.1.4.3) */
+#define COMMON_DEVICE_FEATURE_SELECT 0x00
+#define COMMON_DEVICE_FEATURE 0x04
+#define COMMON_DRIVER_FEATURE_SELECT 0x08
+#define COMMON_DRIVER_FEATURE 0x0c
+#define COMMON_MSIX_CONFIG 0x10
+#define COMMON_NUM_QUEUES 0x12
+#define COMMON_STATUS 0x14
+#define COMMON_CONFIG_GENERATION 0x15
+#define COMMON_QUEUE_SELECT 0x16
+#define COMMON_QUEUE_SIZE 0x18
+#define COMMON_QUEUE_MSIX_VECTOR 0x1a
+#define COMMON_QUEUE_ENABLE 0x1c
+#define COMMON_QUEUE_NOTIFY_OFF 0x1e
+#define COMMON_QUEUE_DESC 0x20
+#define COMMON_QUEUE_DRIVER 0x28
+#define COMMON_QUEUE_DEVICE 0x30
+
+static volatile uint8_t *common8(struct virtio_device *d, unsigned offset) { return d->common + offset; }
+static volatile uint16_t *common16(struct virtio_device *d, unsigned offset) { return (volatile uint16_t *)(d->common + offset); }
+static volatile uint32_t *common32(struct virtio_device *d, unsigned offset) { return (volatile uint32_t *)(d->common + offset); }
+
+static void write64_split(struct virtio_device *d, unsigned offset, uint64_t value)
+{
+    /* 64-bit fields are written as two 32-bit halves (4.1.3.1) */
+    *common32(d, offset) = (uint32_t)value;
+    *common32(d, offset + 4) = (uint32_t)(value >> 32);
+}
+
+static uint8_t modern_get_status(struct virtio_device *d) { return *common8(d, COMMON_STATUS); }
+static void modern_set_status(struct virtio_device *d, uint8_t status) { *common8(d, COMMON_STATUS) = status; }
+
+static void modern_reset(struct virtio_device *d)
+{
+    *common8(d, COMMON_STATUS) = 0;
+    /* the reset completes when status reads 0 again (4.1.4.3.2) */
+    for (unsigned i = 0; i < 1000000 && *common8(d, COMMON_STATUS) != 0; i++)
+        cpu_relax();
+}
+
+static uint64_t modern_get_features(struct virtio_device *d)
+{
+    uint64_t features = 0;
+
+    for (uint32_t word = 0; word < 2; word++) {
+        *common32(d, COMMON_DEVICE_FEATURE_SELECT) = word;
+        features |= (uint64_t)*common32(d, COMMON_DEVICE_FEATURE) << (32 * word);
+    }
+    return features;
+}
+
+static void modern_set_features(struct virtio_device *d, uint64_t features)
+{
+    for (uint32_t word = 0; word < 2; word++) {
+        *common32(d, COMMON_DRIVER_FEATURE_SELECT) = word;
+        *common32(d, COMMON_DRIVER_FEATURE) = (uint32_t)(features >> (32 * word));
+    }
+}
+
+static uint8_t modern_config_generation(struct virtio_device *d)
+{
+    return *common8(d, COMMON_CONFIG_GENERATION);
+}
+
+static uint64_t modern_read_config(struct virtio_device *d, unsigned offset, unsigned size)
+{
+    volatile uint8_t *p = d->device_config + offset;
+
+    switch (size) {
+    case 1: return *p;
+    case 2: return *(volatile uint16_t *)p;
+    case 4: return *(volatile uint32_t *)p;
+    default: return *(volatile uint32_t *)p | ((uint64_t)*(volatile uint32_t *)(p + 4) << 32);
+    }
+}
+
+static void modern_write_config(struct virtio_device *d, unsigned offset, unsigned size, uint64_t value)
+{
+    volatile uint8_t *p = d->device_config + offset;
+
+    switch (size) {
+    case 1: *p = (uint8_t)value; break;
+    case 2: *(volatile uint16_t *)p = (uint16_t)value; break;
+    case 4: *(volatile uint32_t *)p = (uint32_t)value; break;
+    default:
+        *(volatile uint32_t *)p = (uint32_t)value;
+        *(volatile uint32_t *)(p + 4) = (uint32_t)(value >> 32);
+    }
+}
+
+static uint16_t modern_queue_max_size(struct virtio_device *d, unsigned queue)
+{
+    if (queue >= *common16(d, COMMON_NUM_QUEUES))
+        return 0;
+    *common16(d, COMMON_QUEUE_SELECT) = (uint16_t)queue;
+    return *common16(d, COMMON_QUEUE_SIZE);
+}
+
+static int modern_setup_queue(struct virtio_device *d, unsigned queue, struct virtqueue *ring,
+                              uint16_t msix_entry)
+{
+    *common16(d, COMMON_QUEUE_SELECT) = (uint16_t)queue;
+    *common16(d, COMMON_QUEUE_SIZE) = ring->config.size;
+    *common16(d, COMMON_QUEUE_MSIX_VECTOR) = msix_entry;
+    if (msix_entry != VIRTIO_MSI_NO_VECTOR && *common16(d, COMMON_QUEUE_MSIX_VECTOR) != msix_entry)
+        return -1; /* the device could not take the vector (4.1.5.1.2) */
+    write64_split(d, COMMON_QUEUE_DESC, vq_descriptor_area(ring));
+    write64_split(d, COMMON_QUEUE_DRIVER, vq_driver_area(ring));
+    write64_split(d, COMMON_QUEUE_DEVICE, vq_device_area(ring));
+    d->queues[queue].notify_offset = *common16(d, COMMON_QUEUE_NOTIFY_OFF);
+    *common16(d, COMMON_QUEUE_ENABLE) = 1;
+    return 0;
+}
+
+static void modern_notify(struct virtio_device *d, unsigned queue)
+{
+    volatile uint16_t *doorbell = (volatile uint16_t *)(d->notify_base +
+        (uint64_t)d->queues[queue].notify_offset * d->notify_multiplier);
+
+    *doorbell = (uint16_t)queue;
+}
+
+static uint8_t modern_read_isr(struct virtio_device *d)
+{
+    return *d->isr; /* reading clears it (4.1.4.5) */
+}
+
+static uint16_t modern_set_config_msix(struct virtio_device *d, uint16_t entry)
+{
+    *common16(d, COMMON_MSIX_CONFIG) = entry;
+    return *common16(d, COMMON_MSIX_CONFIG);
+}
+
+static const struct virtio_transport modern_transport = {
+    .name = "modern",
+    .get_status = modern_get_status,
+    .set_status = modern_set_status,
+    .reset = modern_reset,
+    .get_features = modern_get_features,
+    .set_features = modern_set_features,
+    .config_generation = modern_config_generation,
+    .read_config = modern_read_config,
+    .write_config = modern_write_config,
+    .queue_max_size = modern_queue_max_size,
+    .fixed_queue_size = 0,
+    .setup_queue = modern_setup_queue,
+    .notify = modern_notify,
+    .read_isr = modern_read_isr,
+    .set_config_msix = modern_set_config_msix,
+};
+
+/* ---- legacy ------------------------------------------------------------ */
+
+#define LEGACY_HOST_FEATURES 0x00
+#define LEGACY_GUEST_FEATURES 0x04
+#define LEGACY_QUEUE_PFN 0x08
+#define LEGACY_QUEUE_SIZE 0x0c
+#define LEGACY_QUEUE_SELECT 0x0e
+#define LEGACY_QUEUE_NOTIFY 0x10
+#define LEGACY_STATUS 0x12
+#define LEGACY_ISR 0x13
+#define LEGACY_CONFIG_VECTOR 0x14
+#define LEGACY_QUEUE_VECTOR 0x16
+
+static uint16_t legacy_config_base(struct virtio_device *d)
+{
+    return (uint16_t)(d->io_base + (d->msix ? 0x18 : 0x14));
+}
+
+static uint8_t legacy_get_status(struct virtio_device *d) { return inb(d->io_base + LEGACY_STATUS); }
+static void legacy_set_status(struct virtio_device *d, uint8_t status) { outb(d->io_base + LEGACY_STATUS, status); }
+static void legacy_reset(struct virtio_device *d) { outb(d->io_base + LEGACY_STATUS, 0); (void)inb(d->io_base + LEGACY_STATUS); }
+static uint64_t legacy_get_features(struct virtio_device *d) { return inl(d->io_base + LEGACY_HOST_FEATURES); }
+static void legacy_set_features(struct virtio_device *d, uint64_t features) { outl(d->io_base + LEGACY_GUEST_FEATURES, (uint32_t)features); }
+static uint8_t legacy_config_generation(struct virtio_device *d) { (void)d; return 0; }
+
+static uint64_t legacy_read_config(struct virtio_device *d, unsigned offset, unsigned size)
+{
+    uint16_t port = (uint16_t)(legacy_config_base(d) + offset);
+
+    switch (size) {
+    case 1: return inb(port);
+    case 2: return inw(port);
+    case 4: return inl(port);
+    default: return inl(port) | ((uint64_t)inl((uint16_t)(port + 4)) << 32);
+    }
+}
+
+static void legacy_write_config(struct virtio_device *d, unsigned offset, unsigned size, uint64_t value)
+{
+    uint16_t port = (uint16_t)(legacy_config_base(d) + offset);
+
+    switch (size) {
+    case 1: outb(port, (uint8_t)value); break;
+    case 2: outw(port, (uint16_t)value); break;
+    case 4: outl(port, (uint32_t)value); break;
+    default:
+        outl(port, (uint32_t)value);
+        outl((uint16_t)(port + 4), (uint32_t)(value >> 32));
+    }
+}
+
+static uint16_t legacy_queue_max_size(struct virtio_device *d, unsigned queue)
+{
+    outw(d->io_base + LEGACY_QUEUE_SELECT, (uint16_t)queue);
+    return inw(d->io_base + LEGACY_QUEUE_SIZE);
+}
+
+static int legacy_setup_queue(struct virtio_device *d, unsigned queue, struct virtqueue *ring,
+                              uint16_t msix_entry)
+{
+    uint64_t address = vq_descriptor_area(ring);
+
+    /* legacy queues are one block addressed by a 32-bit page number, with
+     * the used ring at the next 4096 boundary (4.1.4.10) */
+    if ((address & 4095) || (address >> 12) > 0xffffffffu)
+        return -1;
+    outw(d->io_base + LEGACY_QUEUE_SELECT, (uint16_t)queue);
+    if (d->msix) {
+        outw(d->io_base + LEGACY_QUEUE_VECTOR, msix_entry);
+        if (inw(d->io_base + LEGACY_QUEUE_VECTOR) != msix_entry)
+            return -1;
+    }
+    outl(d->io_base + LEGACY_QUEUE_PFN, (uint32_t)(address >> 12));
+    return 0;
+}
+
+static void legacy_notify(struct virtio_device *d, unsigned queue) { outw(d->io_base + LEGACY_QUEUE_NOTIFY, (uint16_t)queue); }
+static uint8_t legacy_read_isr(struct virtio_device *d) { return inb(d->io_base + LEGACY_ISR); }
+
+static uint16_t legacy_set_config_msix(struct virtio_device *d, uint16_t entry)
+{
+    outw(d->io_base + LEGACY_CONFIG_VECTOR, entry);
+    return inw(d->io_base + LEGACY_CONFIG_VECTOR);
+}
+
+static const struct virtio_transport legacy_transport = {
+    .name = "legacy",
+    .get_status = legacy_get_status,
+    .set_status = legacy_set_status,
+    .reset = legacy_reset,
+    .get_features = legacy_get_features,
+    .set_features = legacy_set_features,
+    .config_generation = legacy_config_generation,
+    .read_config = legacy_read_config,
+    .write_config = legacy_write_config,
+    .queue_max_size = legacy_queue_max_size,
+    .fixed_queue_size = 1,
+    .setup_queue = legacy_setup_queue,
+    .notify = legacy_notify,
+    .read_isr = legacy_read_isr,
+    .set_config_msix = legacy_set_config_msix,
+};
+
+/* ---- choosing one ------------------------------------------------------ */
+
+static volatile uint8_t *capability_address(struct pci_function *f, uint8_t cap, uint32_t min_length)
+{
+    uint8_t bar = pci_read8(f, cap + 4);
+    uint32_t offset = pci_read32(f, cap + 8);
+    uint32_t length = pci_read32(f, cap + 12);
+
+    if (bar > 5 || f->bars[bar].is_io || !f->bars[bar].address || length < min_length ||
+        (uint64_t)offset + length > f->bars[bar].size)
+        return 0;
+    return (volatile uint8_t *)(uintptr_t)(f->bars[bar].address + offset);
+}
+
+int virtio_pci_attach(struct virtio_device *d)
+{
+    struct pci_function *f = d->pci;
+    volatile uint8_t *common = 0, *notify = 0, *isr = 0, *device = 0;
+    uint32_t multiplier = 0;
+
+    for (uint8_t cap = pci_find_capability(f, CAP_VENDOR, 0); cap;
+         cap = pci_find_capability(f, CAP_VENDOR, cap)) {
+        uint8_t type = pci_read8(f, cap + 3);
+        /* the first capability of each type is the one to use (4.1.4.1) */
+        if (type == CFG_COMMON && !common)
+            common = capability_address(f, cap, 0x38);
+        else if (type == CFG_NOTIFY && !notify) {
+            notify = capability_address(f, cap, 2);
+            multiplier = pci_read32(f, cap + 16);
+        } else if (type == CFG_ISR && !isr)
+            isr = capability_address(f, cap, 1);
+        else if (type == CFG_DEVICE && !device)
+            device = capability_address(f, cap, 1);
+    }
+    if (common && notify && isr) {
+        d->transport = &modern_transport;
+        d->common = common;
+        d->notify_base = notify;
+        d->notify_multiplier = multiplier;
+        d->isr = isr;
+        d->device_config = device;
+        return 0;
+    }
+    if (f->bars[0].is_io && f->bars[0].address && f->bars[0].size >= 0x14) {
+        d->transport = &legacy_transport;
+        d->io_base = (uint16_t)f->bars[0].address;
+        return 0;
+    }
+    d->error = "no usable virtio transport (no modern capabilities, no legacy I/O BAR)";
+    return -1;
+}
