@@ -12,6 +12,9 @@ serial_socket=""
 gdb=0
 print_only=0
 esp="$here/build/esp.img"
+data=""
+data_size=64
+data_disk=1
 ovmf_code=/usr/share/OVMF/OVMF_CODE_4M.fd
 ovmf_vars=/usr/share/OVMF/OVMF_VARS_4M.fd
 
@@ -25,6 +28,11 @@ usage: run-qemu.sh [options] [-- extra QEMU arguments]
                           serial console on a unix socket (QEMU listens and
                           waits for one client) instead of the terminal
       --esp PATH          the FAT image to boot (default build/esp.img)
+      --data PATH         raw image for the data disk (serial torpor-data);
+                          created sparse if missing (default: a fresh one
+                          in a private temporary folder, removed on exit)
+      --data-size MIB     size of a data disk this script creates (default 64)
+      --no-data           attach no data disk
       --gdb               start QEMU's gdbstub on tcp::1234, CPU halted
       --print             print the QEMU command line and exit
   -h, --help              this text
@@ -38,6 +46,9 @@ while [ $# -gt 0 ]; do
     --qmp) qmp_socket=$2; shift 2 ;;
     --serial-socket) serial_socket=$2; shift 2 ;;
     --esp) esp=$2; shift 2 ;;
+    --data) data=$2; shift 2 ;;
+    --data-size) data_size=$2; shift 2 ;;
+    --no-data) data_disk=0; shift ;;
     --gdb) gdb=1; shift ;;
     --print) print_only=1; shift ;;
     -h|--help) usage; exit 0 ;;
@@ -48,6 +59,7 @@ done
 
 case "$machine" in q35|pc) ;; *) echo "run-qemu.sh: machine must be q35 or pc" >&2; exit 2 ;; esac
 case "$memory" in ''|*[!0-9]*) echo "run-qemu.sh: memory must be a number of MiB" >&2; exit 2 ;; esac
+case "$data_size" in ''|*[!0-9]*|0) echo "run-qemu.sh: data size must be a number of MiB" >&2; exit 2 ;; esac
 [ -f "$esp" ] || { echo "run-qemu.sh: $esp not found; run make first" >&2; exit 2; }
 [ -f "$ovmf_code" ] || { echo "run-qemu.sh: $ovmf_code not found; run scripts/deps.sh" >&2; exit 2; }
 
@@ -68,6 +80,10 @@ trap 'exit 143' TERM
 trap 'exit 129' HUP
 
 cp "$ovmf_vars" "$workdir/vars.fd"
+if [ "$data_disk" = 1 ]; then
+    [ -n "$data" ] || data="$workdir/data.img"
+    [ -e "$data" ] || truncate -s "${data_size}M" "$data"
+fi
 
 args=(
     -nodefaults -no-user-config -display none
@@ -76,6 +92,10 @@ args=(
     -drive "if=pflash,format=raw,unit=1,file=$workdir/vars.fd"
     -drive "if=none,id=esp,format=raw,readonly=on,file=$esp"
     -device "virtio-blk-pci,drive=esp,serial=torpor-esp"
+)
+[ "$data_disk" = 0 ] || args+=(
+    -drive "if=none,id=data,format=raw,file=$data"
+    -device "virtio-blk-pci,drive=data,serial=torpor-data"
 )
 if [ -n "$serial_socket" ]; then
     args+=(-chardev "socket,id=console,path=$serial_socket,server=on,wait=on" -serial chardev:console)

@@ -12,7 +12,7 @@
 #include "kernel/console.h"     // console_printf
 #include "kernel/log.h"         // klog
 #include "kernel/shell.h"       // shell_register
-#include "lib/string.h"         // memset
+#include "lib/string.h"         // memset, strcmp
 #include "mm/page_alloc.h"      // page_alloc, page_free
 #include "virtio/pci.h"         // pci_*
 #include "virtio/virtio_pci.h"  // struct virtio_transport
@@ -383,7 +383,8 @@ static void bind(struct virtio_device *d)
 
 static void command_virtio(int argc, char **argv);
 static const struct shell_command virtio_commands[] = {
-    { "virtio", "", "virtio devices: transport, features, queues", 0, 0, command_virtio },
+    { "virtio", "[freeze|thaw|restore]",
+      "virtio devices; test only: run every driver's power hook", 0, 1, command_virtio },
 };
 
 void virtio_init(void)
@@ -470,19 +471,43 @@ static void print_features(const struct virtio_device *d)
         console_printf("none");
 }
 
+static unsigned active_queues(const struct virtio_device *d)
+{
+    unsigned active = 0;
+
+    for (unsigned q = 0; q < d->queue_count; q++)
+        active += d->queues[q].active;
+    return active;
+}
+
 static void command_virtio(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
+    if (argc == 2) {
+        int (*hook)(void) = strcmp(argv[1], "freeze") == 0   ? virtio_freeze_all
+                            : strcmp(argv[1], "thaw") == 0    ? virtio_thaw_all
+                            : strcmp(argv[1], "restore") == 0 ? virtio_restore_all
+                                                              : 0;
+        if (!hook) {
+            shell_error("virtio: unknown argument '%s' (freeze, thaw or restore)", argv[1]);
+            return;
+        }
+        int result = hook();
+        if (result != 0)
+            shell_error("virtio: %s failed", argv[1]);
+        else
+            console_printf("virtio %s ok\n", argv[1]);
+        return;
+    }
     for (unsigned i = 0; i < device_count; i++) {
         struct virtio_device *d = &devices[i];
         console_printf("virtio dev=%u type=%s pci=%02x:%02x.%x transport=%s driver=%s irq=%s",
                        d->index, virtio_type_name(d->type), d->pci->bus, d->pci->device,
                        d->pci->function, d->transport ? d->transport->name : "none",
                        d->driver ? d->driver->name : "-",
-                       !d->driver ? "-" : d->msix ? (d->msix_per_queue ? "msix" : "msix-shared") : "intx");
+                       !d->driver || !active_queues(d) ? "-"
+                       : d->msix ? (d->msix_per_queue ? "msix" : "msix-shared") : "intx");
         print_features(d);
-        console_printf(" interrupts=%llu", (unsigned long long)d->interrupts);
+        console_printf(" queues=%u interrupts=%llu", active_queues(d), (unsigned long long)d->interrupts);
         if (d->error)
             console_printf(" error=\"%s\"", d->error);
         console_printf("\n");
