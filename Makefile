@@ -33,7 +33,7 @@ KERNEL_ASM_SOURCES := $(wildcard boot/*.asm arch/x86/*.asm)
 KERNEL_OBJECTS := $(KERNEL_C_SOURCES:%.c=$(BUILD)/kernel/%.o) \
 	$(KERNEL_ASM_SOURCES:%.asm=$(BUILD)/kernel/%.asm.o)
 
-.PHONY: all deps run test unit-test integration-test clean
+.PHONY: all deps run test unit-test integration-test bench clean
 all: $(BUILD)/torpor.efi $(BUILD)/esp.img
 
 deps:
@@ -70,12 +70,13 @@ $(BUILD)/torpor.efi: $(BUILD)/torpor.elf
 		-j .rela -j .rel.* -j .rela.* -j .reloc -j .ksyms \
 		--target efi-app-x86_64 --subsystem=10 $< $@
 
+# Built under a private name and renamed, so a guest never boots half an image.
 $(BUILD)/esp.img: $(BUILD)/torpor.efi
-	rm -f $@.tmp
-	mformat -i $@.tmp -C -T 16384 -h 16 -s 32 -v TORPOR ::
-	mmd -i $@.tmp ::/EFI ::/EFI/BOOT
-	mcopy -i $@.tmp $< ::/EFI/BOOT/BOOTX64.EFI
-	mv $@.tmp $@
+	tmp=$@.$$$$.tmp && rm -f $$tmp && \
+	mformat -i $$tmp -C -T 16384 -h 16 -s 32 -v TORPOR :: && \
+	mmd -i $$tmp ::/EFI ::/EFI/BOOT && \
+	mcopy -i $$tmp $< ::/EFI/BOOT/BOOTX64.EFI && \
+	mv $$tmp $@
 
 run: deps all
 	./run-qemu.sh
@@ -104,6 +105,10 @@ unit-test: $(UNIT_BINARIES)
 
 test: deps all unit-test
 	@$(PYTHON) tests/run_tests.py $(UNIT_BINARIES)
+
+# Benchmarks: docs/benchmarks.md and bench/results/*.csv; QUICK=1 for one run of each.
+bench: deps all
+	QUICK=$(QUICK) $(PYTHON) bench/run_bench.py
 
 clean:
 	rm -rf $(BUILD)

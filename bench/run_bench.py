@@ -1,0 +1,192 @@
+#!/usr/bin/python3
+"""torpor's benchmarks: boots guests through the test harness, measures,
+and writes docs/benchmarks.md and a CSV under bench/results/. Every figure
+is the median of several runs (min and max beside it); ratios are taken
+between figures measured in the same run, since these machines are noisy
+and QEMU runs under TCG. QUICK=1 runs each measurement once (a smoke
+check, used by `make test` so the script cannot rot)."""
+import csv
+import datetime
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
+import harness  # noqa: E402  (the integration tests' QEMU driver)
+
+QUICK = os.environ.get("QUICK", "0") not in ("", "0")
+RUNS = 1 if QUICK else 3
+BLK_MIB = 64 if QUICK else 512
+IDLE_SECONDS = 3 if QUICK else 10
+
+
+class Figures:
+    """Named measurements, each a list of values from repeated runs."""
+
+    def __init__(self):
+        self.rows = []  # (group, name, unit, [values], note)
+
+    def add(self, group, name, unit, values, note=""):
+        self.rows.append((group, name, unit, list(values), note))
+
+    def summary(self):
+        for group, name, unit, values, note in self.rows:
+            yield group, name, unit, statistics.median(values), min(values), max(values), len(values), note
+
+
+def result_line(guest, command, name, timeout=600):
+    """Runs a command; returns the key=value pairs of its `name ...` line."""
+    lines = guest.command(command, timeout=timeout)
+    for line in lines:
+        if line.split()[:1] == [name]:
+            return harness.parse_values(line)
+    raise RuntimeError("%r printed no %r line: %r" % (command, name, lines))
+
+
+def boot_guest(name, **kwargs):
+    guest = harness.Guest(name="bench-" + name, **kwargs)
+    started = time.monotonic()
+    boot = guest.wait_ready(timeout=120)
+    return guest, time.monotonic() - started, harness.parse_banner(boot)
+
+
+def measure_boot(figures):
+    kernel_ms, total_s = [], []
+    for run in range(RUNS):
+        guest, seconds, banner = boot_guest("boot%d" % run)
+        with guest:
+            kernel_ms.append(int(banner["boot_us"]) / 1000)
+            total_s.append(seconds)
+    figures.add("boot", "kernel boot (efi_main to prompt)", "ms", kernel_ms)
+    figures.add("boot", "QEMU start to prompt (firmware included)", "s", total_s)
+    figures.add("boot", "torpor.efi size", "KiB",
+                [os.path.getsize(os.path.join(REPO, "build", "torpor.efi")) / 1024])
+
+
+def host_dd(directory, mib):
+    """The host's own sequential write (with fsync, as `blk bench` ends with
+    a flush) and read of the same size, to a file of the same kind."""
+    path = os.path.join(directory, "dd.img")
+    started = time.monotonic()
+    subprocess.run(["dd", "if=/dev/zero", "of=" + path, "bs=1M", "count=%d" % mib,
+                    "conv=fsync"], check=True, capture_output=True)
+    write = mib / (time.monotonic() - started)
+    started = time.monotonic()
+    subprocess.run(["dd", "if=" + path, "of=/dev/null", "bs=1M"], check=True, capture_output=True)
+    read = mib / (time.monotonic() - started)
+    os.unlink(path)
+    return write, read
+
+
+def measure_disk_and_idle(figures):
+    with tempfile.TemporaryDirectory(prefix="torpor-bench.") as directory:
+        data = os.path.join(directory, "data.img")
+        guest, _, _ = boot_guest("disk", options=["--data", data, "--data-size", str(BLK_MIB + 64)])
+        with guest:
+            write, read, dd_write, dd_read = [], [], [], []
+            for _ in range(RUNS):
+                values = result_line(guest, "blk bench torpor-data %d" % BLK_MIB, "blkbench")
+                write.append(int(values["write_mibps"]))
+                read.append(int(values["read_mibps"]))
+                w, r = host_dd(directory, BLK_MIB)
+                dd_write.append(w)
+                dd_read.append(r)
+            note = "%d MiB, 1 MiB requests, 64 in flight" % BLK_MIB
+            figures.add("disk", "blk bench write (incl. flush)", "MiB/s", write, note)
+            figures.add("disk", "host dd write (conv=fsync)", "MiB/s", dd_write, "same size, same filesystem")
+            figures.add("disk", "write as share of host dd", "%",
+                        [100 * w / d for w, d in zip(write, dd_write)])
+            figures.add("disk", "blk bench read", "MiB/s", read, note)
+            figures.add("disk", "host dd read (page cache)", "MiB/s", dd_read)
+            figures.add("disk", "read as share of host dd", "%",
+                        [100 * r / d for r, d in zip(read, dd_read)])
+
+            mem = guest.command_values("mem")
+            figures.add("memory", "kernel footprint after boot (reserved + allocated)", "KiB",
+                        [int(mem["reserved_kib"]) + int(mem["allocated_kib"])],
+                        "512 MiB guest: image, early block, allocator metadata, virtqueues")
+
+            pid = guest.qemu_pid()
+            before = harness.cpu_seconds(pid)
+            started = time.monotonic()
+            time.sleep(IDLE_SECONDS)  # the measurement window itself, not a wait for a condition
+            used = harness.cpu_seconds(pid) - before
+            figures.add("idle", "QEMU host CPU at an idle prompt", "% of a core",
+                        [100 * used / (time.monotonic() - started)], "%d s window" % IDLE_SECONDS)
+
+
+def environment():
+    cpu = "unknown"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    qemu = subprocess.run(["qemu-system-x86_64", "--version"], capture_output=True,
+                          text=True).stdout.splitlines()[0]
+    ovmf = subprocess.run(["dpkg-query", "-W", "-f=${Version}", "ovmf"], capture_output=True,
+                          text=True).stdout or "unknown"
+    return {
+        "date": datetime.date.today().isoformat(),
+        "qemu": qemu,
+        "ovmf": ovmf,
+        "cpu": "%s, %d cores" % (cpu, os.cpu_count()),
+        "accelerator": "TCG (no KVM)",
+        "runs": RUNS,
+    }
+
+
+def write_outputs(figures, env):
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    results = os.path.join(REPO, "bench", "results")
+    os.makedirs(results, exist_ok=True)
+    csv_path = os.path.join(results, ("quick-" if QUICK else "") + stamp + ".csv")
+    with open(csv_path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["group", "figure", "unit", "median", "min", "max", "runs"])
+        for group, name, unit, median, low, high, runs, _ in figures.summary():
+            writer.writerow([group, name, unit, "%.3f" % median, "%.3f" % low, "%.3f" % high, runs])
+    print("wrote", os.path.relpath(csv_path, REPO))
+    if QUICK:
+        return  # a smoke run does not replace the published figures
+
+    lines = ["# Benchmarks", "",
+             "Made by `make bench` (bench/run_bench.py); do not edit by hand.", "",
+             "| | |", "|---|---|"]
+    for key, value in env.items():
+        lines.append("| %s | %s |" % (key, value))
+    lines.append("")
+    lines.append("Each figure is the median of %d runs, with the smallest and largest. "
+                 "QEMU runs under TCG here, so absolute times are slow; compare ratios "
+                 "measured in the same run." % RUNS)
+    current = None
+    for group, name, unit, median, low, high, runs, note in figures.summary():
+        if group != current:
+            lines += ["", "## " + group, "", "| figure | median | min | max | unit | note |",
+                      "|---|---:|---:|---:|---|---|"]
+            current = group
+        lines.append("| %s | %.1f | %.1f | %.1f | %s | %s |" % (name, median, low, high, unit, note))
+    with open(os.path.join(REPO, "docs", "benchmarks.md"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print("wrote docs/benchmarks.md")
+
+
+def main():
+    figures = Figures()
+    measure_boot(figures)
+    measure_disk_and_idle(figures)
+    for group, name, unit, median, low, high, runs, _ in figures.summary():
+        print("%-8s %-55s %10.1f %-12s (min %.1f, max %.1f, %d runs)"
+              % (group, name, median, unit, low, high, runs))
+    write_outputs(figures, environment())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
