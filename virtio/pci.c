@@ -9,7 +9,8 @@
 
 #include "arch/x86/apic.h"      // apic_id
 #include "arch/x86/cpu.h"       // inl, outl, read_flags, interrupts_*
-#include "arch/x86/ioapic.h"    // ioapic_route_gsi, ioapic_set_masked
+#include "arch/x86/interrupt.h" // interrupt_*_handler
+#include "arch/x86/ioapic.h"    // ioapic_route_gsi
 #include "arch/x86/paging.h"    // paging_map_mmio
 #include "kernel/clock.h"       // clock_ns
 #include "kernel/console.h"     // console_printf
@@ -73,7 +74,6 @@ static unsigned function_count;
 static unsigned dropped_functions;
 static uint8_t bus_seen[MAX_BUSES];
 static unsigned bus_count;
-static uint8_t intx_vectors[PCI_MAX_FUNCTIONS]; /* by table index, once routed */
 static const struct acpi_info *acpi_tables;
 
 /* ---- config space access ---- */
@@ -93,9 +93,9 @@ static uint32_t port_address(const struct pci_function *f, uint16_t offset)
            (uint32_t)f->function << 8 | (offset & 0xfc);
 }
 
-/* The address/data port pair is one shared register: no interrupt handler
- * may slip its own access in between. */
-static uint64_t port_lock(void)
+/* Interrupts off, for the address/data port pair (one shared register: no
+ * handler may slip its own access in between) and the INTx tables. */
+static uint64_t irq_save(void)
 {
     uint64_t flags = read_flags();
 
@@ -103,7 +103,7 @@ static uint64_t port_lock(void)
     return flags;
 }
 
-static void port_unlock(uint64_t flags)
+static void irq_restore(uint64_t flags)
 {
     if (flags & RFLAGS_IF)
         interrupts_enable();
@@ -125,10 +125,10 @@ uint32_t pci_read32(const struct pci_function *f, uint16_t offset)
         return *(volatile uint32_t *)ecam_pointer(f, offset);
     if (!port_reachable(f, offset))
         return 0xffffffffu;
-    uint64_t flags = port_lock();
+    uint64_t flags = irq_save();
     outl(CONFIG_ADDRESS, port_address(f, offset));
     uint32_t value = inl(CONFIG_DATA);
-    port_unlock(flags);
+    irq_restore(flags);
     return value;
 }
 
@@ -138,10 +138,10 @@ uint16_t pci_read16(const struct pci_function *f, uint16_t offset)
         return *(volatile uint16_t *)ecam_pointer(f, offset);
     if (!port_reachable(f, offset))
         return 0xffff;
-    uint64_t flags = port_lock();
+    uint64_t flags = irq_save();
     outl(CONFIG_ADDRESS, port_address(f, offset));
     uint16_t value = inw(CONFIG_DATA + (offset & 2));
-    port_unlock(flags);
+    irq_restore(flags);
     return value;
 }
 
@@ -151,10 +151,10 @@ uint8_t pci_read8(const struct pci_function *f, uint16_t offset)
         return *(volatile uint8_t *)ecam_pointer(f, offset);
     if (!port_reachable(f, offset))
         return 0xff;
-    uint64_t flags = port_lock();
+    uint64_t flags = irq_save();
     outl(CONFIG_ADDRESS, port_address(f, offset));
     uint8_t value = inb(CONFIG_DATA + (offset & 3));
-    port_unlock(flags);
+    irq_restore(flags);
     return value;
 }
 
@@ -166,10 +166,10 @@ void pci_write32(const struct pci_function *f, uint16_t offset, uint32_t value)
     }
     if (!port_reachable(f, offset))
         return;
-    uint64_t flags = port_lock();
+    uint64_t flags = irq_save();
     outl(CONFIG_ADDRESS, port_address(f, offset));
     outl(CONFIG_DATA, value);
-    port_unlock(flags);
+    irq_restore(flags);
 }
 
 void pci_write16(const struct pci_function *f, uint16_t offset, uint16_t value)
@@ -180,10 +180,10 @@ void pci_write16(const struct pci_function *f, uint16_t offset, uint16_t value)
     }
     if (!port_reachable(f, offset))
         return;
-    uint64_t flags = port_lock();
+    uint64_t flags = irq_save();
     outl(CONFIG_ADDRESS, port_address(f, offset));
     outw(CONFIG_DATA + (offset & 2), value);
-    port_unlock(flags);
+    irq_restore(flags);
 }
 
 void pci_write8(const struct pci_function *f, uint16_t offset, uint8_t value)
@@ -194,10 +194,10 @@ void pci_write8(const struct pci_function *f, uint16_t offset, uint8_t value)
     }
     if (!port_reachable(f, offset))
         return;
-    uint64_t flags = port_lock();
+    uint64_t flags = irq_save();
     outl(CONFIG_ADDRESS, port_address(f, offset));
     outb(CONFIG_DATA + (offset & 3), value);
-    port_unlock(flags);
+    irq_restore(flags);
 }
 
 /* ---- capabilities ---- */
@@ -328,44 +328,130 @@ void pci_msix_disable(struct pci_function *f)
 
 /* ---- INTx ---- */
 
-int pci_intx_route(struct pci_function *f, uint8_t cpu_vector)
+/* Up to this many functions share one line, and this many lines are in
+ * use; QEMU's firmware uses 4 (5, 9, 10, 11) at most. */
+#define MAX_INTX_LINES 8
+#define MAX_INTX_SHARERS 8
+
+struct intx_sharer {
+    struct pci_function *function;
+    interrupt_handler handler; /* the driver's, as it was on its vector */
+    void *context;
+};
+
+/* PCI INTx lines are level triggered and shared (PCI Local Bus spec 3.0,
+ * 2.2.6): the IOAPIC input targets one vector, and when several functions
+ * use the line, every driver's handler runs on each interrupt. */
+struct intx_line {
+    uint32_t gsi;
+    uint8_t vector;
+    unsigned sharer_count;
+    struct intx_sharer sharers[MAX_INTX_SHARERS];
+};
+
+static struct intx_line intx_lines[MAX_INTX_LINES];
+static unsigned intx_line_count;
+
+static void intx_shared_interrupt(struct interrupt_frame *frame, void *context)
+{
+    struct intx_line *line = context;
+
+    for (unsigned i = 0; i < line->sharer_count; i++)
+        if (line->sharers[i].handler)
+            line->sharers[i].handler(frame, line->sharers[i].context);
+}
+
+static struct intx_line *intx_line_for(uint32_t gsi)
+{
+    for (unsigned i = 0; i < intx_line_count; i++)
+        if (intx_lines[i].gsi == gsi)
+            return &intx_lines[i];
+    if (intx_line_count == MAX_INTX_LINES)
+        return 0;
+    struct intx_line *line = &intx_lines[intx_line_count++];
+    line->gsi = gsi;
+    line->sharer_count = 0;
+    return line;
+}
+
+static struct intx_sharer *intx_sharer_for(struct intx_line *line, struct pci_function *f)
+{
+    for (unsigned i = 0; i < line->sharer_count; i++)
+        if (line->sharers[i].function == f)
+            return &line->sharers[i];
+    if (line->sharer_count == MAX_INTX_SHARERS)
+        return 0;
+    struct intx_sharer *sharer = &line->sharers[line->sharer_count++];
+    sharer->function = f;
+    sharer->handler = 0;
+    sharer->context = 0;
+    return sharer;
+}
+
+/* The GSI, trigger and polarity of a function's INTx; -1 if it has none. */
+static int intx_gsi(const struct pci_function *f, int *level, int *active_low)
 {
     /* OVMF routes each PIRQ to an ISA IRQ and writes it to Interrupt Line;
      * in QEMU that IRQ reaches the IOAPIC input of the same number on both
      * pc (PIIX3) and q35 (ICH9, which also drives inputs 16-23). QEMU's
      * MADT and _PRT make these lines level triggered, active high. */
-    uint8_t line = f->interrupt_line;
-    if (!f->interrupt_pin || f->interrupt_pin > 4 || line == 0 || line >= 16)
+    uint8_t irq = f->interrupt_line;
+    if (!f->interrupt_pin || f->interrupt_pin > 4 || irq == 0 || irq >= 16)
         return -1;
-    uint32_t gsi = line;
-    int level = 1, active_low = 0;
+    uint32_t gsi = irq;
+    *level = 1;
+    *active_low = 0;
     for (unsigned i = 0; i < acpi_tables->override_count; i++) {
         const struct acpi_interrupt_override *o = &acpi_tables->overrides[i];
-        if (o->source != line)
+        if (o->source != irq)
             continue;
-        /* MPS INTI flags (ACPI 6.5, 5.2.12.5): 0 is "as the bus says" */
+        /* MPS INTI flags (ACPI 6.5, 5.2.12.5); 0 means "as the bus says" */
+        unsigned polarity = o->flags & 3, trigger = (o->flags >> 2) & 3;
         gsi = o->gsi;
-        if ((o->flags & 3) == 1 || (o->flags & 3) == 3)
-            active_low = (o->flags & 3) == 3;
-        if (((o->flags >> 2) & 3) == 1 || ((o->flags >> 2) & 3) == 3)
-            level = ((o->flags >> 2) & 3) == 3;
+        if (polarity == 1 || polarity == 3)
+            *active_low = polarity == 3;
+        if (trigger == 1 || trigger == 3)
+            *level = trigger == 3;
     }
-    for (unsigned i = 0; i < function_count; i++) {
-        const struct pci_function *other = &functions[i];
-        if (other == f || other->intx_gsi != (int)gsi || intx_vectors[i] == cpu_vector)
-            continue;
-        /* one IOAPIC input has one vector, and this one's is taken */
-        klog("pci: %02x:%02x.%x shares gsi %u with %02x:%02x.%x: INTx not routed",
-             f->bus, f->device, f->function, gsi, other->bus, other->device, other->function);
-        pci_intx_mask(f, 1);
-        return -1;
-    }
-    if (ioapic_route_gsi(gsi, cpu_vector, level, active_low) != 0)
-        return -1;
-    f->intx_gsi = (int)gsi;
-    intx_vectors[f - functions] = cpu_vector;
-    pci_intx_mask(f, 0);
     return (int)gsi;
+}
+
+int pci_intx_route(struct pci_function *f, uint8_t cpu_vector)
+{
+    int level, active_low;
+    int gsi = intx_gsi(f, &level, &active_low);
+    if (gsi < 0)
+        return -1;
+
+    /* no interrupt may see a half-updated handler table or line */
+    uint64_t flags = irq_save();
+    struct intx_line *line = intx_line_for((uint32_t)gsi);
+    struct intx_sharer *sharer = line ? intx_sharer_for(line, f) : 0;
+    if (!sharer) {
+        irq_restore(flags);
+        klog("pci: %02x:%02x.%x: too many INTx users of gsi %d", f->bus, f->device,
+             f->function, gsi);
+        pci_intx_mask(f, 1); /* a line nobody services must not stay asserted */
+        return -1;
+    }
+    void *context;
+    interrupt_handler handler = interrupt_get_handler(cpu_vector, &context);
+    if (handler != intx_shared_interrupt) { /* else: routed again, same handler */
+        sharer->handler = handler;
+        sharer->context = context;
+    }
+    /* the input follows the latest caller's vector; once shared, that
+     * vector runs every sharer's handler */
+    line->vector = cpu_vector;
+    if (line->sharer_count > 1)
+        interrupt_set_handler(cpu_vector, intx_shared_interrupt, line);
+    int routed = ioapic_route_gsi((uint32_t)gsi, cpu_vector, level, active_low);
+    irq_restore(flags);
+    if (routed != 0)
+        return -1;
+    f->intx_gsi = gsi;
+    pci_intx_mask(f, 0);
+    return gsi;
 }
 
 /* ---- enumeration ---- */

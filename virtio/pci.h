@@ -102,11 +102,12 @@ void pci_msix_disable(struct pci_function *f);
 
 /* Legacy INTx: routes the IOAPIC input named by the Interrupt Line
  * register (the ISA IRQ OVMF routed the PIRQ to; level, active high as
- * QEMU's MADT declares) to cpu_vector and enables INTx. Returns the GSI,
- * or -1 when the function has no INTx, the line is unknown, or another
- * function already routed that GSI to a different vector: the interrupt
- * cannot then reach this caller's vector, so INTx is left disabled (the
- * function cannot hold the shared line asserted) and the caller must poll. */
+ * QEMU's MADT says) to cpu_vector and enables INTx. Install the handler on
+ * cpu_vector first (and route again whenever it is set anew): INTx lines
+ * are shared, and when several functions route one line, each interrupt
+ * runs every one of their handlers, so a handler must check its device.
+ * Returns the GSI, or -1 when the function has no INTx (or too many share
+ * the line: INTx is then left disabled, poll the device). */
 int pci_intx_route(struct pci_function *f, uint8_t cpu_vector);
 /* Command register bit 10: a masked function does not assert INTx. */
 void pci_intx_mask(struct pci_function *f, int masked);

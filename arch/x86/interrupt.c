@@ -35,6 +35,12 @@ void interrupt_set_handler(uint8_t vector, interrupt_handler handler, void *cont
     handlers[vector].handler = handler;
 }
 
+interrupt_handler interrupt_get_handler(uint8_t vector, void **context)
+{
+    *context = handlers[vector].context;
+    return handlers[vector].handler;
+}
+
 int interrupt_alloc_vector(void)
 {
     static int next = VECTOR_DEVICE_FIRST;

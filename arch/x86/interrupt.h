@@ -28,6 +28,9 @@ typedef void (*interrupt_handler)(struct interrupt_frame *frame, void *context);
 /* Installs handler for vector; the dispatcher sends the local APIC EOI
  * after it returns. */
 void interrupt_set_handler(uint8_t vector, interrupt_handler handler, void *context);
+/* The handler installed for vector (NULL if none) and its context; lets a
+ * layer that shares one vector among several handlers (PCI INTx) chain them. */
+interrupt_handler interrupt_get_handler(uint8_t vector, void **context);
 
 /* Hands out a free vector for a device interrupt (MSI-X or INTx), from
  * VECTOR_DEVICE_FIRST up; -1 when none is left. */
