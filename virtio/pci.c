@@ -3,7 +3,9 @@
  * ECAM where the ACPI MCFG table covers the bus, else through the 0xCF8/0xCFC
  * port pair (PCI Local Bus spec 3.0, 3.2.2.3.2). The scan starts at bus 0
  * and follows bridges to their secondary buses, so it reads only buses that
- * exist. Every loop here is bounded: bad hardware ends a walk, never hangs it.
+ * exist. Drivers get their interrupts set up here too: MSI-X tables, or INTx
+ * through the IOAPIC with shared lines fanned out to every sharer.
+ * Every loop here is bounded: bad hardware ends a walk, never hangs it.
  */
 #include "virtio/pci.h"
 
