@@ -15,6 +15,8 @@ esp="$here/build/esp.img"
 data=""
 data_size=64
 data_disk=1
+balloon=1
+balloon_properties=""
 ovmf_code=/usr/share/OVMF/OVMF_CODE_4M.fd
 ovmf_vars=/usr/share/OVMF/OVMF_VARS_4M.fd
 
@@ -33,6 +35,9 @@ usage: run-qemu.sh [options] [-- extra QEMU arguments]
                           in a private temporary folder, removed on exit)
       --data-size MIB     size of a data disk this script creates (default 64)
       --no-data           attach no data disk
+      --balloon PROPS     extra virtio-balloon-pci properties, comma separated
+                          (e.g. deflate-on-oom=on,free-page-reporting=on)
+      --no-balloon        attach no balloon
       --gdb               start QEMU's gdbstub on tcp::1234, CPU halted
       --print             print the QEMU command line and exit
   -h, --help              this text
@@ -49,6 +54,8 @@ while [ $# -gt 0 ]; do
     --data) data=$2; shift 2 ;;
     --data-size) data_size=$2; shift 2 ;;
     --no-data) data_disk=0; shift ;;
+    --balloon) balloon_properties=",$2"; shift 2 ;;
+    --no-balloon) balloon=0; shift ;;
     --gdb) gdb=1; shift ;;
     --print) print_only=1; shift ;;
     -h|--help) usage; exit 0 ;;
@@ -97,6 +104,7 @@ args=(
     -drive "if=none,id=data,format=raw,file=$data"
     -device "virtio-blk-pci,drive=data,serial=torpor-data"
 )
+[ "$balloon" = 0 ] || args+=(-device "virtio-balloon-pci,id=balloon0$balloon_properties")
 if [ -n "$serial_socket" ]; then
     args+=(-chardev "socket,id=console,path=$serial_socket,server=on,wait=on" -serial chardev:console)
 elif [ -t 0 ] && [ -t 1 ]; then

@@ -17,11 +17,13 @@
 #include "kernel/log.h"      // klog
 #include "kernel/shell.h"    // shell_run
 #include "kernel/symbols.h"  // symbols_image_base
+#include "kernel/work.h"     // work_init
 #include "mm/page_alloc.h"   // page_alloc_*
 #include "pm/acpi.h"         // acpi_*
 #include "pm/power.h"        // power_init
 #include "virtio/pci.h"      // pci_init
 #include "virtio/virtio.h"   // virtio_init
+#include "virtio/virtio_balloon.h" // virtio_balloon_register
 #include "virtio/virtio_blk.h" // virtio_blk_register
 
 void kmain(const struct boot_handoff *handoff)
@@ -59,9 +61,11 @@ void kmain(const struct boot_handoff *handoff)
     uart_enable_receive_interrupt();
     interrupts_enable();
     apic_timer_start();
+    work_init();
     /* after the page allocator: high BARs need page tables */
     pci_init(acpi);
     virtio_blk_register();
+    virtio_balloon_register(handoff->cmdline);
     virtio_init();
 
     struct page_alloc_stats stats;

@@ -14,12 +14,14 @@
 #include "kernel/clock.h"   // clock_ns
 #include "kernel/console.h" // console_printf
 #include "kernel/log.h"     // log_dump
+#include "kernel/work.h"    // work_run_pending
 #include "lib/line_edit.h"  // line_edit_feed
 #include "lib/parse.h"      // parse_words, parse_u64
 #include "lib/string.h"     // strcmp
 #include "mm/memtest.h"     // memtest_*
 #include "mm/page_alloc.h"  // page_alloc_get_stats
 #include "pm/power.h"       // power_off, power_reboot
+#include "virtio/virtio_balloon.h" // virtio_balloon_pages
 
 #define MAX_WORDS 8
 #define PROMPT "torpor> "
@@ -66,10 +68,10 @@ static void command_mem(int argc, char **argv)
     }
     page_alloc_get_stats(&stats);
     console_printf("mem total_kib=%llu free_kib=%llu used_kib=%llu reserved_kib=%llu "
-                   "allocated_kib=%llu zones=%u\n",
+                   "allocated_kib=%llu balloon_kib=%llu zones=%u\n",
                    kib(stats.total_pages), kib(stats.free_pages),
                    kib(stats.total_pages - stats.free_pages), kib(stats.reserved_pages),
-                   kib(stats.allocated_pages), stats.zone_count);
+                   kib(stats.allocated_pages), kib(virtio_balloon_pages()), stats.zone_count);
     for (unsigned z = 0; z < stats.zone_count; z++) {
         const struct buddy_zone *zone = page_alloc_zone(z);
         console_printf("zone id=%u base=0x%llx kib=%llu free_kib=%llu reserved_kib=%llu "
@@ -289,9 +291,13 @@ void shell_run(const struct boot_handoff *handoff)
     console_puts(PROMPT);
     for (;;) {
         char c;
+        work_run_pending(); /* what interrupt handlers deferred */
         interrupts_disable();
         if (!uart_getc(&c)) {
-            cpu_idle_with_interrupts(); /* sti; hlt: no lost wake-up */
+            if (!work_any_pending())
+                cpu_idle_with_interrupts(); /* sti; hlt: no lost wake-up */
+            else
+                interrupts_enable();
             continue;
         }
         interrupts_enable();

@@ -34,7 +34,7 @@ void buddy_zone_init(struct buddy_zone *zone, uint64_t base_pfn,
      * it, so merging never trusts a page that is not yet in the zone */
     memset(zone->states, BUDDY_BODY, page_count);
     for (unsigned order = 0; order < BUDDY_ORDER_COUNT; order++) {
-        zone->free_head[order] = BUDDY_NONE;
+        zone->free_head[order] = zone->free_tail[order] = BUDDY_NONE;
         zone->free_blocks[order] = 0;
     }
     zone->free_pages = 0;
@@ -42,19 +42,34 @@ void buddy_zone_init(struct buddy_zone *zone, uint64_t base_pfn,
     zone->allocated_pages = 0;
 }
 
-static void free_list_push(struct buddy_zone *zone, uint32_t index, unsigned order)
+/* Unreported blocks go to the head (allocation takes them first: their
+ * memory is still backed by the host); reported ones to the tail. */
+static void free_list_push(struct buddy_zone *zone, uint32_t index, unsigned order, int reported)
 {
     struct buddy_page *page = &zone->pages[index];
-    uint32_t head = zone->free_head[order];
 
     page->order = (uint8_t)order;
     zone->states[index] = BUDDY_FREE;
-    page->tag = 0;
-    page->prev = BUDDY_NONE;
-    page->next = head;
-    if (head != BUDDY_NONE)
-        zone->pages[head].prev = index;
-    zone->free_head[order] = index;
+    page->tag = reported ? BUDDY_TAG_REPORTED : 0;
+    if (reported) {
+        uint32_t tail = zone->free_tail[order];
+        page->next = BUDDY_NONE;
+        page->prev = tail;
+        if (tail != BUDDY_NONE)
+            zone->pages[tail].next = index;
+        else
+            zone->free_head[order] = index;
+        zone->free_tail[order] = index;
+    } else {
+        uint32_t head = zone->free_head[order];
+        page->prev = BUDDY_NONE;
+        page->next = head;
+        if (head != BUDDY_NONE)
+            zone->pages[head].prev = index;
+        else
+            zone->free_tail[order] = index;
+        zone->free_head[order] = index;
+    }
     zone->free_blocks[order]++;
     zone->free_pages += 1ull << order;
 }
@@ -70,6 +85,8 @@ static void free_list_remove(struct buddy_zone *zone, uint32_t index)
         zone->free_head[order] = page->next;
     if (page->next != BUDDY_NONE)
         zone->pages[page->next].prev = page->prev;
+    else
+        zone->free_tail[order] = page->prev;
     zone->free_blocks[order]--;
     zone->free_pages -= 1ull << order;
 }
@@ -85,9 +102,12 @@ static unsigned largest_fitting_order(uint64_t pfn, uint64_t end)
     return order;
 }
 
-/* Puts a block on the free lists, merging it with its free buddies. */
-static void release_block(struct buddy_zone *zone, uint64_t pfn, unsigned order)
+/* Puts a block on the free lists, merging it with its free buddies. A
+ * merged block is new to the host, so only an unmerged one stays reported. */
+static void release_block(struct buddy_zone *zone, uint64_t pfn, unsigned order, int reported)
 {
+    unsigned original_order = order;
+
     while (order < BUDDY_MAX_ORDER) {
         uint64_t buddy_pfn = pfn ^ (1ull << order);
         if (!buddy_zone_contains(zone, buddy_pfn) ||
@@ -102,7 +122,7 @@ static void release_block(struct buddy_zone *zone, uint64_t pfn, unsigned order)
         pfn &= ~(1ull << order);
         order++;
     }
-    free_list_push(zone, page_index(zone, pfn), order);
+    free_list_push(zone, page_index(zone, pfn), order, reported && order == original_order);
 }
 
 void buddy_add_free_range(struct buddy_zone *zone, uint64_t pfn, uint64_t count)
@@ -111,7 +131,7 @@ void buddy_add_free_range(struct buddy_zone *zone, uint64_t pfn, uint64_t count)
 
     while (pfn < end) {
         unsigned order = largest_fitting_order(pfn, end);
-        release_block(zone, pfn, order);
+        release_block(zone, pfn, order, 0);
         pfn += 1ull << order;
     }
 }
@@ -148,7 +168,7 @@ int buddy_alloc(struct buddy_zone *zone, unsigned order, uint8_t tag, uint64_t *
     /* split: the upper halves go back on the lists */
     while (found > order) {
         found--;
-        free_list_push(zone, index + (1u << found), found);
+        free_list_push(zone, index + (1u << found), found, 0);
     }
     struct buddy_page *page = &zone->pages[index];
     page->order = (uint8_t)order;
@@ -176,15 +196,45 @@ int buddy_allocated_block(const struct buddy_zone *zone, uint64_t pfn,
     return 0;
 }
 
-int buddy_free(struct buddy_zone *zone, uint64_t pfn)
+static int free_block(struct buddy_zone *zone, uint64_t pfn, int reported)
 {
     unsigned order;
 
     if (buddy_allocated_block(zone, pfn, &order, NULL) != 0)
         return -1;
     zone->allocated_pages -= 1ull << order;
-    release_block(zone, pfn, order);
+    release_block(zone, pfn, order, reported);
     return 0;
+}
+
+int buddy_free(struct buddy_zone *zone, uint64_t pfn)
+{
+    return free_block(zone, pfn, 0);
+}
+
+int buddy_free_reported(struct buddy_zone *zone, uint64_t pfn)
+{
+    return free_block(zone, pfn, 1);
+}
+
+int buddy_take_unreported(struct buddy_zone *zone, unsigned min_order, uint8_t tag,
+                          uint64_t *pfn, unsigned *order)
+{
+    /* unreported blocks are at the heads of the lists */
+    for (unsigned k = BUDDY_MAX_ORDER + 1; k-- > min_order;) {
+        uint32_t index = zone->free_head[k];
+        if (index == BUDDY_NONE || zone->pages[index].tag == BUDDY_TAG_REPORTED)
+            continue;
+        free_list_remove(zone, index);
+        zone->states[index] = BUDDY_ALLOCATED;
+        zone->pages[index].tag = tag;
+        zone->pages[index].next = zone->pages[index].prev = BUDDY_NONE;
+        zone->allocated_pages += 1ull << k;
+        *pfn = index_pfn(zone, index);
+        *order = k;
+        return 0;
+    }
+    return -1;
 }
 
 int buddy_walk(const struct buddy_zone *zone, buddy_visit_fn visit, void *context)
@@ -280,6 +330,8 @@ int buddy_check(const struct buddy_zone *zone)
         }
         if (listed != totals.free_blocks[order] || listed != zone->free_blocks[order])
             return -8; /* a free block is missing from its list */
+        if (zone->free_tail[order] != prev)
+            return -10; /* the tail is not the last block of the list */
     }
     return 0;
 }

@@ -14,6 +14,8 @@
 #define BUDDY_MAX_ORDER 18 /* 1 GiB blocks of 4 KiB pages */
 #define BUDDY_ORDER_COUNT (BUDDY_MAX_ORDER + 1)
 #define BUDDY_NONE 0xffffffffu
+/* tag of a free block the host was told about (free page reporting) */
+#define BUDDY_TAG_REPORTED 0xff
 
 enum buddy_state {
     BUDDY_BODY = 0,      /* not the first page of a block */
@@ -40,7 +42,8 @@ struct buddy_zone {
     uint64_t page_count;
     struct buddy_page *pages; /* page_count records */
     uint8_t *states;          /* page_count bytes, enum buddy_state */
-    uint32_t free_head[BUDDY_ORDER_COUNT];
+    uint32_t free_head[BUDDY_ORDER_COUNT]; /* unreported blocks first */
+    uint32_t free_tail[BUDDY_ORDER_COUNT]; /* reported blocks at the end */
     uint64_t free_blocks[BUDDY_ORDER_COUNT];
     uint64_t free_pages;
     uint64_t reserved_pages;
@@ -69,6 +72,14 @@ int buddy_alloc(struct buddy_zone *zone, unsigned order, uint8_t tag, uint64_t *
  * Returns -1 (and changes nothing) if pfn is not the head of an allocated
  * block of this zone. */
 int buddy_free(struct buddy_zone *zone, uint64_t pfn);
+
+/* Free page reporting: takes a free block of at least min_order that the
+ * host has not been told about (as an allocated block with `tag`), or
+ * returns -1. buddy_free_reported gives it back marked reported, so it is
+ * not offered again until it has been allocated or merged. */
+int buddy_take_unreported(struct buddy_zone *zone, unsigned min_order, uint8_t tag,
+                          uint64_t *pfn, unsigned *order);
+int buddy_free_reported(struct buddy_zone *zone, uint64_t pfn);
 
 /* Order and tag of the allocated block whose head is pfn; -1 if none. */
 int buddy_allocated_block(const struct buddy_zone *zone, uint64_t pfn,

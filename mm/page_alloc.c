@@ -12,6 +12,8 @@
 static struct buddy_zone zones[PAGE_ALLOC_MAX_ZONES];
 static unsigned zone_count;
 static uint64_t dropped_pages;
+static uint64_t (*oom_handler)(unsigned order);
+static int in_oom_handler;
 
 static int is_ram(const struct memory_range *range)
 {
@@ -131,7 +133,7 @@ static struct buddy_zone *zone_of(uint64_t pfn)
     return 0;
 }
 
-uint64_t page_alloc(unsigned order, uint8_t tag)
+static uint64_t try_alloc(unsigned order, uint8_t tag)
 {
     uint64_t pfn;
 
@@ -139,6 +141,45 @@ uint64_t page_alloc(unsigned order, uint8_t tag)
         if (buddy_alloc(&zones[z], order, tag, &pfn) == 0)
             return pfn * PAGE_SIZE;
     return 0;
+}
+
+uint64_t page_alloc(unsigned order, uint8_t tag)
+{
+    uint64_t address = try_alloc(order, tag);
+
+    /* the handler may allocate itself (its bookkeeping): no recursion */
+    if (!address && oom_handler && !in_oom_handler) {
+        in_oom_handler = 1;
+        uint64_t freed = oom_handler(order);
+        in_oom_handler = 0;
+        if (freed)
+            address = try_alloc(order, tag);
+    }
+    return address;
+}
+
+void page_alloc_set_oom_handler(uint64_t (*handler)(unsigned order))
+{
+    oom_handler = handler;
+}
+
+uint64_t page_take_unreported(unsigned min_order, unsigned *order)
+{
+    uint64_t pfn;
+
+    for (unsigned z = 0; z < zone_count; z++)
+        if (buddy_take_unreported(&zones[z], min_order, PAGE_TAG_REPORTING, &pfn, order) == 0)
+            return pfn * PAGE_SIZE;
+    return 0;
+}
+
+int page_free_reported(uint64_t address)
+{
+    struct buddy_zone *zone = zone_of(address / PAGE_SIZE);
+
+    if (!zone || (address & (PAGE_SIZE - 1)))
+        return -1;
+    return buddy_free_reported(zone, address / PAGE_SIZE);
 }
 
 int page_free(uint64_t address)

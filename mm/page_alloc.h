@@ -16,6 +16,8 @@
 enum page_tag {
     PAGE_TAG_KERNEL = 1, /* kernel data structures */
     PAGE_TAG_MEMTEST,    /* fill/verify regions */
+    PAGE_TAG_BALLOON,    /* given to the host by the balloon (never written) */
+    PAGE_TAG_REPORTING,  /* free memory being reported to the host */
 };
 
 struct memory_range;
@@ -38,6 +40,15 @@ int page_alloc_init(const struct memory_range *ranges, unsigned count);
 uint64_t page_alloc(unsigned order, uint8_t tag);
 /* Returns a block; -1 if address is not the start of an allocated block. */
 int page_free(uint64_t address);
+
+/* Called when no zone has a block of `order`; it may free memory (the
+ * balloon deflating on OOM) and returns how many pages it freed. The
+ * allocation is retried once when it freed any. */
+void page_alloc_set_oom_handler(uint64_t (*handler)(unsigned order));
+
+/* Free page reporting (see buddy_take_unreported). */
+uint64_t page_take_unreported(unsigned min_order, unsigned *order);
+int page_free_reported(uint64_t address);
 
 void page_alloc_get_stats(struct page_alloc_stats *stats);
 const struct buddy_zone *page_alloc_zone(unsigned index);

@@ -1,0 +1,493 @@
+/*
+ * virtio-balloon glue: queues, configuration, interrupts and the console
+ * around the state machine of balloon.c. Interrupt handlers only schedule
+ * the driver's work item; all allocator and ring work happens there, in
+ * the idle loop, never inside interrupted code.
+ */
+#include "virtio/virtio_balloon.h"
+
+#include "boot/handoff.h"   // PAGE_SIZE
+#include "kernel/clock.h"   // clock_ns
+#include "kernel/console.h" // console_printf
+#include "kernel/log.h"     // klog
+#include "kernel/shell.h"   // shell_register
+#include "kernel/work.h"    // work_*
+#include "lib/parse.h"      // parse_u64
+#include "lib/string.h"     // memset, strcmp, strncmp
+#include "mm/page_alloc.h"  // page_alloc, page_free, stats
+#include "virtio/balloon.h" // balloon_*
+#include "virtio/virtio.h"  // virtio_*
+
+/* feature bits (5.5.3) */
+#define BALLOON_F_MUST_TELL_HOST 0
+#define BALLOON_F_STATS_VQ 1
+#define BALLOON_F_DEFLATE_ON_OOM 2
+#define BALLOON_F_FREE_PAGE_HINT 3
+#define BALLOON_F_PAGE_POISON 4
+#define BALLOON_F_REPORTING 5
+
+/* config (5.5.4) */
+#define CONFIG_NUM_PAGES 0
+#define CONFIG_ACTUAL 4
+
+/* statistics tags (5.5.6.3) */
+enum {
+    STAT_SWAP_IN, STAT_SWAP_OUT, STAT_MAJOR_FAULTS, STAT_MINOR_FAULTS, STAT_MEMORY_FREE,
+    STAT_MEMORY_TOTAL, STAT_AVAILABLE, STAT_CACHES, STAT_HUGETLB_ALLOCATIONS,
+    STAT_HUGETLB_FAILURES, STAT_COUNT,
+};
+
+struct balloon_stat {
+    uint16_t tag;
+    uint64_t value;
+} __attribute__((packed));
+
+#define QUEUE_INFLATE 0
+#define QUEUE_DEFLATE 1
+#define QUEUE_STATS 2
+#define REPORT_ORDER 9       /* 2 MiB blocks and larger */
+#define REPORT_IN_FLIGHT 16
+#define REPORT_PERIOD_TICKS 200 /* 2 s, as Linux waits before reporting */
+#define FREEZE_TIMEOUT_NS (10ull * 1000000000)
+
+struct report {
+    uint64_t address;
+    unsigned order;
+    int busy;
+};
+
+static struct {
+    struct virtio_device *device;
+    struct balloon core;
+    uint64_t batch_memory;
+    struct balloon_stat *stats;   /* in a page of their own, shared with the device */
+    uint64_t stats_page;
+    uint64_t reserve_pages;
+    int stats_queue, reporting_queue; /* queue indexes, -1 when absent */
+    int stats_posted;
+    volatile int config_changed;
+    struct work work;
+    struct report reports[REPORT_IN_FLIGHT];
+    uint64_t reported_pages, report_requests, stats_updates;
+    int frozen;
+} balloon;
+
+static const struct virtio_feature_name balloon_feature_names[] = {
+    { BALLOON_F_MUST_TELL_HOST, "must_tell_host" }, { BALLOON_F_STATS_VQ, "stats_vq" },
+    { BALLOON_F_DEFLATE_ON_OOM, "deflate_on_oom" }, { BALLOON_F_FREE_PAGE_HINT, "free_page_hint" },
+    { BALLOON_F_PAGE_POISON, "page_poison" }, { BALLOON_F_REPORTING, "reporting" },
+    { 0, 0 },
+};
+
+uint64_t virtio_balloon_pages(void)
+{
+    return balloon.device ? balloon_actual(&balloon.core) + balloon.core.inflating : 0;
+}
+
+/* ---- the state machine's view of the world ---------------------------- */
+
+static int take_page(void *context, uint32_t *pfn)
+{
+    struct page_alloc_stats stats;
+
+    (void)context;
+    page_alloc_get_stats(&stats);
+    if (stats.free_pages <= balloon.reserve_pages)
+        return -1; /* the reserve is the kernel's */
+    uint64_t page = page_alloc(0, PAGE_TAG_BALLOON);
+    if (!page)
+        return -1;
+    if (page / PAGE_SIZE > 0xffffffffu) {
+        /* the device takes 32-bit frame numbers (5.5.6) */
+        page_free(page);
+        return -1;
+    }
+    *pfn = (uint32_t)(page / PAGE_SIZE);
+    return 0;
+}
+
+static void give_page(void *context, uint32_t pfn)
+{
+    (void)context;
+    page_free((uint64_t)pfn * PAGE_SIZE);
+}
+
+static void *alloc_chunk(void *context)
+{
+    (void)context;
+    return (void *)(uintptr_t)page_alloc(0, PAGE_TAG_KERNEL);
+}
+
+static void free_chunk(void *context, void *chunk)
+{
+    (void)context;
+    page_free((uint64_t)(uintptr_t)chunk);
+}
+
+static int send_pfns(void *context, enum balloon_queue queue, const uint32_t *pfns,
+                     unsigned count, void *token)
+{
+    struct vq_buffer buffer = { (uint64_t)(uintptr_t)pfns, count * 4u, 0 };
+    struct virtqueue *vq = virtio_queue(balloon.device, queue == BALLOON_INFLATE ? QUEUE_INFLATE : QUEUE_DEFLATE);
+
+    (void)context;
+    return vq && vq_add_chain(vq, &buffer, 1, token) == 0 ? 0 : -1;
+}
+
+static void kick(void *context, enum balloon_queue queue)
+{
+    (void)context;
+    virtio_notify(balloon.device, queue == BALLOON_INFLATE ? QUEUE_INFLATE : QUEUE_DEFLATE);
+}
+
+static void set_actual(void *context, uint32_t pages)
+{
+    (void)context;
+    virtio_write_config(balloon.device, CONFIG_ACTUAL, 4, pages);
+}
+
+static void report_shortfall(void *context, uint32_t target, uint32_t reached)
+{
+    (void)context;
+    klog("balloon: target %u pages not reachable: stopped at %u (reserve %llu pages)", target,
+         reached, (unsigned long long)balloon.reserve_pages);
+}
+
+static const struct balloon_ops ops = {
+    take_page, give_page, alloc_chunk, free_chunk, send_pfns, kick, set_actual, report_shortfall,
+};
+
+/* ---- statistics and free page reporting -------------------------------- */
+
+static void post_stats(void)
+{
+    struct page_alloc_stats stats;
+    struct virtqueue *vq = virtio_queue(balloon.device, (unsigned)balloon.stats_queue);
+
+    page_alloc_get_stats(&stats);
+    /* sizes in bytes (5.5.6.3); torpor has no swap, faults or caches */
+    uint64_t values[STAT_COUNT] = { 0 };
+    values[STAT_MEMORY_FREE] = stats.free_pages * PAGE_SIZE;
+    values[STAT_MEMORY_TOTAL] = stats.total_pages * PAGE_SIZE;
+    values[STAT_AVAILABLE] = stats.free_pages * PAGE_SIZE;
+    for (unsigned tag = 0; tag < STAT_COUNT; tag++)
+        balloon.stats[tag] = (struct balloon_stat){ (uint16_t)tag, values[tag] };
+    struct vq_buffer buffer = { balloon.stats_page, sizeof(struct balloon_stat) * STAT_COUNT, 0 };
+    if (vq && vq_add_chain(vq, &buffer, 1, &balloon.stats) == 0) {
+        balloon.stats_posted = 1;
+        balloon.stats_updates++;
+        virtio_notify(balloon.device, (unsigned)balloon.stats_queue);
+    }
+}
+
+static void report_free_memory(void)
+{
+    struct virtqueue *vq = virtio_queue(balloon.device, (unsigned)balloon.reporting_queue);
+    int sent = 0;
+
+    for (unsigned i = 0; vq && i < REPORT_IN_FLIGHT; i++) {
+        struct report *r = &balloon.reports[i];
+        if (r->busy)
+            continue;
+        r->address = page_take_unreported(REPORT_ORDER, &r->order);
+        if (!r->address)
+            break;
+        /* the host discards the block; it is not handed out meanwhile */
+        struct vq_buffer buffer = { r->address, (uint32_t)(PAGE_SIZE << r->order), 1 };
+        if (r->order > 18 || vq_add_chain(vq, &buffer, 1, r) != 0) {
+            page_free(r->address);
+            break;
+        }
+        r->busy = 1;
+        balloon.report_requests++;
+        sent++;
+    }
+    if (sent)
+        virtio_notify(balloon.device, (unsigned)balloon.reporting_queue);
+}
+
+/* ---- the work item ---------------------------------------------------- */
+
+static void drain_queue(unsigned queue)
+{
+    struct virtqueue *vq = virtio_queue(balloon.device, queue);
+    void *token;
+    uint32_t length;
+
+    while (vq && vq_get_used(vq, &token, &length) != VQ_USED_NONE) {
+        if ((int)queue == balloon.stats_queue) {
+            balloon.stats_posted = 0; /* the host wants fresh numbers */
+        } else if ((int)queue == balloon.reporting_queue) {
+            struct report *r = token;
+            if (r >= balloon.reports && r < balloon.reports + REPORT_IN_FLIGHT && r->busy) {
+                page_free_reported(r->address);
+                balloon.reported_pages += 1ull << r->order;
+                r->busy = 0;
+            }
+        } else {
+            balloon_complete(&balloon.core, token);
+        }
+    }
+}
+
+static void balloon_work(void *context)
+{
+    (void)context;
+    if (balloon.frozen || !balloon.device)
+        return;
+    drain_queue(QUEUE_INFLATE);
+    drain_queue(QUEUE_DEFLATE);
+    if (balloon.config_changed) {
+        balloon.config_changed = 0;
+        balloon_set_target(&balloon.core,
+                           (uint32_t)virtio_read_config(balloon.device, CONFIG_NUM_PAGES, 4));
+    }
+    balloon_step(&balloon.core);
+    if (balloon.stats_queue >= 0) {
+        drain_queue((unsigned)balloon.stats_queue);
+        if (!balloon.stats_posted)
+            post_stats();
+    }
+    if (balloon.reporting_queue >= 0) {
+        drain_queue((unsigned)balloon.reporting_queue);
+        report_free_memory();
+        work_schedule_after(&balloon.work, REPORT_PERIOD_TICKS);
+    }
+}
+
+static void queue_interrupt(struct virtio_device *device, unsigned queue)
+{
+    (void)device;
+    (void)queue;
+    work_schedule(&balloon.work);
+}
+
+static void config_interrupt(struct virtio_device *device)
+{
+    (void)device;
+    balloon.config_changed = 1;
+    work_schedule(&balloon.work);
+}
+
+static uint64_t deflate_on_oom(unsigned order)
+{
+    uint32_t wanted = (1u << order) > 256 ? 1u << order : 256;
+    uint32_t given = balloon_reclaim(&balloon.core, wanted);
+
+    if (given) {
+        klog("balloon: gave %u pages back on OOM", given);
+        work_schedule(&balloon.work); /* tell the host */
+    }
+    return given;
+}
+
+/* ---- probe and power management --------------------------------------- */
+
+static int start(struct virtio_device *device)
+{
+    struct virtio_queue_request requests[4] = {
+        { 0, 0, queue_interrupt }, { 0, 0, queue_interrupt },
+        { 0, 0, queue_interrupt }, { 0, 0, queue_interrupt },
+    };
+    unsigned count = 2;
+
+    balloon.stats_queue = balloon.reporting_queue = -1;
+    if (virtio_has_feature(device, BALLOON_F_STATS_VQ))
+        balloon.stats_queue = (int)count++;
+    if (virtio_has_feature(device, BALLOON_F_REPORTING))
+        balloon.reporting_queue = (int)count++;
+    if (virtio_setup_queues(device, count, requests) != 0)
+        return -1;
+    for (unsigned i = 0; i < REPORT_IN_FLIGHT; i++)
+        balloon.reports[i].busy = 0;
+    balloon.stats_posted = 0;
+    balloon.frozen = 0;
+    virtio_device_ready(device);
+    balloon.config_changed = 1; /* read the target the device has now */
+    work_schedule(&balloon.work);
+    return 0;
+}
+
+static int balloon_probe(struct virtio_device *device)
+{
+    if (balloon.device) {
+        device->error = "only one balloon is driven";
+        return -1;
+    }
+    /* the reporting queue would follow the free page hint queue, which we
+     * do not set up; without it, reporting stays off */
+    if (virtio_has_feature(device, BALLOON_F_REPORTING) &&
+        (device->device_features >> BALLOON_F_FREE_PAGE_HINT) & 1)
+        device->features &= ~(1ull << BALLOON_F_REPORTING);
+    balloon.batch_memory = page_alloc(3, PAGE_TAG_KERNEL);
+    balloon.stats_page = page_alloc(0, PAGE_TAG_KERNEL);
+    if (!balloon.batch_memory || !balloon.stats_page) {
+        device->error = "no memory";
+        return -1;
+    }
+    balloon.stats = (struct balloon_stat *)(uintptr_t)balloon.stats_page;
+    balloon.device = device;
+    balloon_init(&balloon.core, &ops, 0, (uint32_t *)(uintptr_t)balloon.batch_memory,
+                 virtio_has_feature(device, BALLOON_F_MUST_TELL_HOST));
+    balloon_set_batching(&balloon.core, BALLOON_MAX_BATCH, 4);
+    if (start(device) != 0) {
+        balloon.device = 0;
+        return -1;
+    }
+    if (virtio_has_feature(device, BALLOON_F_DEFLATE_ON_OOM))
+        page_alloc_set_oom_handler(deflate_on_oom);
+    klog("balloon: reserve %llu pages, batch %u x %u", (unsigned long long)balloon.reserve_pages,
+         balloon.core.batch_size, balloon.core.max_in_flight);
+    return 0;
+}
+
+static int reports_in_flight(void)
+{
+    int busy = 0;
+
+    for (unsigned i = 0; i < REPORT_IN_FLIGHT; i++)
+        busy += balloon.reports[i].busy;
+    return busy;
+}
+
+/* Freeze keeps the list as it is: no deflate before sleep (the seed's
+ * plan). It lets requests in flight finish so no page is half given. */
+static int balloon_freeze(struct virtio_device *device)
+{
+    uint64_t deadline = clock_ns() + FREEZE_TIMEOUT_NS;
+
+    balloon.frozen = 1; /* the work item stays out of the way */
+    while ((balloon_requests_in_flight(&balloon.core) || reports_in_flight()) &&
+           clock_ns() < deadline) {
+        drain_queue(QUEUE_INFLATE);
+        drain_queue(QUEUE_DEFLATE);
+        if (balloon.reporting_queue >= 0)
+            drain_queue((unsigned)balloon.reporting_queue);
+        __asm__ volatile("pause");
+    }
+    virtio_delete_queues(device);
+    return balloon_requests_in_flight(&balloon.core) || reports_in_flight() ? -1 : 0;
+}
+
+static int restart(struct virtio_device *device)
+{
+    if (virtio_reinitialize(device) != 0 || start(device) != 0)
+        return -1;
+    set_actual(0, balloon_actual(&balloon.core));
+    return 0;
+}
+
+/* Thaw: the same host still holds the pages; the balloon stays inflated. */
+static int balloon_thaw(struct virtio_device *device)
+{
+    return restart(device);
+}
+
+/* Restore: a new host process never saw the pages: they all go back to
+ * the allocator, and `actual` starts from 0. */
+static int balloon_restore(struct virtio_device *device)
+{
+    uint32_t discarded = balloon.core.list_pages;
+
+    balloon_discard_all(&balloon.core);
+    klog("balloon: resume discarded %u ballooned pages back to the allocator", discarded);
+    return restart(device);
+}
+
+static const struct virtio_driver balloon_driver = {
+    .name = "virtio-balloon",
+    .device_type = VIRTIO_TYPE_BALLOON,
+    .features = (1ull << BALLOON_F_MUST_TELL_HOST) | (1ull << BALLOON_F_STATS_VQ) |
+                (1ull << BALLOON_F_DEFLATE_ON_OOM) | (1ull << BALLOON_F_REPORTING),
+    .feature_names = balloon_feature_names,
+    .probe = balloon_probe,
+    .freeze = balloon_freeze,
+    .thaw = balloon_thaw,
+    .restore = balloon_restore,
+    .config_changed = config_interrupt,
+};
+
+/* ---- console ----------------------------------------------------------- */
+
+static void command_balloon(int argc, char **argv)
+{
+    uint64_t value, in_flight = 0;
+
+    if (!balloon.device) {
+        shell_error("balloon: no virtio-balloon device");
+        return;
+    }
+    if (argc >= 3 && strcmp(argv[1], "reserve") == 0) {
+        if (shell_parse_number(argv[2], "balloon", &value))
+            return;
+        balloon.reserve_pages = value * 256;
+        console_printf("balloon reserve_pages=%llu\n", (unsigned long long)balloon.reserve_pages);
+        work_schedule(&balloon.work);
+        return;
+    }
+    if (argc >= 3 && strcmp(argv[1], "batch") == 0) {
+        if (shell_parse_number(argv[2], "balloon", &value) ||
+            (argc > 3 && shell_parse_number(argv[3], "balloon", &in_flight)))
+            return;
+        if (balloon_set_batching(&balloon.core, (unsigned)value,
+                                 argc > 3 ? (unsigned)in_flight : balloon.core.max_in_flight) != 0) {
+            shell_error("balloon: batch must be 1-%u PFNs and 1-%u requests in flight",
+                        BALLOON_MAX_BATCH, BALLOON_MAX_IN_FLIGHT);
+            return;
+        }
+        console_printf("balloon batch=%u in_flight=%u\n", balloon.core.batch_size, balloon.core.max_in_flight);
+        return;
+    }
+    if (argc != 1) {
+        shell_error("usage: balloon | balloon reserve MIB | balloon batch PFNS [IN_FLIGHT]");
+        return;
+    }
+    const struct balloon *b = &balloon.core;
+    const struct balloon_stats *s = &b->stats;
+    console_printf("balloon target_pages=%u actual_pages=%u list_pages=%u inflating=%u deflating=%u "
+                   "reserve_pages=%llu batch=%u in_flight=%u features=",
+                   b->target, balloon_actual(b), b->list_pages, b->inflating, b->deflating,
+                   (unsigned long long)balloon.reserve_pages, b->batch_size, b->max_in_flight);
+    const char *separator = "";
+    for (const struct virtio_feature_name *n = balloon_feature_names; n->name; n++)
+        if (virtio_has_feature(balloon.device, n->bit)) {
+            console_printf("%s%s", separator, n->name);
+            separator = ",";
+        }
+    console_printf("%s inflated_pages=%llu deflated_pages=%llu inflate_requests=%llu "
+                   "deflate_requests=%llu oom_pages=%llu shortfalls=%llu reported_pages=%llu "
+                   "stats_updates=%llu\n",
+                   *separator ? "" : "none", (unsigned long long)s->inflated_pages,
+                   (unsigned long long)s->deflated_pages, (unsigned long long)s->inflate_requests,
+                   (unsigned long long)s->deflate_requests, (unsigned long long)s->oom_pages,
+                   (unsigned long long)s->shortfalls, (unsigned long long)balloon.reported_pages,
+                   (unsigned long long)balloon.stats_updates);
+}
+
+static const struct shell_command balloon_commands[] = {
+    { "balloon", "[reserve MIB|batch N [K]]", "the balloon: target, list, counters; tuning",
+      0, 3, command_balloon },
+};
+
+void virtio_balloon_register(const char *options)
+{
+    uint64_t mib = BALLOON_DEFAULT_RESERVE_MIB;
+
+    /* boot option balloon_reserve=MIB */
+    for (const char *p = options; p && *p; p++) {
+        if ((p == options || p[-1] == ' ') && strncmp(p, "balloon_reserve=", 16) == 0) {
+            char number[16];
+            unsigned n = 0;
+            for (const char *q = p + 16; *q && *q != ' ' && n < sizeof(number) - 1; q++)
+                number[n++] = *q;
+            number[n] = 0;
+            if (parse_u64(number, &mib) != 0)
+                mib = BALLOON_DEFAULT_RESERVE_MIB;
+        }
+    }
+    balloon.reserve_pages = mib * 256;
+    balloon.work.run = balloon_work;
+    work_register(&balloon.work);
+    virtio_register_driver(&balloon_driver);
+    shell_register(balloon_commands, sizeof(balloon_commands) / sizeof(balloon_commands[0]));
+}
