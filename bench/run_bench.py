@@ -121,6 +121,39 @@ def measure_disk_and_idle(figures):
                         [100 * used / (time.monotonic() - started)], "%d s window" % IDLE_SECONDS)
 
 
+BALLOON_BATCHES = [(256, 1), (1024, 1), (1024, 4)] if QUICK else [(256, 1), (1024, 1), (1024, 4), (1024, 8)]
+
+
+def wait_balloon(guest, value, timeout=120):
+    """Polls query-balloon until `actual` reaches value; returns seconds."""
+    started = time.monotonic()
+    guest.qmp("balloon", value=value)
+    while guest.qmp("query-balloon")["actual"] != value:
+        if time.monotonic() - started > timeout:
+            raise RuntimeError("balloon did not reach %d bytes" % value)
+        time.sleep(0.005)  # polling interval of a bounded wait
+    return time.monotonic() - started
+
+
+def measure_balloon(figures):
+    """Inflate and deflate 256 MiB in a 1 GiB guest, per batch size; the
+    first pair (256 PFNs, one request in flight) is how Linux does it."""
+    guest, _, _ = boot_guest("balloon", memory=1024)
+    with guest:
+        guest.connect_qmp()
+        full = 1024 << 20
+        for batch, in_flight in BALLOON_BATCHES:
+            guest.command("balloon batch %d %d" % (batch, in_flight))
+            inflate, deflate = [], []
+            for _ in range(RUNS):
+                inflate.append(256 / wait_balloon(guest, full - (256 << 20)))
+                deflate.append(256 / wait_balloon(guest, full))
+            label = "%d PFNs x %d in flight" % (batch, in_flight)
+            figures.add("balloon", "inflate 256 MiB, " + label, "MiB/s", inflate)
+            figures.add("balloon", "deflate 256 MiB, " + label, "MiB/s", deflate)
+        guest.command("balloon batch 1024 4")
+
+
 def environment():
     cpu = "unknown"
     with open("/proc/cpuinfo") as f:
@@ -181,6 +214,7 @@ def main():
     figures = Figures()
     measure_boot(figures)
     measure_disk_and_idle(figures)
+    measure_balloon(figures)
     for group, name, unit, median, low, high, runs, _ in figures.summary():
         print("%-8s %-55s %10.1f %-12s (min %.1f, max %.1f, %d runs)"
               % (group, name, median, unit, low, high, runs))
