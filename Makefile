@@ -86,12 +86,14 @@ HOST_CFLAGS := -std=gnu11 -O1 -g $(WARNINGS) -I. -fsanitize=address,undefined \
 	-fno-sanitize-recover=all -fno-omit-frame-pointer -DTORPOR_HOST_TEST
 HOST_LIBS := -lcmocka
 
-UNIT_TESTS := buddy format parse line_edit acpi_parse
+UNIT_TESTS := buddy format parse line_edit acpi_parse virtqueue balloon
 unit_sources_buddy := mm/buddy.c
 unit_sources_format := lib/format.c
 unit_sources_parse := lib/parse.c
 unit_sources_line_edit := lib/line_edit.c
 unit_sources_acpi_parse := pm/acpi_parse.c
+unit_sources_virtqueue := virtio/virtqueue.c tests/unit/sim_device.c
+unit_sources_balloon := virtio/balloon.c
 
 define unit_test_rule
 $(BUILD)/host/test_$(1): tests/unit/test_$(1).c $$(unit_sources_$(1)) $$(wildcard */*.h)

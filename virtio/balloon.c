@@ -40,6 +40,27 @@ static int list_pop(struct balloon *b, struct balloon_chunk **list, uint32_t *pf
     return 0;
 }
 
+/* Copies the top `count` entries, in pop order, leaving the list as it is:
+ * a request is built from the list and only taken off once it is sent, so
+ * a failed send needs no undo (which could need a chunk we cannot get). */
+static unsigned list_copy_top(const struct balloon_chunk *list, uint32_t *pfns, unsigned count)
+{
+    unsigned copied = 0;
+
+    for (const struct balloon_chunk *chunk = list; chunk && copied < count; chunk = chunk->next)
+        for (uint32_t i = chunk->count; i-- > 0 && copied < count;)
+            pfns[copied++] = chunk->pfns[i];
+    return copied;
+}
+
+static void list_drop(struct balloon *b, struct balloon_chunk **list, unsigned count)
+{
+    uint32_t pfn;
+
+    while (count-- && list_pop(b, list, &pfn) == 0)
+        ;
+}
+
 void balloon_init(struct balloon *b, const struct balloon_ops *ops, void *context,
                   uint32_t *batch_memory, int must_tell_host)
 {
@@ -170,21 +191,17 @@ static int deflate(struct balloon *b)
 {
     int sent = 0;
 
-    while (b->list_pages && b->list_pages + b->deflating > b->target) {
+    /* pages already deflating are on their way out: only the list counts */
+    while (b->list_pages > b->target) {
         struct balloon_request *r = free_request(b);
         if (!r)
             break;
-        uint32_t excess = b->list_pages + b->deflating - b->target;
+        uint32_t excess = b->list_pages - b->target;
         unsigned count = excess < b->batch_size ? excess : b->batch_size;
-        if (count > b->list_pages)
-            count = b->list_pages;
-        for (unsigned i = 0; i < count; i++)
-            list_pop(b, &b->list, &r->pfns[i]);
-        if (send(b, r, BALLOON_DEFLATE, count, 0) != 0) {
-            for (unsigned i = count; i-- > 0;)
-                list_push(b, &b->list, r->pfns[i]); /* chunks were just freed: room */
+        count = list_copy_top(b->list, r->pfns, count);
+        if (count == 0 || send(b, r, BALLOON_DEFLATE, count, 0) != 0)
             break;
-        }
+        list_drop(b, &b->list, count);
         b->list_pages -= count;
         b->deflating += count;
         sent++;
@@ -201,18 +218,14 @@ static int tell_reclaimed(struct balloon *b)
         struct balloon_request *r = free_request(b);
         if (!r)
             break;
-        unsigned count = 0;
-        while (count < b->batch_size && list_pop(b, &b->tell_list, &r->pfns[count]) == 0)
-            count++;
+        unsigned count = list_copy_top(b->tell_list, r->pfns, b->batch_size);
         if (count == 0) {
             b->to_tell = 0; /* nothing recorded (a chunk could not be had) */
             break;
         }
-        if (send(b, r, BALLOON_DEFLATE, count, 1) != 0) {
-            for (unsigned i = count; i-- > 0;)
-                list_push(b, &b->tell_list, r->pfns[i]);
+        if (send(b, r, BALLOON_DEFLATE, count, 1) != 0)
             break;
-        }
+        list_drop(b, &b->tell_list, count);
         b->to_tell = b->to_tell > count ? b->to_tell - count : 0;
         sent++;
     }
@@ -225,7 +238,7 @@ int balloon_step(struct balloon *b)
 
     if (b->deflating == 0 && b->list_pages + b->inflating < b->target)
         inflate_sent = inflate(b);
-    else if (b->inflating == 0 && b->list_pages + b->deflating > b->target)
+    else if (b->inflating == 0 && b->list_pages > b->target)
         deflate_sent += deflate(b);
     if (inflate_sent)
         b->ops->kick(b->context, BALLOON_INFLATE);
@@ -280,8 +293,12 @@ uint32_t balloon_reclaim(struct balloon *b, uint32_t pages)
         given++;
     }
     b->stats.oom_pages += given;
-    if (given)
+    if (given) {
+        /* give up the target until the host sets a new one, or the next
+         * step would inflate right back into the shortage */
+        b->target = b->list_pages;
         b->ops->set_actual(b->context, balloon_actual(b));
+    }
     return given;
 }
 

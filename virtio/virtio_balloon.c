@@ -380,6 +380,8 @@ static int restart(struct virtio_device *device)
 /* Thaw: the same host still holds the pages; the balloon stays inflated. */
 static int balloon_thaw(struct virtio_device *device)
 {
+    if (!balloon.frozen)
+        return 0;
     return restart(device);
 }
 
@@ -389,6 +391,8 @@ static int balloon_restore(struct virtio_device *device)
 {
     uint32_t discarded = balloon.core.list_pages;
 
+    if (!balloon.frozen)
+        return 0; /* only a frozen balloon can wake in a new host */
     balloon_discard_all(&balloon.core);
     klog("balloon: resume discarded %u ballooned pages back to the allocator", discarded);
     return restart(device);

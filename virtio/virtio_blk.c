@@ -516,6 +516,8 @@ static int blk_resume(struct virtio_device *device)
 {
     struct blk_disk *disk = device->driver_data;
 
+    if (!disk->frozen)
+        return 0; /* never frozen: its queue is live, nothing to bring back */
     if (virtio_reinitialize(device) != 0 || start_queue(disk) != 0)
         return -1;
     return 0;

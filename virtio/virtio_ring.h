@@ -67,7 +67,7 @@ struct vring_packed_event {
 };
 
 /* Both sides' event-index rule (2.7.10): notify when the other side's event
- * index lies in (old, new]. */
+ * index lies in [old, new), the entries just published. */
 static inline int vring_need_event(uint16_t event, uint16_t new_index, uint16_t old_index)
 {
     return (uint16_t)(new_index - event - 1) < (uint16_t)(new_index - old_index);

@@ -124,12 +124,14 @@ static uint16_t *split_avail_event(struct virtqueue *vq)
 static int64_t check_chain(const struct virtqueue *vq, const struct vq_buffer *buffers,
                            unsigned count, int *use_indirect)
 {
-    uint64_t writable = 0;
+    uint64_t writable = 0, total = 0;
     int seen_writable = 0;
 
-    if (count == 0)
+    /* no chain longer than the queue, indirect or not (2.7.5.3.1) */
+    if (count == 0 || count > vq->config.size)
         return -1;
     for (unsigned i = 0; i < count; i++) {
+        total += buffers[i].length;
         if (buffers[i].device_writes) {
             seen_writable = 1;
             writable += buffers[i].length;
@@ -137,11 +139,9 @@ static int64_t check_chain(const struct virtqueue *vq, const struct vq_buffer *b
             return -1; /* readable after writable (2.7.4.2) */
         }
     }
-    if (writable > 0xffffffffu)
-        return -1;
+    if (total > 0xffffffffu)
+        return -1; /* at most 2^32 bytes in a chain (2.7.5.2) */
     *use_indirect = uses_indirect(&vq->config) && count > 1 && count <= vq->config.indirect_max;
-    if (!*use_indirect && count > vq->config.size)
-        return -1;
     return (int64_t)writable;
 }
 
@@ -191,6 +191,7 @@ static int split_add(struct virtqueue *vq, const struct vq_buffer *buffers, unsi
     vq->avail_index++;
     WRITE_SHARED(vq->avail->index, vq->avail_index);
     vq->added_since_kick++;
+    vq->chains_in_flight++;
     return 0;
 }
 
@@ -344,8 +345,9 @@ static enum vq_used_status split_get_used(struct virtqueue *vq, void **token, ui
         uint16_t used_index = READ_SHARED(vq->used->index);
         if (used_index == vq->last_used)
             return VQ_USED_NONE;
-        uint16_t in_flight = (uint16_t)(vq->avail_index - vq->last_used);
-        if ((uint16_t)(used_index - vq->last_used) > in_flight) {
+        /* never more unread used entries than chains it holds (a skipped
+         * bad entry used a slot but freed no chain) */
+        if ((uint16_t)(used_index - vq->last_used) > vq->chains_in_flight) {
             vq->stats.bad_index++;
             vq->broken = 1; /* it claims buffers we never gave it */
             return VQ_USED_NONE;
@@ -371,6 +373,7 @@ static enum vq_used_status split_get_used(struct virtqueue *vq, void **token, ui
         vq->free_next[chain->last] = vq->free_head;
         vq->free_head = head;
         vq->free_count += chain->descriptor_count;
+        vq->chains_in_flight--;
         return finish_chain(vq, head, element.length, token, length);
     }
 }
@@ -442,11 +445,12 @@ void vq_disable_interrupts(struct virtqueue *vq)
 {
     vq->interrupts_disabled = 1;
     if (vq->config.layout == VQ_SPLIT) {
-        /* with event_idx the flag is only a hint; a stale used_event far
-         * behind keeps the device quiet until we re-enable */
-        WRITE_SHARED(vq->avail->flags, VRING_AVAIL_F_NO_INTERRUPT);
+        /* with event_idx the flags must stay 0 (2.7.7.1): a used_event
+         * left behind keeps the device quiet until we re-enable */
         if (vq->config.event_idx)
             WRITE_SHARED(*split_used_event(vq), (uint16_t)(vq->last_used - 1));
+        else
+            WRITE_SHARED(vq->avail->flags, VRING_AVAIL_F_NO_INTERRUPT);
     } else {
         WRITE_SHARED(vq->driver_event->flags, VRING_EVENT_F_DISABLE);
     }
@@ -455,6 +459,6 @@ void vq_disable_interrupts(struct virtqueue *vq)
 unsigned vq_in_flight(const struct virtqueue *vq)
 {
     if (vq->config.layout == VQ_SPLIT)
-        return (uint16_t)(vq->avail_index - vq->last_used);
+        return vq->chains_in_flight;
     return (unsigned)(vq->config.size - vq->free_count);
 }

@@ -77,6 +77,7 @@ struct virtqueue {
     uint16_t next_avail, next_used;       /* packed ring positions */
     int avail_wrap, used_wrap;            /* packed wrap counters */
     uint16_t added_since_kick;            /* descriptors (packed) or chains (split) */
+    uint16_t chains_in_flight;            /* split: chains the device holds */
     int interrupts_disabled;
     int broken;
     struct vq_stats stats;
@@ -117,7 +118,7 @@ enum vq_used_status vq_get_used(struct virtqueue *vq, void **token, uint32_t *le
 int vq_enable_interrupts(struct virtqueue *vq);
 void vq_disable_interrupts(struct virtqueue *vq);
 
-/* Chains a ring can take at most at once with `count` buffers each. */
+/* Chains made available and not yet taken back with vq_get_used. */
 unsigned vq_in_flight(const struct virtqueue *vq);
 int vq_is_broken(const struct virtqueue *vq);
 
