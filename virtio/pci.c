@@ -121,86 +121,59 @@ static volatile void *ecam_pointer(const struct pci_function *f, uint16_t offset
     return (volatile void *)(uintptr_t)(f->config_base + (offset & 0xfff));
 }
 
-uint32_t pci_read32(const struct pci_function *f, uint16_t offset)
+/* One config access of 1, 2 or 4 bytes, through ECAM or the port pair. */
+static uint32_t config_read(const struct pci_function *f, uint16_t offset, unsigned size)
 {
-    if (f->config_base)
-        return *(volatile uint32_t *)ecam_pointer(f, offset);
+    uint32_t value;
+
+    if (f->config_base) {
+        volatile void *p = ecam_pointer(f, offset);
+        return size == 4 ? *(volatile uint32_t *)p
+             : size == 2 ? *(volatile uint16_t *)p : *(volatile uint8_t *)p;
+    }
     if (!port_reachable(f, offset))
-        return 0xffffffffu;
+        return size == 4 ? 0xffffffffu : size == 2 ? 0xffffu : 0xffu;
     uint64_t flags = irq_save();
     outl(CONFIG_ADDRESS, port_address(f, offset));
-    uint32_t value = inl(CONFIG_DATA);
+    uint16_t port = (uint16_t)(CONFIG_DATA + (offset & (4 - size)));
+    value = size == 4 ? inl(port) : size == 2 ? inw(port) : inb(port);
     irq_restore(flags);
     return value;
 }
 
-uint16_t pci_read16(const struct pci_function *f, uint16_t offset)
-{
-    if (f->config_base)
-        return *(volatile uint16_t *)ecam_pointer(f, offset);
-    if (!port_reachable(f, offset))
-        return 0xffff;
-    uint64_t flags = irq_save();
-    outl(CONFIG_ADDRESS, port_address(f, offset));
-    uint16_t value = inw(CONFIG_DATA + (offset & 2));
-    irq_restore(flags);
-    return value;
-}
-
-uint8_t pci_read8(const struct pci_function *f, uint16_t offset)
-{
-    if (f->config_base)
-        return *(volatile uint8_t *)ecam_pointer(f, offset);
-    if (!port_reachable(f, offset))
-        return 0xff;
-    uint64_t flags = irq_save();
-    outl(CONFIG_ADDRESS, port_address(f, offset));
-    uint8_t value = inb(CONFIG_DATA + (offset & 3));
-    irq_restore(flags);
-    return value;
-}
-
-void pci_write32(const struct pci_function *f, uint16_t offset, uint32_t value)
+static void config_write(const struct pci_function *f, uint16_t offset, unsigned size,
+                         uint32_t value)
 {
     if (f->config_base) {
-        *(volatile uint32_t *)ecam_pointer(f, offset) = value;
+        volatile void *p = ecam_pointer(f, offset);
+        if (size == 4)
+            *(volatile uint32_t *)p = value;
+        else if (size == 2)
+            *(volatile uint16_t *)p = (uint16_t)value;
+        else
+            *(volatile uint8_t *)p = (uint8_t)value;
         return;
     }
     if (!port_reachable(f, offset))
         return;
     uint64_t flags = irq_save();
     outl(CONFIG_ADDRESS, port_address(f, offset));
-    outl(CONFIG_DATA, value);
+    uint16_t port = (uint16_t)(CONFIG_DATA + (offset & (4 - size)));
+    if (size == 4)
+        outl(port, value);
+    else if (size == 2)
+        outw(port, (uint16_t)value);
+    else
+        outb(port, (uint8_t)value);
     irq_restore(flags);
 }
 
-void pci_write16(const struct pci_function *f, uint16_t offset, uint16_t value)
-{
-    if (f->config_base) {
-        *(volatile uint16_t *)ecam_pointer(f, offset) = value;
-        return;
-    }
-    if (!port_reachable(f, offset))
-        return;
-    uint64_t flags = irq_save();
-    outl(CONFIG_ADDRESS, port_address(f, offset));
-    outw(CONFIG_DATA + (offset & 2), value);
-    irq_restore(flags);
-}
-
-void pci_write8(const struct pci_function *f, uint16_t offset, uint8_t value)
-{
-    if (f->config_base) {
-        *(volatile uint8_t *)ecam_pointer(f, offset) = value;
-        return;
-    }
-    if (!port_reachable(f, offset))
-        return;
-    uint64_t flags = irq_save();
-    outl(CONFIG_ADDRESS, port_address(f, offset));
-    outb(CONFIG_DATA + (offset & 3), value);
-    irq_restore(flags);
-}
+uint32_t pci_read32(const struct pci_function *f, uint16_t offset) { return config_read(f, offset, 4); }
+uint16_t pci_read16(const struct pci_function *f, uint16_t offset) { return (uint16_t)config_read(f, offset, 2); }
+uint8_t pci_read8(const struct pci_function *f, uint16_t offset) { return (uint8_t)config_read(f, offset, 1); }
+void pci_write32(const struct pci_function *f, uint16_t offset, uint32_t value) { config_write(f, offset, 4, value); }
+void pci_write16(const struct pci_function *f, uint16_t offset, uint16_t value) { config_write(f, offset, 2, value); }
+void pci_write8(const struct pci_function *f, uint16_t offset, uint8_t value) { config_write(f, offset, 1, value); }
 
 /* ---- capabilities ---- */
 

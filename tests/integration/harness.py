@@ -115,6 +115,19 @@ def parse_values(line):
     return dict(re.findall(r"(\S+?)=(\S*)", line))
 
 
+def pci_bars(values):
+    """{index: (kind, address, size)} from the key=value pairs of a `pci`
+    line (`bar4=mem64:0xe000000000/16384`)."""
+    bars = {}
+    for key, value in values.items():
+        m = re.fullmatch(r"bar(\d)", key)
+        if m:
+            kind, rest = value.split(":", 1)
+            address, size = rest.split("/")
+            bars[int(m.group(1))] = (kind, int(address, 16), int(size))
+    return bars
+
+
 def parse_banner(boot_output):
     """The fields of the `boot version=... total_kib=N boot_us=N
     image_base=0x...` line in a guest's boot output; raises if absent."""

@@ -50,13 +50,7 @@ def listed_functions(lines):
         if words[:1] != ["pci"]:
             continue
         values = harness.parse_values(line)
-        bars = {}
-        for key, value in values.items():
-            m = re.fullmatch(r"bar(\d)", key)
-            if m:
-                kind, rest = value.split(":", 1)
-                address, size = rest.split("/")
-                bars[int(m.group(1))] = (kind, int(address, 16), int(size))
+        bars = harness.pci_bars(values)
         class_code, subclass, _ = values["class"].split(".")
         found[words[1]] = {
             "vendor": int(values["vendor"], 16), "device": int(values["device"], 16),

@@ -193,15 +193,8 @@ def pci_state(g):
 
 
 def bars_of(values):
-    """{index: (kind, address, size)} from a `pci` line."""
-    bars = {}
-    for key, value in values.items():
-        m = re.fullmatch(r"bar(\d)", key)
-        if m:
-            kind, rest = value.split(":", 1)
-            address, size = rest.split("/")
-            bars[int(m.group(1))] = (kind, int(address, 16), int(size))
-    return bars
+    """{index: (kind, address, size)} from a `pci` line's values."""
+    return harness.pci_bars(values)
 
 
 def qmp_pci(g):
