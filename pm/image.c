@@ -1,0 +1,237 @@
+/*
+ * Hibernation image checks and the restore planner (see pm/image.h).
+ * Everything here reads only its arguments; a corrupt image can make it
+ * refuse, never read out of bounds.
+ */
+#include "pm/image.h"
+
+static const char *const refusal_texts[IMAGE_REFUSAL_COUNT] = {
+    [IMAGE_OK] = "ok",
+    [IMAGE_NONE] = "no-image",
+    [IMAGE_BAD_MAGIC] = "bad-magic",
+    [IMAGE_BAD_VERSION] = "bad-version",
+    [IMAGE_BAD_HEADER_CHECKSUM] = "bad-header-checksum",
+    [IMAGE_ALREADY_USED] = "already-used",
+    [IMAGE_UNFINISHED_RESUME] = "earlier-resume-did-not-finish",
+    [IMAGE_OTHER_BUILD] = "different-build",
+    [IMAGE_RAM_CHANGED] = "ram-size-changed",
+    [IMAGE_BAD_LAYOUT] = "bad-layout",
+    [IMAGE_DISK_TOO_SMALL] = "image-beyond-disk",
+    [IMAGE_BAD_INDEX_CHECKSUM] = "bad-index-checksum",
+    [IMAGE_INDEX_NOT_SORTED] = "index-not-sorted",
+    [IMAGE_PAGE_NOT_RAM] = "page-not-ram",
+    [IMAGE_BAD_ZERO_COUNT] = "bad-zero-count",
+    [IMAGE_BAD_ENTRY_FLAGS] = "bad-entry-flags",
+    [IMAGE_BAD_PAGE_CHECKSUM] = "bad-page-checksum",
+};
+
+const char *image_refusal_text(enum image_refusal refusal)
+{
+    return (unsigned)refusal < IMAGE_REFUSAL_COUNT ? refusal_texts[refusal] : "unknown";
+}
+
+uint64_t image_checksum(const void *data, size_t bytes)
+{
+    const uint64_t *words = data;
+    uint64_t sum = 0xcbf29ce484222325ull;
+
+    /* xor then multiply by an odd constant: both invertible */
+    for (size_t i = 0; i < bytes / 8; i++)
+        sum = (sum ^ words[i]) * 0x100000001b3ull;
+    return sum ^ bytes;
+}
+
+int image_page_is_zero(const void *page)
+{
+    const uint64_t *words = page;
+    uint64_t any = 0;
+
+    for (size_t i = 0; i < IMAGE_PAGE_SIZE / 8; i++)
+        any |= words[i];
+    return any == 0;
+}
+
+uint64_t image_index_bytes(uint64_t page_count)
+{
+    uint64_t bytes = page_count * sizeof(struct image_index_entry);
+
+    return (bytes + IMAGE_PAGE_SIZE - 1) / IMAGE_PAGE_SIZE * IMAGE_PAGE_SIZE;
+}
+
+uint64_t image_layout(struct image_header *header, uint64_t page_count, uint64_t zero_pages)
+{
+    header->page_count = page_count;
+    header->zero_pages = zero_pages;
+    header->data_pages = page_count - zero_pages;
+    header->index_sector = IMAGE_PAGE_SIZE / IMAGE_SECTOR_SIZE;
+    header->data_sector = header->index_sector + image_index_bytes(page_count) / IMAGE_SECTOR_SIZE;
+    return header->data_sector * IMAGE_SECTOR_SIZE + header->data_pages * IMAGE_PAGE_SIZE;
+}
+
+static uint64_t header_sum(const struct image_header *header)
+{
+    struct image_header copy = *header;
+
+    copy.header_checksum = 0;
+    return image_checksum(&copy, sizeof(copy));
+}
+
+void image_seal(struct image_header *header)
+{
+    header->header_checksum = header_sum(header);
+}
+
+enum image_refusal image_check_header(const struct image_header *h,
+                                      const struct image_expectation *expect)
+{
+    if (h->magic == 0 && h->state == IMAGE_STATE_EMPTY)
+        return IMAGE_NONE;
+    if (h->magic != IMAGE_MAGIC)
+        return IMAGE_BAD_MAGIC;
+    if (h->version != IMAGE_VERSION)
+        return IMAGE_BAD_VERSION;
+    if (h->header_checksum != header_sum(h))
+        return IMAGE_BAD_HEADER_CHECKSUM;
+    if (h->state == IMAGE_STATE_USED)
+        return IMAGE_ALREADY_USED;
+    if (h->state == IMAGE_STATE_RESUMING)
+        return IMAGE_UNFINISHED_RESUME;
+    if (h->state != IMAGE_STATE_VALID)
+        return IMAGE_BAD_LAYOUT;
+    if (expect && h->build_id != expect->build_id)
+        return IMAGE_OTHER_BUILD;
+    if (expect && h->ram_bytes != expect->ram_bytes)
+        return IMAGE_RAM_CHANGED;
+
+    /* the layout must be exactly what image_layout makes */
+    struct image_header expected = *h;
+    uint64_t bytes;
+    if (h->zero_pages > h->page_count || h->page_count > (1ull << 40) ||
+        h->range_count > IMAGE_MAX_RANGES || h->range_count == 0)
+        return IMAGE_BAD_LAYOUT;
+    bytes = image_layout(&expected, h->page_count, h->zero_pages);
+    if (expected.index_sector != h->index_sector || expected.data_sector != h->data_sector ||
+        expected.data_pages != h->data_pages)
+        return IMAGE_BAD_LAYOUT;
+    uint64_t ram_pages = 0, previous_end = 0;
+    for (uint32_t i = 0; i < h->range_count; i++) {
+        const struct image_ram_range *r = &h->ranges[i];
+        if (r->pages == 0 || r->base % IMAGE_PAGE_SIZE || r->base < previous_end ||
+            r->pages > (1ull << 40))
+            return IMAGE_BAD_LAYOUT;
+        previous_end = r->base + r->pages * IMAGE_PAGE_SIZE;
+        ram_pages += r->pages;
+    }
+    if (h->page_count > ram_pages)
+        return IMAGE_BAD_LAYOUT;
+    if (expect && bytes > expect->disk_bytes)
+        return IMAGE_DISK_TOO_SMALL;
+    return IMAGE_OK;
+}
+
+/* Whether [pfn] lies in one of the sorted ranges (binary search). */
+static int in_ranges(uint64_t pfn, const struct image_ram_range *ranges, size_t count)
+{
+    size_t low = 0, high = count;
+
+    while (low < high) {
+        size_t middle = low + (high - low) / 2;
+        uint64_t first = ranges[middle].base / IMAGE_PAGE_SIZE;
+        if (pfn < first)
+            high = middle;
+        else if (pfn >= first + ranges[middle].pages)
+            low = middle + 1;
+        else
+            return 1;
+    }
+    return 0;
+}
+
+enum image_refusal image_check_index(const struct image_header *h,
+                                     const struct image_index_entry *entries,
+                                     const struct image_ram_range *ram, size_t ram_count)
+{
+    uint64_t zero = 0;
+
+    if (image_checksum(entries, h->page_count * sizeof(*entries)) != h->index_checksum)
+        return IMAGE_BAD_INDEX_CHECKSUM;
+    for (uint64_t i = 0; i < h->page_count; i++) {
+        uint64_t flags = entries[i].pfn_and_flags & ((1ull << IMAGE_ENTRY_FLAG_BITS) - 1);
+        uint64_t pfn = IMAGE_ENTRY_PFN(entries[i].pfn_and_flags);
+        if (flags & ~IMAGE_ENTRY_ZERO)
+            return IMAGE_BAD_ENTRY_FLAGS;
+        if (i && pfn <= IMAGE_ENTRY_PFN(entries[i - 1].pfn_and_flags))
+            return IMAGE_INDEX_NOT_SORTED;
+        if (!in_ranges(pfn, h->ranges, h->range_count) ||
+            (ram && !in_ranges(pfn, ram, ram_count)))
+            return IMAGE_PAGE_NOT_RAM;
+        zero += flags & IMAGE_ENTRY_ZERO;
+    }
+    if (zero != h->zero_pages)
+        return IMAGE_BAD_ZERO_COUNT;
+    return IMAGE_OK;
+}
+
+/* Whether pfn is the destination of a saved page (entries are sorted). */
+static int is_destination(uint64_t pfn, const struct image_index_entry *entries, uint64_t count)
+{
+    uint64_t low = 0, high = count;
+
+    while (low < high) {
+        uint64_t middle = low + (high - low) / 2;
+        uint64_t at = IMAGE_ENTRY_PFN(entries[middle].pfn_and_flags);
+        if (at == pfn)
+            return 1;
+        if (at < pfn)
+            low = middle + 1;
+        else
+            high = middle;
+    }
+    return 0;
+}
+
+/* Walks the spare frames in address order. */
+struct spare_cursor {
+    const struct image_ram_range *ranges;
+    size_t count, range;
+    uint64_t next; /* offset in pages into ranges[range] */
+};
+
+static int next_spare(struct spare_cursor *c, const struct image_index_entry *entries,
+                      uint64_t count, uint64_t *pfn)
+{
+    for (; c->range < c->count; c->range++, c->next = 0) {
+        const struct image_ram_range *r = &c->ranges[c->range];
+        while (c->next < r->pages) {
+            uint64_t candidate = r->base / IMAGE_PAGE_SIZE + c->next++;
+            if (!is_destination(candidate, entries, count)) {
+                *pfn = candidate;
+                return 0;
+            }
+        }
+    }
+    return -1;
+}
+
+int image_plan_restore(const struct image_index_entry *entries, uint64_t count,
+                       const struct image_ram_range *free_ranges, size_t free_count,
+                       size_t spare_extra, struct image_plan *plan)
+{
+    struct spare_cursor cursor = { free_ranges, free_count, 0, 0 };
+
+    plan->staged = 0;
+    for (size_t i = 0; i < spare_extra; i++)
+        if (next_spare(&cursor, entries, count, &plan->extra_frames[i]) != 0)
+            return -1;
+    for (uint64_t i = 0; i < count; i++) {
+        uint64_t pfn = IMAGE_ENTRY_PFN(entries[i].pfn_and_flags);
+        if (in_ranges(pfn, free_ranges, free_count)) {
+            plan->load_pfn[i] = pfn; /* its own frame is free: straight in */
+            continue;
+        }
+        if (next_spare(&cursor, entries, count, &plan->load_pfn[i]) != 0)
+            return -1;
+        plan->staged++;
+    }
+    return 0;
+}

@@ -1,0 +1,86 @@
+/*
+ * The pure parts of hibernation images: checksums, layout, validation with
+ * a reason for every refusal, and the restore planner that decides where
+ * each saved page is read to. No kernel state: the host tests and
+ * tools/hibimg run this same code.
+ */
+#ifndef PM_IMAGE_H
+#define PM_IMAGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pm/image_format.h" // struct image_header
+
+/* Why an image is not resumed; image_refusal_text gives the stable
+ * `reason=` word the console prints. */
+enum image_refusal {
+    IMAGE_OK = 0,
+    IMAGE_NONE,                 /* no image on the disk */
+    IMAGE_BAD_MAGIC,
+    IMAGE_BAD_VERSION,
+    IMAGE_BAD_HEADER_CHECKSUM,
+    IMAGE_ALREADY_USED,
+    IMAGE_UNFINISHED_RESUME,    /* an earlier boot jumped in and never arrived */
+    IMAGE_OTHER_BUILD,          /* written by a different torpor binary */
+    IMAGE_RAM_CHANGED,          /* the RAM size differs */
+    IMAGE_BAD_LAYOUT,           /* counts, sectors or ranges that cannot be */
+    IMAGE_DISK_TOO_SMALL,       /* the image runs past the end of the disk */
+    IMAGE_BAD_INDEX_CHECKSUM,
+    IMAGE_INDEX_NOT_SORTED,     /* frames out of order or repeated */
+    IMAGE_PAGE_NOT_RAM,         /* a saved frame is not RAM in this boot */
+    IMAGE_BAD_ZERO_COUNT,
+    IMAGE_BAD_ENTRY_FLAGS,
+    IMAGE_BAD_PAGE_CHECKSUM,
+    IMAGE_REFUSAL_COUNT,
+};
+
+const char *image_refusal_text(enum image_refusal refusal);
+
+/* A 64-bit checksum over whole 8-byte words (bytes must be a multiple of
+ * 8): each step is a bijection of the running value, so any single
+ * changed word, and so any flipped bit, changes the result. */
+uint64_t image_checksum(const void *data, size_t bytes);
+int image_page_is_zero(const void *page);
+
+/* Index size on disk, rounded up to whole pages. */
+uint64_t image_index_bytes(uint64_t page_count);
+/* Fills the sector fields for page_count entries with zero_pages zero
+ * pages; returns the bytes the whole image needs on the disk. */
+uint64_t image_layout(struct image_header *header, uint64_t page_count, uint64_t zero_pages);
+/* Sets header_checksum (call last). */
+void image_seal(struct image_header *header);
+
+struct image_expectation {
+    uint64_t build_id;
+    uint64_t ram_bytes;
+    uint64_t disk_bytes;
+};
+
+/* Checks everything the header alone can tell. */
+enum image_refusal image_check_header(const struct image_header *header,
+                                      const struct image_expectation *expect);
+/* Checks the index against the header and against this boot's RAM
+ * (ranges sorted by base; NULL/0 to check against the header's own). */
+enum image_refusal image_check_index(const struct image_header *header,
+                                     const struct image_index_entry *entries,
+                                     const struct image_ram_range *ram, size_t ram_count);
+
+/* The restore planner. Frames are given as sorted, non-overlapping ranges.
+ * Each saved page goes straight to its own frame when that frame is free
+ * in this boot; otherwise it is staged in a spare frame: free in this
+ * boot and the destination of no saved page (so copying staged pages into
+ * place never overwrites one not yet copied). `spare_extra` more spare
+ * frames are set aside for the trampoline's own use and returned in
+ * extra_frames. Returns 0, or -1 when there are not enough spare frames. */
+struct image_plan {
+    uint64_t *load_pfn;     /* per index entry: where to read it */
+    size_t staged;          /* entries with load_pfn != their pfn */
+    uint64_t *extra_frames; /* spare_extra frames */
+};
+
+int image_plan_restore(const struct image_index_entry *entries, uint64_t count,
+                       const struct image_ram_range *free_ranges, size_t free_count,
+                       size_t spare_extra, struct image_plan *plan);
+
+#endif

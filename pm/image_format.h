@@ -1,0 +1,84 @@
+/*
+ * The hibernation image on the torpor-swap disk, defined once for the
+ * kernel and the host tool (tools/hibimg). Little-endian; documented in
+ * docs/image-format.md.
+ *
+ *   sector 0          header (one 4 KiB page; image_header below)
+ *   index_sector      page_count index entries (16 bytes each), padded to 4 KiB
+ *   data_sector       the data of every non-zero page, in index order
+ *
+ * A reader can resume with one sequential read. The header is written
+ * last (after the data and index are flushed), so an image is valid only
+ * once everything it describes is on the disk.
+ */
+#ifndef PM_IMAGE_FORMAT_H
+#define PM_IMAGE_FORMAT_H
+
+#include <stdint.h>
+
+#define IMAGE_MAGIC 0x4e52425450524f54ull /* "TORPTBRN" */
+#define IMAGE_VERSION 1
+#define IMAGE_PAGE_SIZE 4096u
+#define IMAGE_SECTOR_SIZE 512u
+#define IMAGE_MAX_RANGES 64
+
+/* header.state: what became of the image */
+enum image_state {
+    IMAGE_STATE_EMPTY = 0,     /* no image (what a fresh disk reads as) */
+    IMAGE_STATE_VALID = 1,     /* complete; may be resumed once */
+    IMAGE_STATE_RESUMING = 2,  /* a boot jumped into it; it never said it arrived */
+    IMAGE_STATE_USED = 3,      /* resumed; never again */
+};
+
+/* index entry flags, in the low bits of pfn_and_flags */
+#define IMAGE_ENTRY_ZERO 1ull   /* an all-zero page: no data stored */
+#define IMAGE_ENTRY_FLAG_BITS 12
+#define IMAGE_ENTRY_PFN(e) ((e) >> IMAGE_ENTRY_FLAG_BITS)
+
+struct image_index_entry {
+    uint64_t pfn_and_flags;
+    uint64_t checksum;         /* image_checksum of the page (0 for zero pages) */
+};
+
+/* RAM as the writing boot saw it; every saved page must be RAM here, and
+ * in the resuming boot's map. */
+struct image_ram_range {
+    uint64_t base;
+    uint64_t pages;
+};
+
+/* The CPU state the snapshot saved: what the resumed kernel needs to
+ * return from the snapshot call a second time. */
+struct image_cpu_state {
+    uint64_t rip, rsp, rbx, rbp, r12, r13, r14, r15, rflags;
+    uint64_t cr0, cr3, cr4, efer;
+    uint16_t gdt_limit, idt_limit, reserved[2];
+    uint64_t gdt_base, idt_base;
+    uint8_t fxsave[512] __attribute__((aligned(16)));
+};
+
+struct image_header {
+    uint64_t magic;
+    uint32_t version;
+    uint32_t state;            /* enum image_state */
+    uint64_t build_id;         /* image_checksum of the writing kernel's .text */
+    uint64_t image_base;       /* where that kernel ran */
+    uint64_t ram_bytes;        /* usable RAM of the writing boot */
+    uint32_t range_count;
+    uint32_t flags;
+    struct image_ram_range ranges[IMAGE_MAX_RANGES];
+    uint64_t page_count;       /* index entries */
+    uint64_t zero_pages;
+    uint64_t data_pages;       /* page_count - zero_pages */
+    uint64_t index_sector;
+    uint64_t data_sector;
+    uint64_t index_checksum;   /* image_checksum of the index bytes */
+    uint64_t written_ns;       /* how long writing took, for `hibimg info` */
+    struct image_cpu_state cpu;
+    uint64_t header_checksum;  /* image_checksum of the header with this field 0 */
+};
+
+_Static_assert(sizeof(struct image_header) <= IMAGE_PAGE_SIZE, "the header fits one page");
+_Static_assert(sizeof(struct image_index_entry) == 16, "index entries are 16 bytes");
+
+#endif
