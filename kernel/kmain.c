@@ -15,6 +15,7 @@
 #include "kernel/clock.h"    // clock_*
 #include "kernel/console.h"  // console_printf
 #include "kernel/log.h"      // klog
+#include "kernel/options.h"  // options_init
 #include "kernel/shell.h"    // shell_run
 #include "kernel/symbols.h"  // symbols_image_base
 #include "kernel/work.h"     // work_init
@@ -43,8 +44,9 @@ void kmain(const struct boot_handoff *handoff)
          (unsigned long long)(handoff->image_size / 1024), handoff->exit_boot_services_tries);
     klog("clock: tsc %llu Hz%s", (unsigned long long)clock_tsc_hz(),
          clock_calibrated() ? "" : " (not calibrated: no ACPI PM timer)");
-    if (handoff->cmdline[0])
-        klog("boot: options '%s'", handoff->cmdline);
+    options_init(handoff->cmdline);
+    if (options_line()[0])
+        klog("boot: options '%s'", options_line());
 
     paging_init(handoff);
     if (handoff->range_count == BOOT_MAX_RANGES)
@@ -65,7 +67,7 @@ void kmain(const struct boot_handoff *handoff)
     /* after the page allocator: high BARs need page tables */
     pci_init(acpi);
     virtio_blk_register();
-    virtio_balloon_register(handoff->cmdline);
+    virtio_balloon_register();
     virtio_init();
 
     struct page_alloc_stats stats;

@@ -10,10 +10,10 @@
 #include "kernel/clock.h"   // clock_ns
 #include "kernel/console.h" // console_printf
 #include "kernel/log.h"     // klog
+#include "kernel/options.h" // options_number
 #include "kernel/shell.h"   // shell_register
 #include "kernel/work.h"    // work_*
-#include "lib/parse.h"      // parse_u64
-#include "lib/string.h"     // memset, strcmp, strncmp
+#include "lib/string.h"     // strcmp
 #include "mm/page_alloc.h"  // page_alloc, page_free, stats
 #include "virtio/balloon.h" // balloon_*
 #include "virtio/virtio.h"  // virtio_*
@@ -473,22 +473,12 @@ static const struct shell_command balloon_commands[] = {
       0, 3, command_balloon },
 };
 
-void virtio_balloon_register(const char *options)
+void virtio_balloon_register(void)
 {
     uint64_t mib = BALLOON_DEFAULT_RESERVE_MIB;
 
-    /* boot option balloon_reserve=MIB */
-    for (const char *p = options; p && *p; p++) {
-        if ((p == options || p[-1] == ' ') && strncmp(p, "balloon_reserve=", 16) == 0) {
-            char number[16];
-            unsigned n = 0;
-            for (const char *q = p + 16; *q && *q != ' ' && n < sizeof(number) - 1; q++)
-                number[n++] = *q;
-            number[n] = 0;
-            if (parse_u64(number, &mib) != 0)
-                mib = BALLOON_DEFAULT_RESERVE_MIB;
-        }
-    }
+    if (options_number("balloon_reserve", &mib) != 0)
+        mib = BALLOON_DEFAULT_RESERVE_MIB;
     balloon.reserve_pages = mib * 256;
     balloon.work.run = balloon_work;
     work_register(&balloon.work);

@@ -11,9 +11,9 @@
 
 #define BALLOON_DEFAULT_RESERVE_MIB 16
 
-/* Registers the driver; `options` is the boot command line, which may set
- * balloon_reserve=MIB. */
-void virtio_balloon_register(const char *options);
+/* Registers the driver; the boot option balloon_reserve=MIB sets the
+ * reserve. */
+void virtio_balloon_register(void);
 /* Pages the host holds now (0 without a balloon device). */
 uint64_t virtio_balloon_pages(void);
 
