@@ -34,7 +34,7 @@ KERNEL_OBJECTS := $(KERNEL_C_SOURCES:%.c=$(BUILD)/kernel/%.o) \
 	$(KERNEL_ASM_SOURCES:%.asm=$(BUILD)/kernel/%.asm.o)
 
 .PHONY: all deps run test unit-test integration-test bench clean
-all: $(BUILD)/torpor.efi $(BUILD)/esp.img
+all: $(BUILD)/torpor.efi $(BUILD)/esp.img $(BUILD)/hibimg
 
 deps:
 	@sh scripts/deps.sh
@@ -86,7 +86,12 @@ HOST_CFLAGS := -std=gnu11 -O1 -g $(WARNINGS) -I. -fsanitize=address,undefined \
 	-fno-sanitize-recover=all -fno-omit-frame-pointer -DTORPOR_HOST_TEST
 HOST_LIBS := -lcmocka
 
-UNIT_TESTS := buddy format parse line_edit acpi_parse virtqueue balloon
+# hibimg: reads hibernation images on the host (docs/image-format.md), with pm/image.c's checks.
+$(BUILD)/hibimg: tools/hibimg.c pm/image.c pm/image.h pm/image_format.h
+	@mkdir -p $(dir $@)
+	$(HOST_CC) $(HOST_CFLAGS) tools/hibimg.c pm/image.c -o $@
+
+UNIT_TESTS := buddy format parse line_edit acpi_parse virtqueue balloon image
 unit_sources_buddy := mm/buddy.c
 unit_sources_format := lib/format.c
 unit_sources_parse := lib/parse.c
@@ -94,6 +99,7 @@ unit_sources_line_edit := lib/line_edit.c
 unit_sources_acpi_parse := pm/acpi_parse.c
 unit_sources_virtqueue := virtio/virtqueue.c tests/unit/sim_device.c
 unit_sources_balloon := virtio/balloon.c
+unit_sources_image := pm/image.c
 
 define unit_test_rule
 $(BUILD)/host/test_$(1): tests/unit/test_$(1).c $$(unit_sources_$(1)) $$(wildcard */*.h)

@@ -8,6 +8,7 @@
 #include "lib/format.h"    // format_vsnprintf
 
 static char last_sent;
+static uint64_t bytes_sent;
 
 static void put(char c)
 {
@@ -15,6 +16,12 @@ static void put(char c)
         uart_putc('\r');
     uart_putc(c);
     last_sent = c;
+    bytes_sent++;
+}
+
+uint64_t console_bytes_sent(void)
+{
+    return bytes_sent;
 }
 
 void console_write(const char *text, size_t length)

@@ -7,10 +7,13 @@
 
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 
 void console_write(const char *text, size_t length);
 void console_puts(const char *text);
 void console_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void console_vprintf(const char *fmt, va_list args);
+/* Bytes written so far: lets the shell see that something else printed. */
+uint64_t console_bytes_sent(void);
 
 #endif

@@ -22,6 +22,7 @@
 #include "mm/page_alloc.h"   // page_alloc_*
 #include "pm/acpi.h"         // acpi_*
 #include "pm/power.h"        // power_init
+#include "pm/power_button.h" // power_button_init
 #include "virtio/pci.h"      // pci_init
 #include "virtio/virtio.h"   // virtio_init
 #include "virtio/virtio_balloon.h" // virtio_balloon_register
@@ -64,6 +65,7 @@ void kmain(const struct boot_handoff *handoff)
     interrupts_enable();
     apic_timer_start();
     work_init();
+    power_button_init();
     /* after the page allocator: high BARs need page tables */
     pci_init(acpi);
     virtio_blk_register();

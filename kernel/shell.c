@@ -291,7 +291,13 @@ void shell_run(const struct boot_handoff *handoff)
     console_puts(PROMPT);
     for (;;) {
         char c;
+        uint64_t printed = console_bytes_sent();
         work_run_pending(); /* what interrupt handlers deferred */
+        if (console_bytes_sent() != printed) {
+            /* work printed a log line over the prompt: draw it again */
+            console_puts(PROMPT);
+            console_write(editor.line, editor.length);
+        }
         interrupts_disable();
         if (!uart_getc(&c)) {
             if (!work_any_pending())

@@ -117,8 +117,8 @@ enum image_refusal image_check_header(const struct image_header *h,
     for (uint32_t i = 0; i < h->range_count; i++) {
         const struct image_ram_range *r = &h->ranges[i];
         if (r->pages == 0 || r->base % IMAGE_PAGE_SIZE || r->base < previous_end ||
-            r->pages > (1ull << 40))
-            return IMAGE_BAD_LAYOUT;
+            r->pages > (1ull << 40) || r->base + r->pages * IMAGE_PAGE_SIZE < r->base)
+            return IMAGE_BAD_LAYOUT; /* empty, misaligned, unsorted or wrapping */
         previous_end = r->base + r->pages * IMAGE_PAGE_SIZE;
         ram_pages += r->pages;
     }

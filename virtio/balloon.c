@@ -87,6 +87,8 @@ int balloon_set_batching(struct balloon *b, unsigned batch_size, unsigned max_in
 
 void balloon_set_target(struct balloon *b, uint32_t target)
 {
+    if (target != b->target)
+        b->shortfall_target = 0; /* a new target may be reported again */
     b->target = target;
 }
 

@@ -413,6 +413,8 @@ class Guest:
             echo, _, rest = text.partition("\n")
             if not expected or render(self.prompt + echo).endswith(expected):
                 break
+            if not render(echo).strip() and not rest.strip("\r"):
+                continue  # the kernel redrew the prompt after a log line
             if not (redraw_allowed and rest.strip("\r") == ""):
                 raise GuestError("command %r: echo %r does not show %r\n%s"
                                  % (line, echo, expected, self.tail()))

@@ -41,3 +41,24 @@ def test_reboot(guest, machine):
     assert len(re.findall(harness.READY_RE, g.output)) == 2
     lines = g.command("uptime")
     assert lines and lines[0].startswith("uptime ms="), lines
+
+
+@pytest.mark.parametrize("machine", ["q35", "pc"])
+def test_power_button_powers_off(guest, machine):
+    g = guest(machine=machine)
+    boot = g.wait_ready()
+    assert re.search(r"power button: SCI \d+, action poweroff", boot), boot
+    g.connect_qmp()
+    g.qmp("system_powerdown")
+    assert g.wait_exit(timeout=30) == 0
+    assert "power button: pressed" in g.output
+
+
+def test_power_button_can_be_ignored(guest):
+    g = guest(qemu_args=["-fw_cfg", "name=opt/torpor/cmdline,string=power_button=ignore"])
+    g.wait_ready()
+    g.connect_qmp()
+    g.qmp("system_powerdown")
+    g.wait_for(r"power button: pressed \(1\), action ignore", timeout=30)
+    assert g.proc.poll() is None, "QEMU exited although the button is ignored"
+    assert g.command_values("uptime")["ms"].isdigit()

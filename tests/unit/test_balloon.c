@@ -785,6 +785,13 @@ static void test_shortfall_is_reported_once_per_unreachable_target(void **state)
     check_rest(f, 50);
     assert_int_equal(f->shortfall_calls, 2);
     assert_int_equal(f->last_actual, 50);
+
+    /* the first unreachable target again, after a change: reported again */
+    balloon_set_target(&f->b, 120);
+    settle(f);
+    assert_int_equal(f->shortfall_calls, 3);
+    assert_int_equal(f->shortfall_target, 120);
+    assert_int_equal(f->b.stats.shortfalls, 3);
 }
 
 static void test_shortfall_mid_batch_sends_the_partial_batch(void **state)
