@@ -316,6 +316,7 @@ void balloon_discard_all(struct balloon *b)
                 b->ops->give_page(b->context, r->pfns[k]);
         r->busy = 0;
     }
+    b->stats.discarded_pages += b->list_pages;
     while (list_pop(b, &b->list, &pfn) == 0)
         b->ops->give_page(b->context, pfn);
     while (list_pop(b, &b->tell_list, &pfn) == 0)

@@ -52,6 +52,7 @@ struct balloon_stats {
     uint64_t inflated_pages, deflated_pages;
     uint64_t inflate_requests, deflate_requests;
     uint64_t oom_pages;       /* taken back on OOM */
+    uint64_t discarded_pages; /* given back without the host on resume */
     uint64_t shortfalls;      /* targets that could not be reached */
     uint64_t unknown_acks;    /* acks for no request in flight */
 };

@@ -461,12 +461,12 @@ static void command_balloon(int argc, char **argv)
             separator = ",";
         }
     console_printf("%s inflated_pages=%llu deflated_pages=%llu inflate_requests=%llu "
-                   "deflate_requests=%llu oom_pages=%llu shortfalls=%llu reported_pages=%llu "
-                   "stats_updates=%llu\n",
+                   "deflate_requests=%llu oom_pages=%llu discarded_pages=%llu shortfalls=%llu "
+                   "reported_pages=%llu stats_updates=%llu\n",
                    *separator ? "" : "none", (unsigned long long)s->inflated_pages,
                    (unsigned long long)s->deflated_pages, (unsigned long long)s->inflate_requests,
                    (unsigned long long)s->deflate_requests, (unsigned long long)s->oom_pages,
-                   (unsigned long long)s->shortfalls, (unsigned long long)balloon.reported_pages,
+                   (unsigned long long)s->discarded_pages, (unsigned long long)s->shortfalls, (unsigned long long)balloon.reported_pages,
                    (unsigned long long)balloon.stats_updates);
 }
 

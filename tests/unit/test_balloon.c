@@ -1078,6 +1078,7 @@ static void test_discard_all_returns_every_listed_page(void **state)
     assert_int_equal(f->nchunks, 0);
     assert_int_equal(f->nfree, 3000);
     assert_int_equal(f->gives, 2500);
+    assert_int_equal(f->b.stats.discarded_pages, 2500);
     assert_int_equal(step(f), 0);
     /* the balloon works again afterwards */
     balloon_set_target(&f->b, 10);
