@@ -17,6 +17,9 @@ data_size=64
 data_disk=1
 balloon=1
 balloon_properties=""
+swap="$here/build/swap.img"
+swap_size=""
+swap_disk=1
 ovmf_code=/usr/share/OVMF/OVMF_CODE_4M.fd
 ovmf_vars=/usr/share/OVMF/OVMF_VARS_4M.fd
 
@@ -38,6 +41,12 @@ usage: run-qemu.sh [options] [-- extra QEMU arguments]
       --balloon PROPS     extra virtio-balloon-pci properties, comma separated
                           (e.g. deflate-on-oom=on,free-page-reporting=on)
       --no-balloon        attach no balloon
+      --swap PATH         raw image for the hibernation disk (serial
+                          torpor-swap); created sparse if missing
+                          (default build/swap.img, kept between runs)
+      --swap-size MIB     size of a swap disk this script creates
+                          (default: the RAM size plus 64 MiB)
+      --no-swap           attach no hibernation disk
       --gdb               start QEMU's gdbstub on tcp::1234, CPU halted
       --print             print the QEMU command line and exit
   -h, --help              this text
@@ -56,6 +65,9 @@ while [ $# -gt 0 ]; do
     --no-data) data_disk=0; shift ;;
     --balloon) balloon_properties=",$2"; shift 2 ;;
     --no-balloon) balloon=0; shift ;;
+    --swap) swap=$2; shift 2 ;;
+    --swap-size) swap_size=$2; shift 2 ;;
+    --no-swap) swap_disk=0; shift ;;
     --gdb) gdb=1; shift ;;
     --print) print_only=1; shift ;;
     -h|--help) usage; exit 0 ;;
@@ -87,6 +99,10 @@ trap 'exit 143' TERM
 trap 'exit 129' HUP
 
 cp "$ovmf_vars" "$workdir/vars.fd"
+if [ "$swap_disk" = 1 ] && [ ! -e "$swap" ]; then
+    mkdir -p "$(dirname "$swap")"
+    truncate -s "${swap_size:-$((memory + 64))}M" "$swap"
+fi
 if [ "$data_disk" = 1 ]; then
     [ -n "$data" ] || data="$workdir/data.img"
     [ -e "$data" ] || truncate -s "${data_size}M" "$data"
@@ -103,6 +119,10 @@ args=(
 [ "$data_disk" = 0 ] || args+=(
     -drive "if=none,id=data,format=raw,file=$data"
     -device "virtio-blk-pci,drive=data,serial=torpor-data"
+)
+[ "$swap_disk" = 0 ] || args+=(
+    -drive "if=none,id=swap,format=raw,file=$swap"
+    -device "virtio-blk-pci,drive=swap,serial=torpor-swap"
 )
 [ "$balloon" = 0 ] || args+=(-device "virtio-balloon-pci,id=balloon0$balloon_properties")
 if [ -n "$serial_socket" ]; then

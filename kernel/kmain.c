@@ -21,6 +21,7 @@
 #include "kernel/work.h"     // work_init
 #include "mm/page_alloc.h"   // page_alloc_*
 #include "pm/acpi.h"         // acpi_*
+#include "pm/hibernate.h"    // hibernate_init
 #include "pm/power.h"        // power_init
 #include "pm/power_button.h" // power_button_init
 #include "virtio/pci.h"      // pci_init
@@ -71,6 +72,7 @@ void kmain(const struct boot_handoff *handoff)
     virtio_blk_register();
     virtio_balloon_register();
     virtio_init();
+    hibernate_init();
 
     struct page_alloc_stats stats;
     page_alloc_get_stats(&stats);

@@ -18,6 +18,7 @@ enum page_tag {
     PAGE_TAG_MEMTEST,    /* fill/verify regions */
     PAGE_TAG_BALLOON,    /* given to the host by the balloon (never written) */
     PAGE_TAG_REPORTING,  /* free memory being reported to the host */
+    PAGE_TAG_HIBERNATE,  /* the hibernation writer's own region: never saved */
 };
 
 struct memory_range;

@@ -47,6 +47,21 @@ void power_off(void)
     cpu_halt_forever();
 }
 
+void power_hibernate(void)
+{
+    const struct acpi_info *acpi = acpi_get();
+
+    interrupts_disable();
+    if (acpi->s4.valid && acpi->pm1a_control) {
+        outw(acpi->pm1a_control, (uint16_t)((acpi->s4.type_a << 10) | SLP_EN));
+        if (acpi->pm1b_control)
+            outw(acpi->pm1b_control, (uint16_t)((acpi->s4.type_b << 10) | SLP_EN));
+        clock_delay_us(200000);
+        klog("power: ACPI S4 did not take effect; powering off");
+    }
+    power_off();
+}
+
 void power_reboot(void)
 {
     const struct acpi_info *acpi = acpi_get();

@@ -352,6 +352,36 @@ void virtio_notify(struct virtio_device *d, unsigned queue)
         d->transport->notify(d, queue);
 }
 
+uint16_t virtio_queue_max_size(struct virtio_device *d, unsigned index)
+{
+    return d->transport->queue_max_size(d, index);
+}
+
+int virtio_queue_size_fixed(const struct virtio_device *d)
+{
+    return d->transport->fixed_queue_size;
+}
+
+int virtio_attach_private_queue(struct virtio_device *d, unsigned index, struct virtqueue *ring)
+{
+    vq_disable_interrupts(ring);
+    if (d->transport->setup_queue(d, index, ring, VIRTIO_MSI_NO_VECTOR) != 0)
+        return -1;
+    virtio_device_ready(d);
+    return 0;
+}
+
+void virtio_private_notify(struct virtio_device *d, unsigned index, struct virtqueue *ring)
+{
+    if (vq_kick_prepare(ring))
+        d->transport->notify(d, index);
+}
+
+void virtio_reset(struct virtio_device *d)
+{
+    d->transport->reset(d);
+}
+
 /* ---- discovery --------------------------------------------------------- */
 
 static int virtio_type_of(const struct pci_function *f)

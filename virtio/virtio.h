@@ -125,6 +125,17 @@ void virtio_notify(struct virtio_device *device, unsigned queue);
 uint64_t virtio_read_config(struct virtio_device *device, unsigned offset, unsigned size);
 void virtio_write_config(struct virtio_device *device, unsigned offset, unsigned size, uint64_t value);
 
+/* A queue whose memory and state the caller owns (the hibernation writer
+ * keeps everything it touches in its own region): after
+ * virtio_reinitialize, sets queue `index` up with no interrupt, to be
+ * polled. virtio_private_notify kicks it when the device asks. */
+uint16_t virtio_queue_max_size(struct virtio_device *device, unsigned index);
+/* 1 when the transport fixes the queue size (legacy) */
+int virtio_queue_size_fixed(const struct virtio_device *device);
+int virtio_attach_private_queue(struct virtio_device *device, unsigned index, struct virtqueue *ring);
+void virtio_private_notify(struct virtio_device *device, unsigned index, struct virtqueue *ring);
+void virtio_reset(struct virtio_device *device);
+
 /* Hibernation hooks: call every bound driver's hook; returns 0 or the
  * first failure (after which the caller thaws what froze). */
 int virtio_freeze_all(void);

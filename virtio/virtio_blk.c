@@ -535,6 +535,184 @@ static const struct virtio_driver blk_driver = {
     .restore = blk_resume,
 };
 
+/* ---- the hibernation writer's path ------------------------------------- */
+
+#define WRITER_SLOTS 16
+#define WRITER_QUEUE_SIZE 256
+
+struct blk_writer {
+    struct blk_disk *disk;
+    struct virtqueue ring;
+    struct {
+        struct {
+            uint32_t type;
+            uint32_t reserved;
+            uint64_t sector;
+        } header;
+        uint8_t status;
+        uint8_t busy;
+        uint64_t sector;
+    } slots[WRITER_SLOTS];
+    unsigned max_segments;
+    int error;
+    uint64_t error_sector;
+};
+
+_Static_assert(sizeof(struct blk_writer) <= PAGE_SIZE, "the writer's state fits a page");
+
+struct blk_writer *blk_writer_prepare(struct blk_disk *disk, void *memory)
+{
+    struct blk_writer *w = memory;
+    struct virtio_device *device = disk->device;
+
+    if (!disk->frozen || disk->read_only)
+        return 0;
+    memset(w, 0, sizeof(*w));
+    w->disk = disk;
+    if (virtio_reinitialize(device) != 0)
+        return 0;
+    uint16_t size = virtio_queue_max_size(device, 0);
+    int packed = virtio_has_feature(device, VIRTIO_F_RING_PACKED);
+    if (!virtio_queue_size_fixed(device)) {
+        if (size > WRITER_QUEUE_SIZE)
+            size = WRITER_QUEUE_SIZE;
+        while (!packed && (size & (size - 1)))
+            size &= (uint16_t)(size - 1);
+    }
+    struct vq_config config = {
+        .layout = packed ? VQ_PACKED : VQ_SPLIT,
+        .size = size,
+        .event_idx = virtio_has_feature(device, VIRTIO_RING_F_EVENT_IDX),
+        .indirect_max = 0, /* direct chains: no table memory to set aside */
+    };
+    uint8_t *ring = (uint8_t *)memory + PAGE_SIZE;
+    uint8_t *state = ring + ((vq_ring_bytes(&config) + 7) & ~(size_t)7);
+    if (size < 4 || PAGE_SIZE + (size_t)(state - ring) + vq_state_bytes(&config) > BLK_WRITER_MEMORY ||
+        vq_init(&w->ring, &config, ring, state) != 0 ||
+        virtio_attach_private_queue(device, 0, &w->ring) != 0) {
+        virtio_reset(device);
+        return 0;
+    }
+    w->max_segments = disk->max_segments < size - 2u ? disk->max_segments : size - 2u;
+    return w;
+}
+
+unsigned blk_writer_max_segments(const struct blk_writer *w)
+{
+    return w->max_segments;
+}
+
+/* Takes back what the device finished; returns how many. */
+static unsigned writer_poll(struct blk_writer *w)
+{
+    void *token;
+    uint32_t length;
+    unsigned done = 0;
+    enum vq_used_status status;
+
+    while ((status = vq_get_used(&w->ring, &token, &length)) != VQ_USED_NONE) {
+        unsigned i = (unsigned)(((uint8_t *)token - (uint8_t *)w->slots) / sizeof(w->slots[0]));
+        if (i >= WRITER_SLOTS || !w->slots[i].busy)
+            continue;
+        int result = status == VQ_USED_BAD_LENGTH ? BLK_ERROR_DEVICE
+                     : w->slots[i].status == STATUS_OK ? BLK_OK
+                     : w->slots[i].status == STATUS_IOERR ? BLK_ERROR_IO
+                     : w->slots[i].status == STATUS_UNSUPP ? BLK_ERROR_UNSUPPORTED : BLK_ERROR_DEVICE;
+        if (result != BLK_OK && !w->error) {
+            w->error = result;
+            w->error_sector = w->slots[i].sector;
+        }
+        w->slots[i].busy = 0;
+        done++;
+    }
+    return done;
+}
+
+/* Polls until something completes, the ring breaks or time runs out. */
+static int writer_wait_one(struct blk_writer *w)
+{
+    uint64_t deadline = clock_ns() + REQUEST_TIMEOUT_NS;
+
+    while (!writer_poll(w)) {
+        if (vq_is_broken(&w->ring) || clock_ns() > deadline)
+            return BLK_ERROR_DEVICE;
+        __asm__ volatile("pause");
+    }
+    return BLK_OK;
+}
+
+int blk_writer_submit(struct blk_writer *w, uint32_t type, uint64_t sector,
+                      const struct blk_segment *segments, unsigned count)
+{
+    struct vq_buffer buffers[MAX_SEGMENTS + 2];
+    uint64_t bytes = 0;
+
+    if (w->error)
+        return w->error; /* the first failure ends the image */
+    if (count > w->max_segments || (type == BLK_TYPE_OUT && count == 0))
+        return BLK_ERROR_INVALID;
+    for (unsigned i = 0; i < count; i++)
+        bytes += segments[i].length;
+    if (bytes % BLK_SECTOR_SIZE || sector > w->disk->sectors ||
+        bytes / BLK_SECTOR_SIZE > w->disk->sectors - sector)
+        return BLK_ERROR_RANGE;
+
+    unsigned slot = WRITER_SLOTS;
+    for (;;) {
+        for (unsigned i = 0; i < WRITER_SLOTS && slot == WRITER_SLOTS; i++)
+            if (!w->slots[i].busy)
+                slot = i;
+        if (slot < WRITER_SLOTS)
+            break;
+        if (writer_wait_one(w) != BLK_OK)
+            return BLK_ERROR_DEVICE;
+    }
+    w->slots[slot].header.type = type;
+    w->slots[slot].header.reserved = 0;
+    w->slots[slot].header.sector = type == BLK_TYPE_OUT ? sector : 0;
+    w->slots[slot].status = STATUS_PENDING;
+    w->slots[slot].sector = sector;
+    buffers[0] = (struct vq_buffer){ (uint64_t)(uintptr_t)&w->slots[slot].header, 16, 0 };
+    for (unsigned i = 0; i < count; i++)
+        buffers[1 + i] = (struct vq_buffer){ segments[i].address, segments[i].length, 0 };
+    buffers[1 + count] = (struct vq_buffer){ (uint64_t)(uintptr_t)&w->slots[slot].status, 1, 1 };
+    int added;
+    while ((added = vq_add_chain(&w->ring, buffers, count + 2, &w->slots[slot])) == -1) {
+        if (writer_wait_one(w) != BLK_OK)
+            return BLK_ERROR_DEVICE;
+    }
+    if (added != 0)
+        return BLK_ERROR_INVALID;
+    w->slots[slot].busy = 1;
+    virtio_private_notify(w->disk->device, 0, &w->ring);
+    return w->error;
+}
+
+int blk_writer_wait_all(struct blk_writer *w, uint64_t *failed_sector)
+{
+    for (;;) {
+        int busy = 0;
+        for (unsigned i = 0; i < WRITER_SLOTS; i++)
+            busy |= w->slots[i].busy;
+        if (!busy)
+            break;
+        if (writer_wait_one(w) != BLK_OK && !w->error) {
+            w->error = BLK_ERROR_DEVICE;
+            w->error_sector = 0;
+        }
+        if (w->error == BLK_ERROR_DEVICE)
+            break;
+    }
+    if (w->error && failed_sector)
+        *failed_sector = w->error_sector;
+    return w->error;
+}
+
+void blk_writer_finish(struct blk_writer *w)
+{
+    virtio_reset(w->disk->device);
+}
+
 /* ---- console ----------------------------------------------------------- */
 
 static struct blk_disk *disk_argument(const char *name)

@@ -73,6 +73,25 @@ int blk_flush(struct blk_disk *disk, uint64_t *failed_sector);
 
 const char *blk_error_text(int error);
 
+/*
+ * The hibernation writer's block path: polled requests whose every piece
+ * of state lives in memory the caller owns (BLK_WRITER_MEMORY bytes, page
+ * aligned), so that once it is prepared, writing touches nothing else.
+ * The disk must be frozen first; blk_writer_finish resets the device so
+ * that thaw can bring it back the ordinary way.
+ */
+#define BLK_WRITER_MEMORY (64 * 1024)
+
+struct blk_writer;
+
+struct blk_writer *blk_writer_prepare(struct blk_disk *disk, void *memory);
+int blk_writer_submit(struct blk_writer *writer, uint32_t type, uint64_t sector,
+                      const struct blk_segment *segments, unsigned count);
+/* Waits for every request; returns the first error (and its sector). */
+int blk_writer_wait_all(struct blk_writer *writer, uint64_t *failed_sector);
+unsigned blk_writer_max_segments(const struct blk_writer *writer);
+void blk_writer_finish(struct blk_writer *writer);
+
 /* Registers the driver with the virtio core. */
 void virtio_blk_register(void);
 

@@ -266,6 +266,14 @@ class Guest:
         if os.path.exists(self.stderr_path):
             os.unlink(self.stderr_path)  # from an earlier run
 
+        options = list(options)
+        if "--swap" not in options and "--no-swap" not in options:
+            # a private hibernation disk: guests run side by side, and
+            # QEMU locks its image files
+            self.swap_path = os.path.join(self.tmpdir, "swap.img")
+            options += ["--swap", self.swap_path]
+        else:
+            self.swap_path = options[options.index("--swap") + 1] if "--swap" in options else None
         self.argv = [RUN_QEMU, "--memory", str(memory), "--machine", machine,
                      "--qmp", self.qmp_path, *options]
         if qemu_args:

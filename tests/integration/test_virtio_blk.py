@@ -293,8 +293,8 @@ def test_transport_matrix(guest, machine, tmp_path):
         image.put(HOST_LBA, random_block(serial))
         images[serial] = image
         args += drive_args(index, image.path, serial, props)
-    # no torpor-data: the ESP and these 7 fill the driver's 8 disks
-    g = guest(machine=machine, qemu_args=args, options=["--no-data"])
+    # no torpor-data, no torpor-swap: the ESP and these 7 fill the driver's 8 disks
+    g = guest(machine=machine, qemu_args=args, options=["--no-data", "--no-swap"])
     g.wait_ready()
 
     # ---- enumeration: pci, virtio, blk, and QEMU's own view (QMP) ----

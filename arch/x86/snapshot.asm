@@ -1,0 +1,88 @@
+; The hibernation snapshot point. snapshot_and_call saves the CPU state a
+; resumed kernel needs (struct image_cpu_state in pm/image_format.h), then
+; runs fn(arg) on another stack, so nothing it does changes the stack it
+; was called on. It returns what fn returned; a resumed image will return
+; from it a second time (that path lands with hibernation's resume).
+;
+; int snapshot_and_call(struct image_cpu_state *state, int (*fn)(void *),
+;                       void *arg, void *stack_top)
+
+bits 64
+default rel
+section .text
+
+global snapshot_and_call
+
+%define CPU_RIP 0
+%define CPU_RSP 8
+%define CPU_RBX 16
+%define CPU_RBP 24
+%define CPU_R12 32
+%define CPU_R13 40
+%define CPU_R14 48
+%define CPU_R15 56
+%define CPU_RFLAGS 64
+%define CPU_CR0 72
+%define CPU_CR3 80
+%define CPU_CR4 88
+%define CPU_EFER 96
+%define CPU_GDT_LIMIT 104
+%define CPU_IDT_LIMIT 106
+%define CPU_GDT_BASE 112
+%define CPU_IDT_BASE 120
+%define CPU_FXSAVE 128
+%define MSR_EFER 0xc0000080
+
+snapshot_and_call:
+    mov rax, [rsp]                  ; where a resume returns to: our caller
+    mov [rdi + CPU_RIP], rax
+    lea rax, [rsp + 8]
+    mov [rdi + CPU_RSP], rax
+    mov [rdi + CPU_RBX], rbx
+    mov [rdi + CPU_RBP], rbp
+    mov [rdi + CPU_R12], r12
+    mov [rdi + CPU_R13], r13
+    mov [rdi + CPU_R14], r14
+    mov [rdi + CPU_R15], r15
+    pushfq
+    pop qword [rdi + CPU_RFLAGS]
+    mov rax, cr0
+    mov [rdi + CPU_CR0], rax
+    mov rax, cr3
+    mov [rdi + CPU_CR3], rax
+    mov rax, cr4
+    mov [rdi + CPU_CR4], rax
+    mov r8, rdx                     ; rdmsr takes rdx
+    mov r9, rcx
+    mov ecx, MSR_EFER
+    rdmsr
+    shl rdx, 32
+    or rax, rdx
+    mov [rdi + CPU_EFER], rax
+    sub rsp, 16
+    sgdt [rsp]
+    mov ax, [rsp]
+    mov [rdi + CPU_GDT_LIMIT], ax
+    mov rax, [rsp + 2]
+    mov [rdi + CPU_GDT_BASE], rax
+    sidt [rsp]
+    mov ax, [rsp]
+    mov [rdi + CPU_IDT_LIMIT], ax
+    mov rax, [rsp + 2]
+    mov [rdi + CPU_IDT_BASE], rax
+    add rsp, 16
+    fxsave [rdi + CPU_FXSAVE]
+
+    ; run fn(arg) on the other stack; rbx and r12 are callee-saved, so
+    ; they survive the call and are put back from the state afterwards
+    mov rbx, rsp
+    mov r12, rdi
+    mov rsp, r9
+    mov rdi, r8
+    call rsi
+    mov rsp, rbx
+    mov rbx, [r12 + CPU_RBX]
+    mov r12, [r12 + CPU_R12]
+    ret
+
+section .note.GNU-stack noalloc noexec nowrite progbits

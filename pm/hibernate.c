@@ -1,0 +1,339 @@
+/*
+ * The hibernation writer. The rule that makes writing without a copy
+ * possible: from the snapshot on, nothing outside the writer's region (its
+ * stack, its queue, the header and the index) is written, interrupts are
+ * off, and every request points straight at the RAM page it saves. What
+ * is saved: every allocated or kernel page, except the balloon's (the host
+ * has them), free blocks being reported, and the writer's region; an
+ * all-zero page is only marked in the index.
+ */
+#include "pm/hibernate.h"
+
+#include "arch/x86/cpu.h"      // interrupts_*
+#include "boot/handoff.h"      // PAGE_SIZE
+#include "kernel/clock.h"      // clock_ns
+#include "kernel/console.h"    // console_printf
+#include "kernel/log.h"        // klog
+#include "kernel/shell.h"      // shell_register
+#include "kernel/symbols.h"    // symbols_image_base
+#include "lib/string.h"        // memset
+#include "mm/page_alloc.h"     // page_alloc_walk, page_alloc
+#include "pm/image.h"          // image_*
+#include "pm/power.h"          // power_hibernate
+#include "virtio/virtio.h"     // virtio_freeze_all, virtio_thaw_all
+#include "virtio/virtio_blk.h" // blk_writer_*
+
+#define WRITER_STACK_BYTES (64 * 1024)
+#define INDEX_MARGIN_PAGES 4096 /* pages that may appear between count and snapshot */
+#define REQUEST_PAGES 256       /* 1 MiB per request */
+
+int snapshot_and_call(struct image_cpu_state *state, int (*fn)(void *), void *arg, void *stack_top);
+
+extern const char _text[], _etext[];
+
+struct writer {
+    struct image_header *header;
+    struct image_index_entry *index;
+    uint64_t capacity;          /* index entries the region holds */
+    uint64_t count, zero_pages;
+    struct blk_writer *blk;
+    struct blk_disk *disk;
+    const char *reason;         /* why it failed */
+    int blk_error;
+    uint64_t failed_sector;
+    uint64_t started_ns;
+};
+
+/* ---- what is saved ----------------------------------------------------- */
+
+static int saved(enum buddy_state state, uint8_t tag)
+{
+    if (state == BUDDY_RESERVED)
+        return 1;
+    return state == BUDDY_ALLOCATED && tag != PAGE_TAG_BALLOON && tag != PAGE_TAG_REPORTING &&
+           tag != PAGE_TAG_HIBERNATE;
+}
+
+static int count_block(void *context, uint64_t pfn, uint64_t count, enum buddy_state state, uint8_t tag)
+{
+    (void)pfn;
+    if (saved(state, tag))
+        *(uint64_t *)context += count;
+    return 0;
+}
+
+/* Fills the index: runs after the snapshot and writes only the region. */
+static int index_block(void *context, uint64_t pfn, uint64_t count, enum buddy_state state, uint8_t tag)
+{
+    struct writer *w = context;
+
+    if (!saved(state, tag))
+        return 0;
+    for (uint64_t i = 0; i < count; i++) {
+        if (pfn + i == 0)
+            continue; /* page 0 holds nothing and is never mapped */
+        if (w->count == w->capacity)
+            return -1;
+        const void *page = (const void *)(uintptr_t)((pfn + i) * PAGE_SIZE);
+        struct image_index_entry *e = &w->index[w->count++];
+        if (image_page_is_zero(page)) {
+            e->pfn_and_flags = ((pfn + i) << IMAGE_ENTRY_FLAG_BITS) | IMAGE_ENTRY_ZERO;
+            e->checksum = 0;
+            w->zero_pages++;
+        } else {
+            e->pfn_and_flags = (pfn + i) << IMAGE_ENTRY_FLAG_BITS;
+            e->checksum = image_checksum(page, PAGE_SIZE);
+        }
+    }
+    return 0;
+}
+
+/* ---- writing ----------------------------------------------------------- */
+
+static int fail(struct writer *w, const char *reason, int blk_error)
+{
+    if (!w->reason) {
+        w->reason = reason;
+        w->blk_error = blk_error;
+    }
+    return -1;
+}
+
+/* Writes `pages` pages from the physically contiguous `address`. */
+static int write_contiguous(struct writer *w, uint64_t sector, uint64_t address, uint64_t pages)
+{
+    struct blk_segment segments[1];
+
+    while (pages) {
+        uint64_t chunk = pages < REQUEST_PAGES ? pages : REQUEST_PAGES;
+        segments[0] = (struct blk_segment){ address, (uint32_t)(chunk * PAGE_SIZE) };
+        int result = blk_writer_submit(w->blk, BLK_TYPE_OUT, sector, segments, 1);
+        if (result != BLK_OK)
+            return fail(w, "write-error", result);
+        sector += chunk * (PAGE_SIZE / BLK_SECTOR_SIZE);
+        address += chunk * PAGE_SIZE;
+        pages -= chunk;
+    }
+    return 0;
+}
+
+static int flush(struct writer *w)
+{
+    int result = blk_writer_submit(w->blk, BLK_TYPE_FLUSH, 0, 0, 0);
+
+    if (result == BLK_OK)
+        result = blk_writer_wait_all(w->blk, &w->failed_sector);
+    return result == BLK_OK ? 0 : fail(w, "flush-error", result);
+}
+
+/* The data of every non-zero page, in index order, as requests of up to
+ * REQUEST_PAGES pages whose segments are runs of neighbouring frames. */
+static int write_data(struct writer *w)
+{
+    struct blk_segment segments[128];
+    unsigned max_segments = blk_writer_max_segments(w->blk);
+    uint64_t sector = w->header->data_sector, request_sector = sector;
+    unsigned count = 0, pages = 0;
+
+    if (max_segments > 128)
+        max_segments = 128;
+    for (uint64_t i = 0; i <= w->count; i++) {
+        int last = i == w->count;
+        uint64_t address = 0;
+        if (!last) {
+            if (w->index[i].pfn_and_flags & IMAGE_ENTRY_ZERO)
+                continue;
+            address = IMAGE_ENTRY_PFN(w->index[i].pfn_and_flags) * PAGE_SIZE;
+            if (count && segments[count - 1].address + segments[count - 1].length == address &&
+                pages < REQUEST_PAGES) {
+                segments[count - 1].length += PAGE_SIZE; /* the run goes on */
+                pages++;
+                continue;
+            }
+        }
+        if (count && (last || count == max_segments || pages == REQUEST_PAGES)) {
+            int result = blk_writer_submit(w->blk, BLK_TYPE_OUT, request_sector, segments, count);
+            if (result != BLK_OK)
+                return fail(w, "write-error", result);
+            request_sector += (uint64_t)pages * (PAGE_SIZE / BLK_SECTOR_SIZE);
+            count = pages = 0;
+        }
+        if (!last) {
+            segments[count++] = (struct blk_segment){ address, PAGE_SIZE };
+            pages++;
+        }
+    }
+    (void)sector;
+    return 0;
+}
+
+static void fill_header(struct writer *w)
+{
+    struct image_header *h = w->header;
+    struct page_alloc_stats stats;
+
+    page_alloc_get_stats(&stats);
+    h->magic = IMAGE_MAGIC;
+    h->version = IMAGE_VERSION;
+    h->state = IMAGE_STATE_VALID;
+    h->build_id = image_checksum(_text, (size_t)(_etext - _text) & ~(size_t)7);
+    h->image_base = symbols_image_base();
+    h->ram_bytes = stats.total_pages * PAGE_SIZE;
+    h->range_count = 0;
+    for (unsigned z = 0; page_alloc_zone(z) && h->range_count < IMAGE_MAX_RANGES; z++) {
+        const struct buddy_zone *zone = page_alloc_zone(z);
+        h->ranges[h->range_count++] = (struct image_ram_range){ zone->base_pfn * PAGE_SIZE, zone->page_count };
+    }
+    h->index_checksum = image_checksum(w->index, w->count * sizeof(*w->index));
+}
+
+/* Runs on the writer's stack, interrupts off, after the snapshot. */
+static int write_image(void *context)
+{
+    struct writer *w = context;
+    uint64_t sectors;
+
+    if (page_alloc_walk(index_block, w) != 0)
+        return fail(w, "index-overflow", 0);
+    uint64_t bytes = image_layout(w->header, w->count, w->zero_pages);
+    struct blk_info info;
+    blk_disk_info(w->disk, &info);
+    sectors = info.sectors;
+    if (bytes > sectors * BLK_SECTOR_SIZE)
+        return fail(w, "disk-too-small", 0);
+
+    /* the old header goes first: no valid header may describe new data */
+    struct image_header *h = w->header;
+    struct image_cpu_state cpu = h->cpu;
+    memset(h, 0, PAGE_SIZE);
+    if (write_contiguous(w, 0, (uint64_t)(uintptr_t)h, 1) != 0 || flush(w) != 0)
+        return -1;
+    h->cpu = cpu;
+    image_layout(h, w->count, w->zero_pages);
+
+    if (write_data(w) != 0 ||
+        write_contiguous(w, h->index_sector, (uint64_t)(uintptr_t)w->index,
+                         image_index_bytes(w->count) / PAGE_SIZE) != 0 ||
+        flush(w) != 0)
+        return -1;
+    fill_header(w);
+    h->written_ns = clock_ns() - w->started_ns;
+    image_seal(h);
+    if (write_contiguous(w, 0, (uint64_t)(uintptr_t)h, 1) != 0 || flush(w) != 0)
+        return -1;
+    return 0;
+}
+
+/* ---- the whole path ---------------------------------------------------- */
+
+static unsigned order_for(uint64_t bytes)
+{
+    unsigned order = 0;
+
+    while ((PAGE_SIZE << order) < bytes)
+        order++;
+    return order;
+}
+
+void hibernate(void)
+{
+    struct blk_disk *disk = blk_disk_find(HIBERNATE_DISK_SERIAL);
+    struct blk_info info;
+    uint64_t pages = 0;
+    uint64_t started = clock_ns();
+
+    if (!disk) {
+        console_printf("hibernate failed reason=no-disk (attach a virtio-blk disk with serial %s)\n",
+                       HIBERNATE_DISK_SERIAL);
+        return;
+    }
+    blk_disk_info(disk, &info);
+    page_alloc_walk(count_block, &pages);
+    uint64_t capacity = pages + INDEX_MARGIN_PAGES;
+    struct image_header bound = { 0 };
+    uint64_t needed = image_layout(&bound, capacity, 0);
+    if (info.read_only || needed > info.sectors * BLK_SECTOR_SIZE) {
+        console_printf("hibernate failed reason=%s disk_bytes=%llu needed_bytes=%llu\n",
+                       info.read_only ? "disk-read-only" : "disk-too-small",
+                       (unsigned long long)(info.sectors * BLK_SECTOR_SIZE),
+                       (unsigned long long)needed);
+        return;
+    }
+
+    /* the region: header, the writer's own state, block writer, stack,
+     * index; everything the writer changes after the snapshot is here */
+    uint64_t index_bytes = image_index_bytes(capacity);
+    uint64_t blk_memory = 2 * PAGE_SIZE;
+    uint64_t stack_bottom = blk_memory + BLK_WRITER_MEMORY;
+    uint64_t index_offset = stack_bottom + WRITER_STACK_BYTES;
+    uint64_t region = page_alloc(order_for(index_offset + index_bytes), PAGE_TAG_HIBERNATE);
+    if (!region) {
+        console_printf("hibernate failed reason=no-memory-for-writer bytes=%llu\n",
+                       (unsigned long long)(index_offset + index_bytes));
+        return;
+    }
+    _Static_assert(sizeof(struct writer) <= PAGE_SIZE, "the writer's state fits a page");
+    struct writer *w = (struct writer *)(uintptr_t)(region + PAGE_SIZE);
+    *w = (struct writer){
+        .header = (struct image_header *)(uintptr_t)region,
+        .index = (struct image_index_entry *)(uintptr_t)(region + index_offset),
+        .capacity = capacity,
+        .disk = disk,
+        .started_ns = started,
+    };
+    void *stack_top = (void *)(uintptr_t)(region + index_offset);
+
+    klog("hibernate: saving up to %llu pages to %s", (unsigned long long)pages, HIBERNATE_DISK_SERIAL);
+    int result = -1;
+    if (virtio_freeze_all() != 0) {
+        w->reason = "freeze-failed";
+    } else {
+        w->blk = blk_writer_prepare(disk, (void *)(uintptr_t)(region + blk_memory));
+        if (!w->blk) {
+            w->reason = "disk-setup-failed";
+        } else {
+            /* nothing but the region changes from here until power-off */
+            interrupts_disable();
+            memset(w->header, 0, PAGE_SIZE);
+            result = snapshot_and_call(&w->header->cpu, write_image, w, stack_top);
+            interrupts_enable();
+            if (result != 0)
+                blk_writer_wait_all(w->blk, &w->failed_sector); /* the failing sector */
+            blk_writer_finish(w->blk);
+        }
+    }
+    if (result == 0) {
+        console_printf("hibernate ok pages=%llu zero_pages=%llu image_bytes=%llu ms=%llu\n",
+                       (unsigned long long)w->count, (unsigned long long)w->zero_pages,
+                       (unsigned long long)(w->header->data_sector * BLK_SECTOR_SIZE +
+                                            w->header->data_pages * PAGE_SIZE),
+                       (unsigned long long)((clock_ns() - started) / 1000000));
+        power_hibernate();
+    }
+
+    /* thaw: the drivers come back, the balloon list untouched */
+    int thawed = virtio_thaw_all();
+    console_printf("hibernate failed reason=%s", w->reason ? w->reason : "unknown");
+    if (w->blk_error)
+        console_printf(" error=\"%s\" sector=%llu", blk_error_text(w->blk_error),
+                       (unsigned long long)w->failed_sector);
+    console_printf("%s\n", thawed == 0 ? "" : " thaw=incomplete");
+    page_free(region);
+}
+
+static void command_hibernate(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    hibernate();
+}
+
+static const struct shell_command hibernate_commands[] = {
+    { "hibernate", "", "write memory to the torpor-swap disk and power off (S4)", 0, 0,
+      command_hibernate },
+};
+
+void hibernate_init(void)
+{
+    shell_register(hibernate_commands, sizeof(hibernate_commands) / sizeof(hibernate_commands[0]));
+}
