@@ -223,6 +223,18 @@ int blk_submit(struct blk_disk *disk, uint32_t type, uint64_t sector,
     return BLK_OK;
 }
 
+/* The device's status byte (5.2.6) as a result; a status the device never
+ * wrote, or a used length it lied about, makes the request fail. */
+static int status_result(uint8_t status, int bad_length)
+{
+    switch (status) {
+    case STATUS_OK: return bad_length ? BLK_ERROR_DEVICE : BLK_OK;
+    case STATUS_IOERR: return BLK_ERROR_IO;
+    case STATUS_UNSUPP: return BLK_ERROR_UNSUPPORTED;
+    default: return BLK_ERROR_DEVICE;
+    }
+}
+
 int blk_wait(struct blk_disk *disk, struct blk_request *request, uint64_t *failed_sector)
 {
     uint64_t deadline = clock_ns() + REQUEST_TIMEOUT_NS;
@@ -242,12 +254,7 @@ int blk_wait(struct blk_disk *disk, struct blk_request *request, uint64_t *faile
         /* the slot stays taken: the device may still write into it */
         result = BLK_ERROR_DEVICE;
     } else {
-        switch (request->status) {
-        case STATUS_OK: result = request->bad_length ? BLK_ERROR_DEVICE : BLK_OK; break;
-        case STATUS_IOERR: result = BLK_ERROR_IO; break;
-        case STATUS_UNSUPP: result = BLK_ERROR_UNSUPPORTED; break;
-        default: result = BLK_ERROR_DEVICE; break; /* untouched or nonsense status */
-        }
+        result = status_result(request->status, request->bad_length);
         request->in_use = 0;
     }
     if (request->type == BLK_TYPE_IN)
@@ -614,10 +621,7 @@ static unsigned writer_poll(struct blk_writer *w)
         unsigned i = (unsigned)(((uint8_t *)token - (uint8_t *)w->slots) / sizeof(w->slots[0]));
         if (i >= WRITER_SLOTS || !w->slots[i].busy)
             continue;
-        int result = status == VQ_USED_BAD_LENGTH ? BLK_ERROR_DEVICE
-                     : w->slots[i].status == STATUS_OK ? BLK_OK
-                     : w->slots[i].status == STATUS_IOERR ? BLK_ERROR_IO
-                     : w->slots[i].status == STATUS_UNSUPP ? BLK_ERROR_UNSUPPORTED : BLK_ERROR_DEVICE;
+        int result = status_result(w->slots[i].status, status == VQ_USED_BAD_LENGTH);
         if (result != BLK_OK && !w->error) {
             w->error = result;
             w->error_sector = w->slots[i].sector;
