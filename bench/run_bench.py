@@ -35,6 +35,18 @@ NOTES = [
     "host's `dd` does; writes end with a flush (`dd` with fsync). Reads come "
     "from the host's page cache on both sides; the guest keeps 1 MiB requests "
     "in flight in parallel, so it can beat a single-threaded `dd`.",
+    "- **Hibernate**: the writer streams RAM pages straight to the disk; its "
+    "throughput is the image size over the time the guest measured for the "
+    "write, set against `blk bench` on the same disk in the same guest. The "
+    "image holds the filled memory plus the kernel's own pages (image, page "
+    "allocator metadata, queues) and 16 bytes of index per page; ballooned "
+    "and free pages are not written, so it follows used memory, not RAM "
+    "size or balloon size (the balloon's list adds 4 bytes per ballooned "
+    "page). The writer misses the 90% aim of `blk bench`: its time includes "
+    "building the index (one pass over every page for the zero check and the "
+    "checksum, CPU work that TCG makes slower than the disk) before the "
+    "first data request, and three flushes. Overlapping the index pass with "
+    "the writes is the next step.",
     "- **Balloon**: the guest touches its memory before each inflate, so the "
     "host really holds the pages it gives up; the batch sizes take turns in "
     "each round. Inflating is bound by QEMU discarding each 4 KiB page "
@@ -190,6 +202,76 @@ def measure_balloon(figures):
                     "per round; below 100 is faster")
 
 
+HIBERNATE_OK = re.compile(r"hibernate ok pages=(\d+) zero_pages=(\d+) image_bytes=(\d+) ms=(\d+)")
+
+
+def hibernate_once(name, memory_mib, used_mib, balloon_mib=0, disk_bench=False):
+    """Boots a guest, fills used_mib, balloons balloon_mib away, hibernates.
+    Returns (seconds from `hibernate` to QEMU's exit, image bytes, writer
+    MiB/s as the guest timed it, `blk bench` write MiB/s or None)."""
+    with tempfile.TemporaryDirectory(prefix="torpor-bench.") as directory:
+        swap = os.path.join(directory, "swap.img")
+        guest, _, _ = boot_guest(name, memory=memory_mib, options=["--swap", swap])
+        with guest:
+            guest.connect_qmp()
+            bench = None
+            if disk_bench:
+                # the first pass allocates the sparse file's blocks; the
+                # writer then overwrites them, so compare with a second pass
+                result_line(guest, "blk bench torpor-swap 256", "blkbench")
+                bench = int(result_line(guest, "blk bench torpor-swap 256", "blkbench")["write_mibps"])
+            if used_mib:
+                result_line(guest, "fill %d" % used_mib, "fill", timeout=600)
+            if balloon_mib:
+                wait_balloon(guest, (memory_mib - balloon_mib) << 20)
+            started = time.monotonic()
+            guest.send("hibernate\r")
+            match = guest.wait_for(HIBERNATE_OK, timeout=600)
+            if guest.wait_exit(timeout=120) != 0:
+                raise RuntimeError("QEMU did not exit 0 after hibernate")
+            seconds = time.monotonic() - started
+            image_bytes, ms = int(match.group(3)), max(1, int(match.group(4)))
+            return seconds, image_bytes, image_bytes / MIB_BYTES / (ms / 1000), bench
+
+
+MIB_BYTES = 1 << 20
+
+
+def measure_hibernate(figures):
+    """The way down for a 1 GiB guest: time, image size against used
+    memory, the writer against `blk bench` on the same disk; then the same
+    used memory with a growing balloon and in bigger guests."""
+    used_sizes = [64] if QUICK else [64, 256, 768]
+    for used in used_sizes:
+        times, sizes, overhead, ratios = [], [], [], []
+        for run in range(RUNS):
+            seconds, image_bytes, writer, bench = hibernate_once(
+                "hibernate-%d-%d" % (used, run), 1024, used, disk_bench=True)
+            times.append(seconds)
+            sizes.append(image_bytes / MIB_BYTES)
+            overhead.append(100 * (image_bytes - used * MIB_BYTES) / (used * MIB_BYTES))
+            ratios.append(100 * writer / bench)
+        figures.add("hibernate", "hibernate to QEMU exit, %d MiB used of 1 GiB" % used, "s", times)
+        figures.add("hibernate", "image size, %d MiB used" % used, "MiB", sizes)
+        figures.add("hibernate", "image beyond the filled memory, %d MiB used" % used, "%", overhead,
+                    "kernel, allocator metadata, index")
+        figures.add("hibernate", "writer throughput as share of blk bench, %d MiB used" % used, "%",
+                    ratios, "same disk, same run")
+    if QUICK:
+        return
+    for balloon in (256, 512):
+        sizes = [hibernate_once("hibernate-balloon-%d-%d" % (balloon, run), 1024, 256, balloon)[1]
+                 / MIB_BYTES for run in range(RUNS)]
+        figures.add("hibernate", "image size, 256 MiB used, %d MiB ballooned" % balloon, "MiB", sizes)
+    for memory in (4096, 16384):
+        results = [hibernate_once("hibernate-ram-%d-%d" % (memory, run), memory, 256)
+                   for run in range(RUNS)]
+        figures.add("hibernate", "hibernate to QEMU exit, 256 MiB used of %d GiB" % (memory // 1024), "s",
+                    [r[0] for r in results])
+        figures.add("hibernate", "image size, 256 MiB used of %d GiB" % (memory // 1024), "MiB",
+                    [r[1] / MIB_BYTES for r in results])
+
+
 def environment():
     cpu = "unknown"
     with open("/proc/cpuinfo") as f:
@@ -252,6 +334,7 @@ def main():
     measure_boot(figures)
     measure_disk_and_idle(figures)
     measure_balloon(figures)
+    measure_hibernate(figures)
     for group, name, unit, median, low, high, runs, _ in figures.summary():
         print("%-8s %-55s %10.1f %-12s (min %.1f, max %.1f, %d runs)"
               % (group, name, median, unit, low, high, runs))

@@ -76,13 +76,15 @@ static int index_block(void *context, uint64_t pfn, uint64_t count, enum buddy_s
             return -1;
         const void *page = (const void *)(uintptr_t)((pfn + i) * PAGE_SIZE);
         struct image_index_entry *e = &w->index[w->count++];
-        if (image_page_is_zero(page)) {
+        int zero;
+        uint64_t checksum = image_page_summary(page, &zero);
+        if (zero) {
             e->pfn_and_flags = ((pfn + i) << IMAGE_ENTRY_FLAG_BITS) | IMAGE_ENTRY_ZERO;
             e->checksum = 0;
             w->zero_pages++;
         } else {
             e->pfn_and_flags = (pfn + i) << IMAGE_ENTRY_FLAG_BITS;
-            e->checksum = image_checksum(page, PAGE_SIZE);
+            e->checksum = checksum;
         }
     }
     return 0;

@@ -51,6 +51,19 @@ int image_page_is_zero(const void *page)
     return any == 0;
 }
 
+uint64_t image_page_summary(const void *page, int *is_zero)
+{
+    const uint64_t *words = page;
+    uint64_t sum = 0xcbf29ce484222325ull, any = 0;
+
+    for (size_t i = 0; i < IMAGE_PAGE_SIZE / 8; i++) {
+        sum = (sum ^ words[i]) * 0x100000001b3ull;
+        any |= words[i];
+    }
+    *is_zero = any == 0;
+    return sum ^ IMAGE_PAGE_SIZE;
+}
+
 uint64_t image_index_bytes(uint64_t page_count)
 {
     uint64_t bytes = page_count * sizeof(struct image_index_entry);

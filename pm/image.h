@@ -42,6 +42,9 @@ const char *image_refusal_text(enum image_refusal refusal);
  * changed word, and so any flipped bit, changes the result. */
 uint64_t image_checksum(const void *data, size_t bytes);
 int image_page_is_zero(const void *page);
+/* Both in one pass over the page (the writer reads each page once):
+ * returns image_checksum of the page, and sets *is_zero. */
+uint64_t image_page_summary(const void *page, int *is_zero);
 
 /* Index size on disk, rounded up to whole pages. */
 uint64_t image_index_bytes(uint64_t page_count);

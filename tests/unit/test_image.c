@@ -924,6 +924,24 @@ static void test_bad_entry_flags(void **state)
     }
 }
 
+static void test_page_summary_matches_checksum_and_zero_test(void **state)
+{
+    (void)state;
+    static uint64_t page[IMAGE_PAGE_SIZE / 8];
+    int zero = -1;
+
+    memset(page, 0, sizeof(page));
+    assert_int_equal(image_page_summary(page, &zero), image_checksum(page, sizeof(page)));
+    assert_int_equal(zero, 1);
+    for (unsigned bit = 0; bit < IMAGE_PAGE_SIZE * 8; bit += 97) {
+        memset(page, 0, sizeof(page));
+        page[bit / 64] = 1ull << (bit % 64);
+        assert_int_equal(image_page_summary(page, &zero), image_checksum(page, sizeof(page)));
+        assert_int_equal(zero, 0);
+        assert_int_equal(image_page_is_zero(page), 0);
+    }
+}
+
 static void test_refusal_texts(void **state)
 {
     (void)state;
@@ -1386,6 +1404,7 @@ int main(void)
         cmocka_unit_test(test_page_not_ram),
         cmocka_unit_test(test_bad_zero_count),
         cmocka_unit_test(test_bad_entry_flags),
+        cmocka_unit_test(test_page_summary_matches_checksum_and_zero_test),
         cmocka_unit_test(test_refusal_texts),
         cmocka_unit_test(test_plan_all_destinations_free),
         cmocka_unit_test(test_plan_stages_exactly_the_occupied_destinations),
