@@ -24,7 +24,7 @@ KERNEL_CFLAGS := -std=gnu11 -O2 -g $(WARNINGS) \
 	-DGNU_EFI_USE_MS_ABI -DTORPOR_VERSION='"$(VERSION)"' \
 	-DTORPOR_REVISION='"$(GIT_REVISION)"' \
 	-I. -I$(EFI_INCLUDE) -I$(EFI_INCLUDE)/x86_64 -MMD -MP
-KERNEL_LDFLAGS := -nostdlib -shared -Bsymbolic -znocombreloc -T link.ld \
+KERNEL_LDFLAGS := -nostdlib -shared --no-undefined -Bsymbolic -znocombreloc -T link.ld \
 	-L$(EFI_LIB)
 
 KERNEL_C_SOURCES := $(wildcard boot/*.c arch/x86/*.c kernel/*.c mm/*.c pm/*.c \

@@ -54,9 +54,7 @@ void clock_calibrate(uint16_t pm_timer_port, int pm_timer_32bit)
 
 uint64_t clock_ns(void)
 {
-    uint64_t ticks = rdtsc() - tsc_base;
-
-    return (uint64_t)(((unsigned __int128)ticks * ns_per_tsc_q32) >> 32);
+    return clock_tsc_to_ns(rdtsc() - tsc_base);
 }
 
 int clock_calibrated(void)
@@ -75,4 +73,18 @@ void clock_delay_us(uint64_t microseconds)
 
     while ((int64_t)(rdtsc() - end) < 0)
         cpu_relax();
+}
+
+void clock_continue_from(uint64_t ns)
+{
+    /* the TSC restarted with the new QEMU process: move the base so that
+     * now reads as ns (whole seconds apart, so no product overflows) */
+    uint64_t ticks = ns / 1000000000ull * tsc_hz + ns % 1000000000ull * tsc_hz / 1000000000ull;
+
+    tsc_base = rdtsc() - ticks;
+}
+
+uint64_t clock_tsc_to_ns(uint64_t ticks)
+{
+    return (uint64_t)(((unsigned __int128)ticks * ns_per_tsc_q32) >> 32);
 }

@@ -20,4 +20,11 @@ int clock_calibrated(void);
 /* Busy-waits; only for boot-time calibration and device timeouts. */
 void clock_delay_us(uint64_t microseconds);
 
+/* After resume: the clock goes on from ns, the reading at the snapshot
+ * (the time spent hibernated does not count). */
+void clock_continue_from(uint64_t ns);
+
+/* A TSC interval in nanoseconds at the calibrated rate. */
+uint64_t clock_tsc_to_ns(uint64_t ticks);
+
 #endif

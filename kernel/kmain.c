@@ -24,6 +24,7 @@
 #include "pm/hibernate.h"    // hibernate_init
 #include "pm/power.h"        // power_init
 #include "pm/power_button.h" // power_button_init
+#include "pm/resume.h"       // resume_from_disk
 #include "virtio/pci.h"      // pci_init
 #include "virtio/virtio.h"   // virtio_init
 #include "virtio/virtio_balloon.h" // virtio_balloon_register
@@ -73,6 +74,8 @@ void kmain(const struct boot_handoff *handoff)
     virtio_balloon_register();
     virtio_init();
     hibernate_init();
+    /* needs the swap disk; returns unless it jumps into an image */
+    resume_from_disk(handoff);
 
     struct page_alloc_stats stats;
     page_alloc_get_stats(&stats);

@@ -237,6 +237,29 @@ int buddy_take_unreported(struct buddy_zone *zone, unsigned min_order, uint8_t t
     return -1;
 }
 
+int buddy_claim_free(struct buddy_zone *zone, uint8_t tag, buddy_visit_fn visit, void *context)
+{
+    uint64_t index = 0;
+
+    while (index < zone->page_count) {
+        struct buddy_page *page = &zone->pages[index];
+        uint64_t count = zone->states[index] == BUDDY_BODY || page->order > BUDDY_MAX_ORDER
+                             ? 1 : 1ull << page->order;
+        if (zone->states[index] == BUDDY_FREE) {
+            free_list_remove(zone, (uint32_t)index);
+            zone->states[index] = BUDDY_ALLOCATED;
+            page->tag = tag;
+            page->next = page->prev = BUDDY_NONE;
+            zone->allocated_pages += count;
+            int result = visit(context, index_pfn(zone, (uint32_t)index), count, BUDDY_ALLOCATED, tag);
+            if (result)
+                return result;
+        }
+        index += count;
+    }
+    return 0;
+}
+
 int buddy_walk(const struct buddy_zone *zone, buddy_visit_fn visit, void *context)
 {
     uint64_t index = 0;

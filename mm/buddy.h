@@ -97,6 +97,12 @@ typedef int (*buddy_visit_fn)(void *context, uint64_t pfn, uint64_t count,
                               enum buddy_state state, uint8_t tag);
 int buddy_walk(const struct buddy_zone *zone, buddy_visit_fn visit, void *context);
 
+/* Takes every free block, in address order, as an allocated block with
+ * `tag`, calling visit for each (resume claims all free memory to load an
+ * image into). Stops early and returns what visit returned when non-zero;
+ * the blocks taken so far stay taken. */
+int buddy_claim_free(struct buddy_zone *zone, uint8_t tag, buddy_visit_fn visit, void *context);
+
 /* Checks the zone's invariants (free lists well linked, blocks aligned and
  * inside the zone, blocks tile the zone, counters add up, no free buddies
  * left unmerged). Returns 0 or a negative code naming the first failure. */

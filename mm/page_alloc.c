@@ -216,3 +216,13 @@ int page_alloc_walk(buddy_visit_fn visit, void *context)
     }
     return 0;
 }
+
+int page_alloc_claim_free(uint8_t tag, buddy_visit_fn visit, void *context)
+{
+    for (unsigned z = 0; z < zone_count; z++) {
+        int result = buddy_claim_free(&zones[z], tag, visit, context);
+        if (result)
+            return result;
+    }
+    return 0;
+}

@@ -57,4 +57,8 @@ const struct buddy_zone *page_alloc_zone(unsigned index);
 /* Visits every block of every zone in address order (see buddy_walk). */
 int page_alloc_walk(buddy_visit_fn visit, void *context);
 
+/* Takes every free block of every zone in address order (see
+ * buddy_claim_free); give them back with page_free. */
+int page_alloc_claim_free(uint8_t tag, buddy_visit_fn visit, void *context);
+
 #endif

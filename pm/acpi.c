@@ -132,6 +132,11 @@ int acpi_init(uint64_t rsdp_address)
 {
     const uint8_t *rsdp = (const void *)(uintptr_t)rsdp_address;
 
+    /* a resumed kernel reads the new firmware's tables from scratch */
+    memset(&info, 0, sizeof(info));
+    root = 0;
+    root_is_xsdt = 0;
+
     if (!rsdp || memcmp(rsdp, "RSD PTR ", 8) != 0 || !acpi_checksum_ok(rsdp, 20)) {
         klog("acpi: no valid RSDP");
         return -1;

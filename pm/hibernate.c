@@ -20,6 +20,7 @@
 #include "mm/page_alloc.h"     // page_alloc_walk, page_alloc
 #include "pm/image.h"          // image_*
 #include "pm/power.h"          // power_hibernate
+#include "pm/resume.h"         // resume_arrived, resume_build_id
 #include "virtio/virtio.h"     // virtio_freeze_all, virtio_thaw_all
 #include "virtio/virtio_blk.h" // blk_writer_*
 
@@ -27,9 +28,7 @@
 #define INDEX_MARGIN_PAGES 4096 /* pages that may appear between count and snapshot */
 #define REQUEST_PAGES 256       /* 1 MiB per request */
 
-int snapshot_and_call(struct image_cpu_state *state, int (*fn)(void *), void *arg, void *stack_top);
-
-extern const char _text[], _etext[];
+int64_t snapshot_and_call(struct image_cpu_state *state, int (*fn)(void *), void *arg, void *stack_top);
 
 struct writer {
     struct image_header *header;
@@ -178,7 +177,7 @@ static void fill_header(struct writer *w)
     h->magic = IMAGE_MAGIC;
     h->version = IMAGE_VERSION;
     h->state = IMAGE_STATE_VALID;
-    h->build_id = image_checksum(_text, (size_t)(_etext - _text) & ~(size_t)7);
+    h->build_id = resume_build_id();
     h->image_base = symbols_image_base();
     h->ram_bytes = stats.total_pages * PAGE_SIZE;
     h->range_count = 0;
@@ -286,7 +285,7 @@ void hibernate(void)
     void *stack_top = (void *)(uintptr_t)(region + index_offset);
 
     klog("hibernate: saving up to %llu pages to %s", (unsigned long long)pages, HIBERNATE_DISK_SERIAL);
-    int result = -1;
+    int64_t result = -1;
     if (virtio_freeze_all() != 0) {
         w->reason = "freeze-failed";
     } else {
@@ -297,7 +296,15 @@ void hibernate(void)
             /* nothing but the region changes from here until power-off */
             interrupts_disable();
             memset(w->header, 0, PAGE_SIZE);
+            uint64_t snapshot_ns = clock_ns();
             result = snapshot_and_call(&w->header->cpu, write_image, w, stack_top);
+            if (result > 0) {
+                /* the second return: this is the image, resumed by a new
+                 * boot; the region's contents (w too) were never saved */
+                resume_arrived((const struct resume_handoff *)(uintptr_t)result, snapshot_ns);
+                page_free(region);
+                return;
+            }
             interrupts_enable();
             if (result != 0)
                 blk_writer_wait_all(w->blk, &w->failed_sector); /* the failing sector */

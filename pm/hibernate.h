@@ -2,9 +2,8 @@
  * Hibernation, going down: freeze the drivers, snapshot the CPU, write
  * every page in use to the torpor-swap disk straight from RAM, and enter
  * ACPI S4. Any failure on the way thaws the drivers and returns, with the
- * system running as before. (Resume from the image is the next step of
- * this subsystem; until it lands a written image is inspected with
- * tools/hibimg.)
+ * system running as before. The way back up is pm/resume.c: a later boot
+ * loads the image and returns from the same snapshot.
  */
 #ifndef PM_HIBERNATE_H
 #define PM_HIBERNATE_H
@@ -13,7 +12,8 @@
 
 /* Registers the `hibernate` command. */
 void hibernate_init(void);
-/* Returns only when hibernation failed (the reason is printed). */
+/* Returns when hibernation failed (the reason is printed, the system
+ * runs on), or after a later boot resumed the image (`resume ok`). */
 void hibernate(void);
 
 #endif

@@ -15,6 +15,7 @@ static const char *const refusal_texts[IMAGE_REFUSAL_COUNT] = {
     [IMAGE_UNFINISHED_RESUME] = "earlier-resume-did-not-finish",
     [IMAGE_OTHER_BUILD] = "different-build",
     [IMAGE_RAM_CHANGED] = "ram-size-changed",
+    [IMAGE_RAM_LAYOUT_CHANGED] = "ram-layout-changed",
     [IMAGE_BAD_LAYOUT] = "bad-layout",
     [IMAGE_DISK_TOO_SMALL] = "image-beyond-disk",
     [IMAGE_BAD_INDEX_CHECKSUM] = "bad-index-checksum",
@@ -137,6 +138,14 @@ enum image_refusal image_check_header(const struct image_header *h,
     }
     if (h->page_count > ram_pages)
         return IMAGE_BAD_LAYOUT;
+    if (expect && expect->ranges) {
+        if (expect->range_count != h->range_count)
+            return IMAGE_RAM_LAYOUT_CHANGED;
+        for (uint32_t i = 0; i < h->range_count; i++)
+            if (expect->ranges[i].base != h->ranges[i].base ||
+                expect->ranges[i].pages != h->ranges[i].pages)
+                return IMAGE_RAM_LAYOUT_CHANGED;
+    }
     if (expect && bytes > expect->disk_bytes)
         return IMAGE_DISK_TOO_SMALL;
     return IMAGE_OK;

@@ -24,6 +24,7 @@ enum image_refusal {
     IMAGE_UNFINISHED_RESUME,    /* an earlier boot jumped in and never arrived */
     IMAGE_OTHER_BUILD,          /* written by a different torpor binary */
     IMAGE_RAM_CHANGED,          /* the RAM size differs */
+    IMAGE_RAM_LAYOUT_CHANGED,   /* same size, but RAM sits elsewhere */
     IMAGE_BAD_LAYOUT,           /* counts, sectors or ranges that cannot be */
     IMAGE_DISK_TOO_SMALL,       /* the image runs past the end of the disk */
     IMAGE_BAD_INDEX_CHECKSUM,
@@ -58,6 +59,11 @@ struct image_expectation {
     uint64_t build_id;
     uint64_t ram_bytes;
     uint64_t disk_bytes;
+    /* this boot's RAM runs (sorted); they must be the image's exactly, so
+     * every page the image kernel thinks free is RAM here too. NULL: not
+     * checked. */
+    const struct image_ram_range *ranges;
+    size_t range_count;
 };
 
 /* Checks everything the header alone can tell. */

@@ -16,12 +16,15 @@
 #include "kernel/options.h"     // options_has
 #include "kernel/work.h"        // work_*
 #include "pm/acpi.h"            // acpi_get
+#include "pm/hibernate.h"       // hibernate
 #include "pm/power.h"           // power_off
 
 #define PWRBTN (1u << 8)
 #define SCI_EN 1u
 
-enum button_action { BUTTON_POWEROFF, BUTTON_IGNORE };
+enum button_action { BUTTON_HIBERNATE, BUTTON_POWEROFF, BUTTON_IGNORE };
+
+static const char *const action_names[] = { "hibernate", "poweroff", "ignore" };
 
 static enum button_action action;
 static struct work button_work;
@@ -41,8 +44,11 @@ static void pressed(void *context)
 {
     (void)context;
     klog("power button: pressed (%llu), action %s", (unsigned long long)presses,
-         action == BUTTON_POWEROFF ? "poweroff" : "ignore");
-    if (action == BUTTON_POWEROFF) {
+         action_names[action]);
+    if (action == BUTTON_HIBERNATE) {
+        console_printf("hibernate\n");
+        hibernate(); /* returns only when it failed (and thawed) */
+    } else if (action == BUTTON_POWEROFF) {
         console_printf("poweroff\n");
         power_off();
     }
@@ -60,28 +66,51 @@ static void sci_interrupt(struct interrupt_frame *frame, void *context)
     }
 }
 
-void power_button_init(void)
+/* Enables the button's event and routes the SCI; again after resume,
+ * where the firmware and chipset start from reset. */
+static void arm(void)
 {
     const struct acpi_info *acpi = acpi_get();
 
-    if (!acpi->found || !acpi->pm1a_event || acpi->pm1_event_length < 4) {
-        klog("power button: no PM1 event block");
-        return;
-    }
-    action = options_has("power_button=ignore") ? BUTTON_IGNORE : BUTTON_POWEROFF;
     /* ACPI mode: SCI_EN set by the firmware, or asked for through SMI_CMD */
     if (!(inw(acpi->pm1a_control) & SCI_EN) && acpi->smi_command && acpi->acpi_enable_value) {
         outb((uint16_t)acpi->smi_command, acpi->acpi_enable_value);
         for (int i = 0; i < 1000 && !(inw(acpi->pm1a_control) & SCI_EN); i++)
             clock_delay_us(100);
     }
-    button_work.run = pressed;
-    work_register(&button_work);
     interrupt_set_handler(VECTOR_SCI, sci_interrupt, 0);
     outw(status_port(), PWRBTN); /* a stale press is not a press */
     outw(enable_port(), (uint16_t)(inw(enable_port()) | PWRBTN));
     ioapic_route_isa_irq((uint8_t)acpi->sci_irq, VECTOR_SCI);
-    klog("power button: SCI %u, action %s%s", acpi->sci_irq,
-         action == BUTTON_POWEROFF ? "poweroff" : "ignore",
+}
+
+static int have_event_block(void)
+{
+    const struct acpi_info *acpi = acpi_get();
+
+    return acpi->found && acpi->pm1a_event && acpi->pm1_event_length >= 4;
+}
+
+void power_button_init(void)
+{
+    const struct acpi_info *acpi = acpi_get();
+
+    if (!have_event_block()) {
+        klog("power button: no PM1 event block");
+        return;
+    }
+    action = options_has("power_button=ignore")     ? BUTTON_IGNORE
+             : options_has("power_button=poweroff") ? BUTTON_POWEROFF
+                                                    : BUTTON_HIBERNATE;
+    button_work.run = pressed;
+    work_register(&button_work);
+    arm();
+    klog("power button: SCI %u, action %s%s", acpi->sci_irq, action_names[action],
          inw(acpi->pm1a_control) & SCI_EN ? "" : " (ACPI mode not enabled)");
+}
+
+void power_button_resume(void)
+{
+    if (have_event_block() && button_work.run)
+        arm();
 }

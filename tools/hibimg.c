@@ -162,7 +162,7 @@ static void close_disk(struct disk *d)
  * resume it) and this disk's size. */
 static enum image_refusal check_header(const struct disk *d, const struct image_header *h)
 {
-    struct image_expectation own = { h->build_id, h->ram_bytes, d->size };
+    struct image_expectation own = { .build_id = h->build_id, .ram_bytes = h->ram_bytes, .disk_bytes = d->size };
 
     return image_check_header(h, &own);
 }

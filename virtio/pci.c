@@ -18,6 +18,7 @@
 #include "kernel/console.h"     // console_printf
 #include "kernel/log.h"         // klog
 #include "kernel/shell.h"       // shell_register
+#include "lib/string.h"         // memset
 #include "lib/format.h"         // format_snprintf
 #include "pm/acpi.h"            // struct acpi_info
 
@@ -662,11 +663,15 @@ static const struct shell_command pci_commands[] = {
 
 /* ---- the interface ---- */
 
-int pci_init(const struct acpi_info *acpi)
+/* Finds every function from scratch: the tables describe only what this
+ * enumeration saw. */
+static int enumerate(const struct acpi_info *acpi)
 {
     acpi_tables = acpi;
+    ecam_count = function_count = dropped_functions = bus_count = intx_line_count = 0;
+    memset(functions, 0, sizeof(functions));
+    memset(bus_seen, 0, sizeof(bus_seen));
     read_mcfg(acpi->mcfg);
-    shell_register(pci_commands, sizeof(pci_commands) / sizeof(pci_commands[0]));
 
     uint16_t segment = ecam_count ? ecam[0].segment : 0;
     if (!present(segment, 0, 0, 0)) {
@@ -688,6 +693,27 @@ int pci_init(const struct acpi_info *acpi)
         klog("pci: %u functions on %u bus%s in %llu us, config port 0xcf8", function_count,
              bus_count, bus_count == 1 ? "" : "es", us);
     return (int)function_count;
+}
+
+int pci_init(const struct acpi_info *acpi)
+{
+    shell_register(pci_commands, sizeof(pci_commands) / sizeof(pci_commands[0]));
+    return enumerate(acpi);
+}
+
+int pci_rescan(const struct acpi_info *acpi)
+{
+    return enumerate(acpi);
+}
+
+struct pci_function *pci_find(uint16_t segment, uint8_t bus, uint8_t device, uint8_t function)
+{
+    for (unsigned i = 0; i < function_count; i++) {
+        struct pci_function *f = &functions[i];
+        if (f->segment == segment && f->bus == bus && f->device == device && f->function == function)
+            return f;
+    }
+    return 0;
 }
 
 unsigned pci_function_count(void)

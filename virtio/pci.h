@@ -67,6 +67,12 @@ struct pci_function {
  * and maps the BARs, and registers the `pci` command. Returns the number
  * of functions found, or -1 when there is no usable config mechanism. */
 int pci_init(const struct acpi_info *acpi);
+/* After resume: the firmware is new and may have moved BARs or added and
+ * removed functions. Forgets every function and enumerates again (the
+ * pointers pci_function_get gave out now name whatever sits at their slot:
+ * find functions again by address with pci_find). */
+int pci_rescan(const struct acpi_info *acpi);
+struct pci_function *pci_find(uint16_t segment, uint8_t bus, uint8_t device, uint8_t function);
 unsigned pci_function_count(void);
 struct pci_function *pci_function_get(unsigned index); /* NULL past the end */
 

@@ -417,6 +417,23 @@ static const struct shell_command virtio_commands[] = {
       "virtio devices; test only: run every driver's power hook", 0, 1, command_virtio },
 };
 
+static struct virtio_device *add_device(struct pci_function *f, int type)
+{
+    struct virtio_device *d = &devices[device_count];
+
+    memset(d, 0, sizeof(*d));
+    d->index = device_count++;
+    d->pci = f;
+    d->pci_segment = f->segment;
+    d->pci_bus = f->bus;
+    d->pci_device = f->device;
+    d->pci_function = f->function;
+    d->type = (uint16_t)type;
+    if (virtio_pci_attach(d) == 0)
+        bind(d);
+    return d;
+}
+
 void virtio_init(void)
 {
     for (unsigned i = 0; i < pci_function_count() && device_count < VIRTIO_MAX_DEVICES; i++) {
@@ -424,13 +441,7 @@ void virtio_init(void)
         int type = virtio_type_of(f);
         if (type < 0)
             continue;
-        struct virtio_device *d = &devices[device_count];
-        memset(d, 0, sizeof(*d));
-        d->index = device_count++;
-        d->pci = f;
-        d->type = (uint16_t)type;
-        if (virtio_pci_attach(d) == 0)
-            bind(d);
+        add_device(f, type);
     }
     apic_timer_add_hook(tick_poll, 0);
     shell_register(virtio_commands, sizeof(virtio_commands) / sizeof(virtio_commands[0]));
@@ -441,13 +452,17 @@ void virtio_init(void)
 
 enum pm_event { PM_FREEZE, PM_THAW, PM_RESTORE };
 
+/* devices from before the resume; those found by virtio_rescan were
+ * probed fresh and have nothing to restore */
+static unsigned restorable_count = VIRTIO_MAX_DEVICES;
+
 static int call_all(enum pm_event event)
 {
     int first_error = 0;
 
     for (unsigned i = 0; i < device_count; i++) {
         struct virtio_device *d = &devices[i];
-        if (!d->driver)
+        if (!d->driver || d->gone || (event == PM_RESTORE && d->index >= restorable_count))
             continue;
         int (*hook)(struct virtio_device *) = event == PM_FREEZE ? d->driver->freeze
                                               : event == PM_THAW ? d->driver->thaw
@@ -470,7 +485,61 @@ int virtio_thaw_all(void)
 
 int virtio_restore_all(void)
 {
-    return call_all(PM_RESTORE);
+    int result = call_all(PM_RESTORE);
+
+    restorable_count = VIRTIO_MAX_DEVICES;
+    return result;
+}
+
+void virtio_quiesce_all(void)
+{
+    for (unsigned i = 0; i < device_count; i++)
+        if (!devices[i].gone && devices[i].transport)
+            virtio_reset(&devices[i]);
+}
+
+void virtio_rescan(void)
+{
+    unsigned known = device_count;
+
+    for (unsigned i = 0; i < known; i++) {
+        struct virtio_device *d = &devices[i];
+        if (d->gone)
+            continue;
+        struct pci_function *f = pci_find(d->pci_segment, d->pci_bus, d->pci_device, d->pci_function);
+        if (f && virtio_type_of(f) == d->type) {
+            d->pci = f;
+            if (virtio_pci_attach(d) == 0) {
+                if (d->driver)
+                    f->driver_name = d->driver->name;
+                continue;
+            }
+        }
+        klog("virtio: %s at %02x:%02x.%x is gone after resume", virtio_type_name(d->type),
+             d->pci_bus, d->pci_device, d->pci_function);
+        if (d->driver && d->driver->remove)
+            d->driver->remove(d);
+        d->gone = 1;
+        d->driver = 0;
+        d->pci = 0;
+        d->queue_count = 0;
+        d->error = "gone after resume";
+    }
+    for (unsigned i = 0; i < pci_function_count() && device_count < VIRTIO_MAX_DEVICES; i++) {
+        struct pci_function *f = pci_function_get(i);
+        int type = virtio_type_of(f);
+        if (type < 0)
+            continue;
+        int seen = 0;
+        for (unsigned k = 0; k < known && !seen; k++)
+            seen = devices[k].pci == f;
+        if (seen)
+            continue;
+        struct virtio_device *d = add_device(f, type);
+        klog("virtio: new %s at %02x:%02x.%x after resume", virtio_type_name(d->type), f->bus,
+             f->device, f->function);
+    }
+    restorable_count = known;
 }
 
 /* ---- console ----------------------------------------------------------- */
@@ -531,8 +600,8 @@ static void command_virtio(int argc, char **argv)
     for (unsigned i = 0; i < device_count; i++) {
         struct virtio_device *d = &devices[i];
         console_printf("virtio dev=%u type=%s pci=%02x:%02x.%x transport=%s driver=%s irq=%s",
-                       d->index, virtio_type_name(d->type), d->pci->bus, d->pci->device,
-                       d->pci->function, d->transport ? d->transport->name : "none",
+                       d->index, virtio_type_name(d->type), d->pci_bus, d->pci_device,
+                       d->pci_function, d->transport ? d->transport->name : "none",
                        d->driver ? d->driver->name : "-",
                        !d->driver || !active_queues(d) ? "-"
                        : d->msix ? (d->msix_per_queue ? "msix" : "msix-shared") : "intx");

@@ -41,6 +41,8 @@ struct virtio_driver {
     uint64_t features; /* device-specific bits the driver understands */
     const struct virtio_feature_name *feature_names; /* ends with a NULL name */
     int (*probe)(struct virtio_device *device);
+    /* the device is gone (it vanished across a resume): give back what
+     * the driver held without touching the device */
     void (*remove)(struct virtio_device *device);
     /* hibernation (pm/): freeze stops the device and deletes its queues;
      * thaw brings it back after a failed hibernation, restore after resume
@@ -77,6 +79,9 @@ struct virtio_irq {
 struct virtio_device {
     unsigned index;
     struct pci_function *pci;
+    uint16_t pci_segment;   /* where it sits, to find it again after resume */
+    uint8_t pci_bus, pci_device, pci_function;
+    int gone;               /* vanished across a resume: dropped */
     const struct virtio_transport *transport;
     uint16_t type;
     uint64_t device_features;
@@ -141,6 +146,14 @@ void virtio_reset(struct virtio_device *device);
 int virtio_freeze_all(void);
 int virtio_thaw_all(void);
 int virtio_restore_all(void);
+/* Resets every device so none touches memory any more (before jumping
+ * into a hibernation image). */
+void virtio_quiesce_all(void);
+/* After resume and pci_rescan: finds each device again at its PCI address
+ * (its BARs may have moved), drops those that vanished (the driver's
+ * remove hook gives back what it held), and probes new ones. Call before
+ * virtio_restore_all, which then skips the new (already probed) devices. */
+void virtio_rescan(void);
 
 const char *virtio_type_name(uint16_t type);
 

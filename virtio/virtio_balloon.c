@@ -400,6 +400,19 @@ static int balloon_restore(struct virtio_device *device)
     return restart(device);
 }
 
+/* The device vanished across a resume: its host never had the pages
+ * either; they go back to the allocator and the driver goes idle. */
+static void balloon_remove(struct virtio_device *device)
+{
+    uint32_t discarded = balloon.core.list_pages;
+
+    (void)device;
+    balloon_discard_all(&balloon.core);
+    balloon.frozen = 1; /* the work item stays out of the way */
+    balloon.device = 0;
+    klog("balloon: device gone, %u ballooned pages back to the allocator", discarded);
+}
+
 static const struct virtio_driver balloon_driver = {
     .name = "virtio-balloon",
     .device_type = VIRTIO_TYPE_BALLOON,
@@ -410,6 +423,7 @@ static const struct virtio_driver balloon_driver = {
     .freeze = balloon_freeze,
     .thaw = balloon_thaw,
     .restore = balloon_restore,
+    .remove = balloon_remove,
     .config_changed = config_interrupt,
 };
 

@@ -530,6 +530,16 @@ static int blk_resume(struct virtio_device *device)
     return 0;
 }
 
+/* The disk vanished across a resume: it stays frozen (every request is
+ * refused) and no longer answers to its name. */
+static void blk_remove(struct virtio_device *device)
+{
+    struct blk_disk *disk = device->driver_data;
+
+    disk->frozen = 1;
+    memcpy(disk->name, "gone", 5);
+}
+
 static const struct virtio_driver blk_driver = {
     .name = "virtio-blk",
     .device_type = VIRTIO_TYPE_BLOCK,
@@ -540,6 +550,7 @@ static const struct virtio_driver blk_driver = {
     .freeze = blk_freeze,
     .thaw = blk_resume,
     .restore = blk_resume,
+    .remove = blk_remove,
 };
 
 /* ---- the hibernation writer's path ------------------------------------- */

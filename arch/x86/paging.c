@@ -18,7 +18,15 @@
 #define PTE_WRITABLE 0x2ull
 #define PTE_WRITE_THROUGH 0x8ull
 #define PTE_CACHE_DISABLE 0x10ull
+#define PTE_ACCESSED 0x20ull
+#define PTE_DIRTY 0x40ull
 #define PTE_LARGE 0x80ull
+/* Every entry is made with accessed (and leaf entries dirty) already set,
+ * so the CPU never writes a page table: hibernation checksums the tables
+ * like any page and writes them later, and a table that changed under the
+ * writer would fail its checksum on resume (Intel SDM vol. 3, 4.8). */
+#define PTE_TABLE (PTE_PRESENT | PTE_WRITABLE | PTE_ACCESSED)
+#define PTE_LEAF (PTE_PRESENT | PTE_WRITABLE | PTE_ACCESSED | PTE_DIRTY)
 #define PTE_ADDRESS 0x000ffffffffff000ull
 #define LARGE_PAGE (2ull << 20)
 
@@ -40,14 +48,14 @@ void paging_init(const struct boot_handoff *handoff)
     for (uint64_t g = 0; g < gib; g++) {
         uint64_t *pd = pds + 512 * g;
         for (uint64_t e = 0; e < 512; e++)
-            pd[e] = ((g << 30) + (e << 21)) | PTE_PRESENT | PTE_WRITABLE | PTE_LARGE;
-        pdpts[g] = (uint64_t)(uintptr_t)pd | PTE_PRESENT | PTE_WRITABLE;
+            pd[e] = ((g << 30) + (e << 21)) | PTE_LEAF | PTE_LARGE;
+        pdpts[g] = (uint64_t)(uintptr_t)pd | PTE_TABLE;
     }
     for (uint64_t p = 0; p < pdpt_count; p++)
-        pml4[p] = (uint64_t)(uintptr_t)(pdpts + 512 * p) | PTE_PRESENT | PTE_WRITABLE;
+        pml4[p] = (uint64_t)(uintptr_t)(pdpts + 512 * p) | PTE_TABLE;
     for (uint64_t e = 1; e < 512; e++)
-        low_table[e] = (e << 12) | PTE_PRESENT | PTE_WRITABLE;
-    pds[0] = (uint64_t)(uintptr_t)low_table | PTE_PRESENT | PTE_WRITABLE;
+        low_table[e] = (e << 12) | PTE_LEAF;
+    pds[0] = (uint64_t)(uintptr_t)low_table | PTE_TABLE;
 
     write_cr3((uint64_t)(uintptr_t)pml4);
 }
@@ -60,7 +68,7 @@ static uint64_t *next_table(uint64_t *entry)
         if (!page)
             return 0;
         memset((void *)(uintptr_t)page, 0, PAGE_SIZE);
-        *entry = page | PTE_PRESENT | PTE_WRITABLE;
+        *entry = page | PTE_TABLE;
     }
     return (uint64_t *)(uintptr_t)(*entry & PTE_ADDRESS);
 }
@@ -77,7 +85,7 @@ int paging_map_mmio(uint64_t base, uint64_t size)
         uint64_t *pd = pdpt ? next_table(&pdpt[(address >> 30) & 511]) : 0;
         if (!pd)
             return -1;
-        pd[(address >> 21) & 511] = address | PTE_PRESENT | PTE_WRITABLE | PTE_LARGE |
+        pd[(address >> 21) & 511] = address | PTE_LEAF | PTE_LARGE |
                                     PTE_CACHE_DISABLE | PTE_WRITE_THROUGH;
         __asm__ volatile("invlpg (%0)" : : "r"(address) : "memory");
     }

@@ -1,11 +1,12 @@
 ; The hibernation snapshot point. snapshot_and_call saves the CPU state a
 ; resumed kernel needs (struct image_cpu_state in pm/image_format.h), then
 ; runs fn(arg) on another stack, so nothing it does changes the stack it
-; was called on. It returns what fn returned; a resumed image will return
-; from it a second time (that path lands with hibernation's resume).
+; was called on. It returns what fn returned (0 or negative). A resumed
+; image returns from it a second time, through arch/x86/resume_trampoline.asm,
+; with a positive value: the address of the resume handoff.
 ;
-; int snapshot_and_call(struct image_cpu_state *state, int (*fn)(void *),
-;                       void *arg, void *stack_top)
+; int64_t snapshot_and_call(struct image_cpu_state *state, int (*fn)(void *),
+;                           void *arg, void *stack_top)
 
 bits 64
 default rel
@@ -80,6 +81,7 @@ snapshot_and_call:
     mov rsp, r9
     mov rdi, r8
     call rsi
+    movsxd rax, eax                 ; fn's int, as the 64-bit result
     mov rsp, rbx
     mov rbx, [r12 + CPU_RBX]
     mov r12, [r12 + CPU_R12]

@@ -325,7 +325,7 @@ static void build_image(struct built *b, const struct image_ram_range *ranges, u
     }
     b->h.index_checksum = image_checksum(b->index, count * sizeof(*b->index));
     image_seal(&b->h);
-    b->expect = (struct image_expectation){ BUILD_ID, ram_pages * PAGE, b->bytes };
+    b->expect = (struct image_expectation){ .build_id = BUILD_ID, .ram_bytes = ram_pages * PAGE, .disk_bytes = b->bytes };
 }
 
 static void free_image(struct built *b)
@@ -440,7 +440,7 @@ static void test_image_round_trips_through_a_disk(void **state)
 
     struct image_header h;
     memcpy(&h, disk, sizeof(h));
-    struct image_expectation expect = { BUILD_ID, b.h.ram_bytes, b.bytes };
+    struct image_expectation expect = { .build_id = BUILD_ID, .ram_bytes = b.h.ram_bytes, .disk_bytes = b.bytes };
     assert_int_equal(image_check_header(&h, &expect), IMAGE_OK);
     struct image_index_entry *index = checked_calloc(h.page_count, sizeof(*index));
     memcpy(index, disk + h.index_sector * IMAGE_SECTOR_SIZE, h.page_count * sizeof(*index));
@@ -471,7 +471,7 @@ static void test_all_zero_header_is_no_image(void **state)
 {
     (void)state;
     struct image_header h;
-    struct image_expectation expect = { BUILD_ID, 1 << 20, 1 << 20 };
+    struct image_expectation expect = { .build_id = BUILD_ID, .ram_bytes = 1 << 20, .disk_bytes = 1 << 20 };
 
     memset(&h, 0, sizeof(h));
     assert_int_equal(image_check_header(&h, &expect), IMAGE_NONE);

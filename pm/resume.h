@@ -1,0 +1,43 @@
+/*
+ * Hibernation, coming up. The boot side (resume_from_disk) finds a valid
+ * image on the torpor-swap disk, checks it, reads every saved page into
+ * memory this boot does not use, records the attempt in the header and
+ * jumps through arch/x86/resume_trampoline.asm into the image kernel,
+ * which returns from its snapshot in hibernate() and calls
+ * resume_arrived. Anything wrong before the jump prints
+ * `resume refused reason=...` and the boot goes on fresh.
+ */
+#ifndef PM_RESUME_H
+#define PM_RESUME_H
+
+#include <stdint.h>
+
+struct boot_handoff;
+
+/* What the boot kernel passes to the image kernel: the new firmware's
+ * facts, which replace the image's. */
+struct resume_handoff {
+    uint64_t tsc_at_entry;      /* this boot's efi_main */
+    uint64_t acpi_rsdp;
+    void *efi_runtime_services;
+    uint64_t page_count;        /* pages the image restored */
+    uint64_t read_ns;           /* reading and checking the image */
+    uint64_t read_bytes;
+    uint64_t staged_pages;      /* loaded elsewhere, copied by the trampoline */
+};
+
+/* This kernel's build id: image_checksum of its .text (position
+ * independent, so the same at any load address). */
+uint64_t resume_build_id(void);
+
+/* Boot side. Returns when there is no image, `noresume` was given, or the
+ * image was refused; otherwise it never returns. */
+void resume_from_disk(const struct boot_handoff *handoff);
+
+/* Image side, called first thing after the snapshot returned a second
+ * time: brings the CPU, interrupts, ACPI, PCI and the drivers back on the
+ * new firmware, marks the image used and prints `resume ok`. snapshot_ns
+ * is clock_ns() at the snapshot. */
+void resume_arrived(const struct resume_handoff *handoff, uint64_t snapshot_ns);
+
+#endif
