@@ -60,8 +60,13 @@ static int usage(FILE *to, int status)
             "usage: %s info DISK        the image's header, and whether it can be resumed\n"
             "       %s verify DISK      info's checks and every data page's checksum\n"
             "       %s page DISK PFN    hex dump of the saved page of frame PFN (decimal or 0x hex)\n"
+            "       %s set DISK state valid|resuming|used\n"
+            "       %s set DISK build_id HEX\n"
+            "                          rewrite one header field and seal the header again\n"
+            "                          (tests and recovery: `state valid` retries an image\n"
+            "                          whose resume never finished)\n"
             "exit status: 0 resumable image, 1 no resumable image, 2 usage or I/O error\n",
-            program, program, program);
+            program, program, program, program, program);
     return status;
 }
 
@@ -438,6 +443,64 @@ out:
     return status;
 }
 
+static int parse_state(const char *text, uint32_t *state)
+{
+    static const char *const names[] = { "empty", "valid", "resuming", "used" };
+
+    for (uint32_t i = 0; i < 4; i++)
+        if (!strcmp(text, names[i])) {
+            *state = i;
+            return 0;
+        }
+    return -1;
+}
+
+static int command_set(const char *path, const char *field, const char *value)
+{
+    struct disk d;
+    int status = open_disk(&d, path);
+    struct image_header *h = &d.first.header;
+    char *end;
+
+    if (status != 0)
+        goto out;
+    if (h->magic != IMAGE_MAGIC) {
+        complain(&d, "no image header to change");
+        status = EXIT_NOT_RESUMABLE;
+        goto out;
+    }
+    if (!strcmp(field, "state")) {
+        if (parse_state(value, &h->state) != 0) {
+            complain(&d, "'%s' is not a state (valid, resuming or used)", value);
+            status = EXIT_ERROR;
+            goto out;
+        }
+    } else if (!strcmp(field, "build_id")) {
+        errno = 0;
+        h->build_id = strtoull(value, &end, 16);
+        if (errno || !*value || *end) {
+            complain(&d, "'%s' is not a hex build id", value);
+            status = EXIT_ERROR;
+            goto out;
+        }
+    } else {
+        complain(&d, "'%s' is not a field hibimg can set (state, build_id)", field);
+        status = EXIT_ERROR;
+        goto out;
+    }
+    image_seal(h);
+    int fd = open(path, O_WRONLY);
+    if (fd < 0 || pwrite(fd, d.first.page, IMAGE_PAGE_SIZE, 0) != IMAGE_PAGE_SIZE || fsync(fd) != 0) {
+        complain(&d, "writing the header: %s", strerror(errno));
+        status = EXIT_ERROR;
+    }
+    if (fd >= 0)
+        close(fd);
+out:
+    close_disk(&d);
+    return status;
+}
+
 int main(int argc, char **argv)
 {
     int status;
@@ -450,6 +513,8 @@ int main(int argc, char **argv)
         status = command_verify(argv[2]);
     else if (argc == 4 && !strcmp(argv[1], "page"))
         status = command_page(argv[2], argv[3]);
+    else if (argc == 5 && !strcmp(argv[1], "set"))
+        status = command_set(argv[2], argv[3], argv[4]);
     else
         return usage(stderr, EXIT_ERROR);
     if (fflush(stdout) != 0) {

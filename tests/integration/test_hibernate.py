@@ -2,8 +2,8 @@
 torpor-swap disk straight from RAM and enters S4 (QMP SUSPEND_DISK, QEMU
 exits 0); tools/hibimg then checks the image the guest wrote, page by page.
 Failures on the way (no disk, a disk too small, a write error) thaw: the
-guest keeps running as it was, balloon included. (Resume is not there yet;
-these tests check the image itself.)"""
+guest keeps running as it was, balloon included. Resume has its own
+tests (test_resume.py); these check the image itself."""
 
 import os
 import re
@@ -36,6 +36,7 @@ def values(g, command):
 
 def hibernate_ok(g):
     """Types `hibernate`; waits for SUSPEND_DISK and QEMU's exit 0."""
+    g.connect_qmp()  # before QEMU exits, to see the event
     g.send("hibernate\r")
     match = g.wait_for(OK_RE, timeout=180)
     g.wait_event("SUSPEND_DISK", timeout=60)
@@ -130,6 +131,13 @@ def test_write_error_thaws_and_a_second_try_succeeds(guest, tmp_path):
     assert values(g, "balloon")["list_pages"] == 49152
 
     # the fault fired once: the second try writes a valid image
-    hibernate_ok(g)
+    pages = hibernate_ok(g)[0]
     verify = hibimg("verify", str(swap))
     assert verify.returncode == 0, verify.stdout + verify.stderr
+
+    # and it resumes, with the balloon discarded
+    g = guest(memory=512, options=["--swap", str(swap)])
+    g.wait_for(r"resume ok pages=%d " % pages, timeout=180)
+    g.wait_prompt()
+    assert g.command("verify") == ["verify ok regions=1 kib=49152"]
+    assert values(g, "balloon")["discarded_pages"] == 49152

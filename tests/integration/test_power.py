@@ -45,7 +45,8 @@ def test_reboot(guest, machine):
 
 @pytest.mark.parametrize("machine", ["q35", "pc"])
 def test_power_button_powers_off(guest, machine):
-    g = guest(machine=machine)
+    g = guest(machine=machine,
+              qemu_args=["-fw_cfg", "name=opt/torpor/cmdline,string=power_button=poweroff"])
     boot = g.wait_ready()
     assert re.search(r"power button: SCI \d+, action poweroff", boot), boot
     g.connect_qmp()

@@ -1073,6 +1073,471 @@ static void test_walk_stops_early_and_returns_visitor_value(void **state)
     tracked_free(meta);
 }
 
+/* ---- claiming every free block ------------------------------------------ */
+
+#define CLAIM_TAG 0x5c
+
+/* What buddy_claim_free showed its visitor. The visitor also checks that the
+ * block it is shown is already taken, as an allocated block with the tag. */
+struct claim_log {
+    const struct buddy_zone *zone;
+    uint8_t tag;
+    unsigned stop_at; /* the call that returns value; 0: never stop */
+    int value;
+    struct listing blocks;
+};
+
+static int claim_visitor(void *context, uint64_t pfn, uint64_t count,
+                         enum buddy_state state, uint8_t tag)
+{
+    struct claim_log *log = context;
+    assert_int_equal(state, BUDDY_ALLOCATED);
+    assert_int_equal(tag, log->tag);
+    assert_true(count != 0 && (count & (count - 1)) == 0);
+    unsigned order = 99;
+    uint8_t got_tag = (uint8_t)~log->tag;
+    assert_int_equal(buddy_allocated_block(log->zone, pfn, &order, &got_tag), 0);
+    assert_int_equal(1ull << order, count);
+    assert_int_equal(got_tag, log->tag);
+    listing_add(&log->blocks, pfn, count, state, tag);
+    return log->blocks.n == log->stop_at ? log->value : 0;
+}
+
+/* Allocates blocks of orders 0-5 until the zone is full or `blocks` are
+ * live, then frees a random half of them: free runs of every size between
+ * allocated blocks. Returns how many blocks are still allocated. */
+static size_t fragment_zone(struct buddy_zone *zone, uint64_t seed, size_t blocks)
+{
+    uint64_t rng = seed;
+    uint64_t *pfns = tracked_calloc(blocks, sizeof(*pfns));
+    size_t n = 0;
+    while (n < blocks) {
+        unsigned order = (unsigned)rng_below(&rng, 6);
+        if (buddy_alloc(zone, order, (uint8_t)(0x10 + order), &pfns[n]) != 0)
+            break;
+        n++;
+    }
+    shuffle_u64(pfns, n, &rng);
+    size_t kept = n / 2;
+    for (size_t i = kept; i < n; i++)
+        assert_int_equal(buddy_free(zone, pfns[i]), 0);
+    assert_int_equal(buddy_check(zone), 0);
+    tracked_free(pfns);
+    return kept;
+}
+
+static uint64_t listing_pages(const struct listing *l, enum buddy_state state)
+{
+    uint64_t pages = 0;
+    for (size_t i = 0; i < l->n; i++)
+        if (l->blocks[i].state == state)
+            pages += l->blocks[i].count;
+    return pages;
+}
+
+/* The largest order buddy_alloc can give right now (the block is given
+ * back), or -1 when the zone has nothing free. */
+static int largest_allocatable_order(struct buddy_zone *zone)
+{
+    for (int order = BUDDY_MAX_ORDER; order >= 0; order--) {
+        uint64_t pfn;
+        if (buddy_alloc(zone, (unsigned)order, 1, &pfn) == 0) {
+            assert_int_equal(buddy_free(zone, pfn), 0);
+            return order;
+        }
+    }
+    return -1;
+}
+
+/* Claims the whole zone and checks the visits against the blocks before:
+ * exactly the free blocks, in increasing address order, none overlapping
+ * an allocated or reserved block, and the counters moved by their pages. */
+static void claim_and_check(struct buddy_zone *zone, struct claim_log *log)
+{
+    struct snapshot before;
+    take_snapshot(zone, &before);
+    uint64_t base = zone->base_pfn;
+    uint8_t *was_free = tracked_calloc(zone->page_count, 1);
+    for (size_t i = 0; i < before.blocks.n; i++) {
+        const struct block *b = &before.blocks.blocks[i];
+        if (b->state == BUDDY_FREE)
+            memset(was_free + (b->pfn - base), 1, b->count);
+    }
+
+    assert_int_equal(buddy_claim_free(zone, log->tag, claim_visitor, log), 0);
+
+    uint64_t claimed = 0, end = 0;
+    size_t free_index = 0;
+    for (size_t i = 0; i < log->blocks.n; i++) {
+        const struct block *c = &log->blocks.blocks[i];
+        if (i > 0)
+            assert_true(c->pfn >= end); /* strictly increasing, no overlap */
+        end = c->pfn + c->count;
+        assert_true(buddy_zone_contains(zone, c->pfn));
+        assert_true(buddy_zone_contains(zone, end - 1));
+        for (uint64_t p = c->pfn; p < end; p++)
+            assert_int_equal(was_free[p - base], 1);
+        /* the free blocks as they were: not split, not merged */
+        while (free_index < before.blocks.n && before.blocks.blocks[free_index].state != BUDDY_FREE)
+            free_index++;
+        assert_true(free_index < before.blocks.n);
+        assert_int_equal(c->pfn, before.blocks.blocks[free_index].pfn);
+        assert_int_equal(c->count, before.blocks.blocks[free_index].count);
+        free_index++;
+        claimed += c->count;
+    }
+    while (free_index < before.blocks.n)
+        assert_true(before.blocks.blocks[free_index++].state != BUDDY_FREE);
+    assert_int_equal(claimed, before.free_pages);
+    assert_int_equal(claimed, listing_pages(&before.blocks, BUDDY_FREE));
+    assert_int_equal(zone->free_pages, 0);
+    for (unsigned order = 0; order < BUDDY_ORDER_COUNT; order++) {
+        assert_int_equal(zone->free_blocks[order], 0);
+        assert_int_equal(zone->free_head[order], BUDDY_NONE);
+        assert_int_equal(zone->free_tail[order], BUDDY_NONE);
+    }
+    assert_int_equal(zone->allocated_pages, before.allocated_pages + claimed);
+    assert_int_equal(zone->reserved_pages, before.reserved_pages);
+    assert_int_equal(buddy_check(zone), 0);
+
+    /* the blocks allocated before keep their order and tag; reserved stay */
+    struct listing after = { 0 };
+    list_blocks(zone, &after);
+    assert_int_equal(after.n, before.blocks.n);
+    for (size_t i = 0; i < after.n; i++) {
+        const struct block *a = &after.blocks[i], *b = &before.blocks.blocks[i];
+        assert_int_equal(a->pfn, b->pfn);
+        assert_int_equal(a->count, b->count);
+        if (b->state == BUDDY_FREE) {
+            assert_int_equal(a->state, BUDDY_ALLOCATED);
+            assert_int_equal(a->tag, log->tag);
+        } else {
+            assert_int_equal(a->state, b->state);
+            assert_int_equal(a->tag, b->tag);
+        }
+    }
+    uint64_t pfn;
+    assert_int_equal(buddy_alloc(zone, 0, 1, &pfn), -1);
+    listing_free(&after);
+    listing_free(&before.blocks);
+    tracked_free(was_free);
+}
+
+static void test_claim_free_takes_every_free_block_in_address_order(void **state)
+{
+    (void)state;
+    const struct zone_layout *layouts[] = { &layout_unaligned, &layout_odd, &layout_aligned };
+    const uint64_t seeds[] = { 1, 0xC0FFEE };
+    for (size_t l = 0; l < sizeof(layouts) / sizeof(layouts[0]); l++) {
+        for (size_t s = 0; s < sizeof(seeds) / sizeof(seeds[0]); s++) {
+            print_message("layout %s, seed %#llx\n", layouts[l]->name,
+                          (unsigned long long)seeds[s]);
+            struct buddy_zone zone;
+            struct buddy_page *meta;
+            setup_zone(&zone, &meta, layouts[l]);
+            assert_true(fragment_zone(&zone, seeds[s], 60) > 0);
+            assert_true(zone.allocated_pages > 0);
+            assert_true(zone.free_pages > 0);
+            struct claim_log log = { &zone, CLAIM_TAG, 0, 0, { 0 } };
+            claim_and_check(&zone, &log);
+            assert_true(log.blocks.n > 1);
+            listing_free(&log.blocks);
+            tracked_free(meta);
+        }
+    }
+
+    /* a fresh zone: everything but the holes is claimed */
+    struct buddy_zone zone;
+    struct buddy_page *meta;
+    setup_zone(&zone, &meta, &layout_odd);
+    struct claim_log log = { &zone, 0, 0, 0, { 0 } }; /* tag 0 is a tag like any other */
+    claim_and_check(&zone, &log);
+    assert_int_equal(zone.allocated_pages, layout_odd.count - layout_reserved_pages(&layout_odd));
+    listing_free(&log.blocks);
+    tracked_free(meta);
+}
+
+static void test_claim_free_of_zone_without_free_pages_visits_nothing(void **state)
+{
+    (void)state;
+    /* fully reserved */
+    struct buddy_page *meta = garbage_metadata(100);
+    struct buddy_zone zone;
+    buddy_zone_init(&zone, 50, 100, meta);
+    buddy_add_reserved_range(&zone, 50, 100);
+    struct snapshot before;
+    take_snapshot(&zone, &before);
+    struct claim_log log = { &zone, CLAIM_TAG, 1, 9, { 0 } };
+    assert_int_equal(buddy_claim_free(&zone, CLAIM_TAG, claim_visitor, &log), 0);
+    assert_int_equal(log.blocks.n, 0);
+    assert_zone_unchanged(&zone, &before);
+    listing_free(&before.blocks);
+    tracked_free(meta);
+
+    /* claimed once already: a second claim finds nothing */
+    struct buddy_page *m;
+    setup_zone(&zone, &m, &layout_unaligned);
+    fragment_zone(&zone, 3, 40);
+    log = (struct claim_log){ &zone, CLAIM_TAG, 0, 0, { 0 } };
+    assert_int_equal(buddy_claim_free(&zone, CLAIM_TAG, claim_visitor, &log), 0);
+    assert_true(log.blocks.n > 0);
+    log.blocks.n = 0;
+    log.stop_at = 1; /* would stop at once, were anything visited */
+    log.value = 9;
+    take_snapshot(&zone, &before);
+    assert_int_equal(buddy_claim_free(&zone, CLAIM_TAG, claim_visitor, &log), 0);
+    assert_int_equal(log.blocks.n, 0);
+    assert_zone_unchanged(&zone, &before);
+    listing_free(&before.blocks);
+    listing_free(&log.blocks);
+    tracked_free(m);
+}
+
+/* Claims, gives every claimed block back with buddy_free (in a shuffled
+ * order) and expects the zone exactly as before, max-order blocks too. */
+static void check_claim_and_give_back(struct buddy_zone *zone, uint64_t seed)
+{
+    uint64_t rng = seed;
+    int largest_before = largest_allocatable_order(zone);
+    assert_true(largest_before >= 0);
+    struct snapshot before;
+    take_snapshot(zone, &before);
+
+    struct claim_log log = { zone, CLAIM_TAG, 0, 0, { 0 } };
+    claim_and_check(zone, &log);
+    assert_int_equal(largest_allocatable_order(zone), -1);
+
+    uint64_t *pfns = tracked_calloc(log.blocks.n, sizeof(*pfns));
+    for (size_t i = 0; i < log.blocks.n; i++)
+        pfns[i] = log.blocks.blocks[i].pfn;
+    shuffle_u64(pfns, log.blocks.n, &rng);
+    for (size_t i = 0; i < log.blocks.n; i++) {
+        assert_int_equal(buddy_free(zone, pfns[i]), 0);
+        assert_int_equal(buddy_free(zone, pfns[i]), -1); /* once only */
+        if (i % 16 == 0)
+            assert_int_equal(buddy_check(zone), 0);
+    }
+    assert_int_equal(zone->free_pages, before.free_pages);
+    assert_int_equal(buddy_check(zone), 0);
+    assert_zone_unchanged(zone, &before);
+    assert_int_equal(largest_allocatable_order(zone), largest_before);
+
+    tracked_free(pfns);
+    listing_free(&log.blocks);
+    listing_free(&before.blocks);
+}
+
+static void test_claimed_blocks_can_be_freed_back(void **state)
+{
+    (void)state;
+    const struct zone_layout *layouts[] = { &layout_unaligned, &layout_odd, &layout_aligned };
+    const uint64_t seeds[] = { 7, 0xFEED };
+    for (size_t l = 0; l < sizeof(layouts) / sizeof(layouts[0]); l++) {
+        for (size_t s = 0; s < sizeof(seeds) / sizeof(seeds[0]); s++) {
+            print_message("layout %s, seed %#llx\n", layouts[l]->name,
+                          (unsigned long long)seeds[s]);
+            struct buddy_zone zone;
+            struct buddy_page *meta;
+            setup_zone(&zone, &meta, layouts[l]);
+            fragment_zone(&zone, seeds[s], 50);
+            check_claim_and_give_back(&zone, seeds[s]);
+            tracked_free(meta);
+
+            /* an untouched zone merges back into its largest blocks */
+            setup_zone(&zone, &meta, layouts[l]);
+            check_claim_and_give_back(&zone, seeds[s]);
+            assert_fresh_layout(&zone, layouts[l]);
+            tracked_free(meta);
+        }
+    }
+
+    /* two 1 GiB blocks, the first broken up by small allocations: the
+     * second is claimed whole and a BUDDY_MAX_ORDER allocation works again */
+    const uint64_t count = 2ull << BUDDY_MAX_ORDER;
+    struct buddy_page *meta = garbage_metadata(count);
+    struct buddy_zone zone;
+    buddy_zone_init(&zone, 0, count, meta);
+    buddy_add_free_range(&zone, 0, count);
+    uint64_t pfn;
+    assert_int_equal(buddy_alloc(&zone, 0, 1, &pfn), 0);
+    assert_int_equal(buddy_alloc(&zone, 3, 1, &pfn), 0);
+    assert_int_equal(zone.free_blocks[BUDDY_MAX_ORDER], 1);
+    assert_int_equal(largest_allocatable_order(&zone), BUDDY_MAX_ORDER);
+    check_claim_and_give_back(&zone, 1);
+    assert_int_equal(zone.free_blocks[BUDDY_MAX_ORDER], 1);
+    assert_int_equal(buddy_alloc(&zone, BUDDY_MAX_ORDER, 2, &pfn), 0);
+    assert_int_equal(pfn % (1ull << BUDDY_MAX_ORDER), 0);
+    assert_int_equal(buddy_check(&zone), 0);
+    tracked_free(meta);
+}
+
+static void test_claim_free_stops_early_and_keeps_taken_blocks(void **state)
+{
+    (void)state;
+    struct buddy_zone zone;
+    struct buddy_page *meta;
+    setup_zone(&zone, &meta, &layout_odd);
+    fragment_zone(&zone, 42, 60);
+    struct snapshot before;
+    take_snapshot(&zone, &before);
+    struct listing free_before = { 0 };
+    for (size_t i = 0; i < before.blocks.n; i++) {
+        const struct block *b = &before.blocks.blocks[i];
+        if (b->state == BUDDY_FREE)
+            listing_add(&free_before, b->pfn, b->count, b->state, b->tag);
+    }
+    assert_true(free_before.n > 3);
+
+    /* stop on the second block: exactly the first two are taken */
+    struct claim_log log = { &zone, CLAIM_TAG, 2, 7, { 0 } };
+    assert_int_equal(buddy_claim_free(&zone, CLAIM_TAG, claim_visitor, &log), 7);
+    assert_int_equal(log.blocks.n, 2);
+    uint64_t taken = 0;
+    for (size_t i = 0; i < 2; i++) {
+        assert_int_equal(log.blocks.blocks[i].pfn, free_before.blocks[i].pfn);
+        assert_int_equal(log.blocks.blocks[i].count, free_before.blocks[i].count);
+        taken += log.blocks.blocks[i].count;
+    }
+    assert_int_equal(zone.free_pages, before.free_pages - taken);
+    assert_int_equal(zone.allocated_pages, before.allocated_pages + taken);
+    assert_int_equal(buddy_check(&zone), 0);
+    /* the walk: the two blocks allocated with the tag, nothing else changed */
+    struct listing now = { 0 };
+    list_blocks(&zone, &now);
+    assert_int_equal(now.n, before.blocks.n);
+    for (size_t i = 0; i < now.n; i++) {
+        const struct block *a = &now.blocks[i], *b = &before.blocks.blocks[i];
+        assert_int_equal(a->pfn, b->pfn);
+        assert_int_equal(a->count, b->count);
+        if (a->pfn == free_before.blocks[0].pfn || a->pfn == free_before.blocks[1].pfn) {
+            assert_int_equal(a->state, BUDDY_ALLOCATED);
+            assert_int_equal(a->tag, CLAIM_TAG);
+        } else {
+            assert_int_equal(a->state, b->state);
+            assert_int_equal(a->tag, b->tag);
+        }
+    }
+    listing_free(&now);
+
+    /* a negative value on the first of the rest: returned as is */
+    log = (struct claim_log){ &zone, CLAIM_TAG + 1, 1, -3, { 0 } };
+    assert_int_equal(buddy_claim_free(&zone, CLAIM_TAG + 1, claim_visitor, &log), -3);
+    assert_int_equal(log.blocks.n, 1);
+    assert_int_equal(log.blocks.blocks[0].pfn, free_before.blocks[2].pfn);
+    taken += log.blocks.blocks[0].count;
+    assert_int_equal(zone.free_pages, before.free_pages - taken);
+    assert_int_equal(buddy_check(&zone), 0);
+    listing_free(&log.blocks);
+
+    /* claiming again takes the rest, in order, from where it stopped */
+    log = (struct claim_log){ &zone, CLAIM_TAG, 0, 0, { 0 } };
+    assert_int_equal(buddy_claim_free(&zone, CLAIM_TAG, claim_visitor, &log), 0);
+    assert_int_equal(log.blocks.n, free_before.n - 3);
+    for (size_t i = 0; i < log.blocks.n; i++) {
+        assert_int_equal(log.blocks.blocks[i].pfn, free_before.blocks[i + 3].pfn);
+        assert_int_equal(log.blocks.blocks[i].count, free_before.blocks[i + 3].count);
+    }
+    assert_int_equal(zone.free_pages, 0);
+    assert_int_equal(zone.allocated_pages, before.allocated_pages + before.free_pages);
+    assert_int_equal(buddy_check(&zone), 0);
+
+    /* and everything given back restores the zone */
+    for (size_t i = 0; i < free_before.n; i++)
+        assert_int_equal(buddy_free(&zone, free_before.blocks[i].pfn), 0);
+    assert_zone_unchanged(&zone, &before);
+
+    listing_free(&log.blocks);
+    listing_free(&free_before);
+    listing_free(&before.blocks);
+    tracked_free(meta);
+}
+
+static void test_claim_free_takes_reported_blocks_too(void **state)
+{
+    (void)state;
+    struct buddy_zone zone;
+    struct buddy_page *meta;
+    setup_zone(&zone, &meta, &layout_odd);
+    fragment_zone(&zone, 5, 60);
+    struct snapshot before;
+    take_snapshot(&zone, &before);
+
+    /* report every free block of order 3 and up; smaller ones stay unreported */
+    uint64_t *reported = tracked_calloc(zone.page_count, sizeof(*reported));
+    size_t n = 0;
+    uint64_t pfn;
+    unsigned order;
+    while (buddy_take_unreported(&zone, 3, 0x77, &pfn, &order) == 0) {
+        assert_true(order >= 3);
+        reported[n++] = pfn;
+    }
+    assert_true(n > 0);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(buddy_free_reported(&zone, reported[i]), 0);
+    assert_int_equal(buddy_check(&zone), 0);
+    assert_int_equal(zone.free_pages, before.free_pages);
+    assert_int_equal(buddy_take_unreported(&zone, 3, 0x77, &pfn, &order), -1);
+
+    struct listing blocks = { 0 };
+    list_blocks(&zone, &blocks);
+    size_t free_reported = 0, free_unreported = 0;
+    for (size_t i = 0; i < blocks.n; i++) {
+        if (blocks.blocks[i].state != BUDDY_FREE)
+            continue;
+        if (blocks.blocks[i].tag == BUDDY_TAG_REPORTED)
+            free_reported++;
+        else
+            free_unreported++;
+    }
+    assert_int_equal(free_reported, n);
+    assert_true(free_unreported > 0);
+    listing_free(&blocks);
+
+    /* the claim takes both kinds, and the claim tag replaces "reported" */
+    struct claim_log log = { &zone, CLAIM_TAG, 0, 0, { 0 } };
+    claim_and_check(&zone, &log);
+    assert_int_equal(log.blocks.n, free_reported + free_unreported);
+    for (size_t i = 0; i < n; i++) {
+        size_t j = 0;
+        while (j < log.blocks.n && log.blocks.blocks[j].pfn != reported[i])
+            j++;
+        assert_true(j < log.blocks.n);
+        uint8_t tag = 0;
+        assert_int_equal(buddy_allocated_block(&zone, reported[i], NULL, &tag), 0);
+        assert_int_equal(tag, CLAIM_TAG);
+    }
+    assert_int_equal(buddy_take_unreported(&zone, 0, 0x77, &pfn, &order), -1);
+
+    /* given back, they are ordinary free blocks again */
+    for (size_t i = 0; i < log.blocks.n; i++)
+        assert_int_equal(buddy_free(&zone, log.blocks.blocks[i].pfn), 0);
+    assert_int_equal(zone.free_pages, before.free_pages);
+    assert_int_equal(buddy_check(&zone), 0);
+    assert_zone_unchanged(&zone, &before);
+
+    /* a zone whose free blocks are all reported */
+    struct buddy_page *m;
+    struct buddy_zone all;
+    setup_zone(&all, &m, &layout_unaligned);
+    n = 0;
+    while (buddy_take_unreported(&all, 0, 0x77, &pfn, &order) == 0)
+        reported[n++] = pfn;
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(buddy_free_reported(&all, reported[i]), 0);
+    assert_int_equal(buddy_take_unreported(&all, 0, 0x77, &pfn, &order), -1);
+    assert_int_equal(all.free_pages, layout_unaligned.count - layout_reserved_pages(&layout_unaligned));
+    struct claim_log all_log = { &all, CLAIM_TAG, 0, 0, { 0 } };
+    claim_and_check(&all, &all_log);
+    assert_int_equal(all_log.blocks.n, n);
+    listing_free(&all_log.blocks);
+    tracked_free(m);
+
+    listing_free(&log.blocks);
+    listing_free(&before.blocks);
+    tracked_free(reported);
+    tracked_free(meta);
+}
+
 /* ---- big zones ---------------------------------------------------------- */
 
 static void test_big_zone_has_1gib_blocks(void **state)
@@ -1261,6 +1726,11 @@ int main(void)
         cmocka_unit_test_teardown(test_free_all_order0_in_random_order_fully_coalesces, free_tracked),
         cmocka_unit_test_teardown(test_random_alloc_free_matches_reference_model, free_tracked),
         cmocka_unit_test_teardown(test_walk_stops_early_and_returns_visitor_value, free_tracked),
+        cmocka_unit_test_teardown(test_claim_free_takes_every_free_block_in_address_order, free_tracked),
+        cmocka_unit_test_teardown(test_claim_free_of_zone_without_free_pages_visits_nothing, free_tracked),
+        cmocka_unit_test_teardown(test_claimed_blocks_can_be_freed_back, free_tracked),
+        cmocka_unit_test_teardown(test_claim_free_stops_early_and_keeps_taken_blocks, free_tracked),
+        cmocka_unit_test_teardown(test_claim_free_takes_reported_blocks_too, free_tracked),
         cmocka_unit_test_teardown(test_big_zone_has_1gib_blocks, free_tracked),
         cmocka_unit_test_teardown(test_big_unaligned_zone_at_high_pfn, free_tracked),
         cmocka_unit_test_teardown(test_regression_double_free_after_merge_is_refused, free_tracked),

@@ -593,6 +593,151 @@ static void test_other_build_and_ram_changed(void **state)
     free_image(&b);
 }
 
+/* ---- this boot's RAM map against the image's ------------------------------- */
+
+/* The standard image checked against this boot's RAM runs; the RAM size always matches, so
+ * only the runs themselves can be the reason. */
+static enum image_refusal check_standard_against(const struct image_ram_range *ranges, size_t count)
+{
+    struct built b;
+
+    build_standard(&b);
+    b.expect.ranges = ranges;
+    b.expect.range_count = count;
+    enum image_refusal r = image_check_header(&b.h, &b.expect);
+    assert_int_equal(image_check_header(&b.h, NULL), IMAGE_OK);
+    free_image(&b);
+    return r;
+}
+
+static void test_ram_layout_identical_ranges_are_accepted(void **state)
+{
+    (void)state;
+    /* a copy, so the runs are compared, not the pointers */
+    struct image_ram_range same[] = { RANGE(0x100, 256), RANGE(0x400, 512) };
+    assert_int_equal(check_standard_against(same, 2), IMAGE_OK);
+    assert_int_equal(check_standard_against(standard_ranges, 2), IMAGE_OK);
+
+    struct built b;
+    build_standard(&b);
+    b.expect.ranges = b.h.ranges;
+    b.expect.range_count = b.h.range_count;
+    assert_int_equal(image_check_header(&b.h, &b.expect), IMAGE_OK);
+    assert_int_equal(check_all(&b), IMAGE_OK);
+    free_image(&b);
+
+    /* the most runs an image can have, each touching the next */
+    struct image_ram_range ranges[IMAGE_MAX_RANGES], copy[IMAGE_MAX_RANGES];
+    uint64_t pfns[IMAGE_MAX_RANGES];
+    for (uint32_t i = 0; i < IMAGE_MAX_RANGES; i++) {
+        ranges[i] = RANGE(0x100 + 4 * i, 4);
+        pfns[i] = 0x100 + 4 * i + 1;
+    }
+    memcpy(copy, ranges, sizeof(copy));
+    build_image(&b, ranges, IMAGE_MAX_RANGES, pfns, IMAGE_MAX_RANGES);
+    b.expect.ranges = copy;
+    b.expect.range_count = IMAGE_MAX_RANGES;
+    assert_int_equal(image_check_header(&b.h, &b.expect), IMAGE_OK);
+    /* the last run one page higher: same size, still sorted, not the same map */
+    copy[IMAGE_MAX_RANGES - 1].base += PAGE;
+    assert_int_equal(image_check_header(&b.h, &b.expect), IMAGE_RAM_LAYOUT_CHANGED);
+    free_image(&b);
+}
+
+static void test_ram_layout_moved_range_is_refused(void **state)
+{
+    (void)state;
+    /* one run elsewhere, the same number of pages in total */
+    struct image_ram_range second_moved[] = { RANGE(0x100, 256), RANGE(0x800, 512) };
+    struct image_ram_range second_one_page_up[] = { RANGE(0x100, 256), RANGE(0x401, 512) };
+    struct image_ram_range first_moved[] = { RANGE(0x000, 256), RANGE(0x400, 512) };
+    struct image_ram_range first_one_page_down[] = { RANGE(0xff, 256), RANGE(0x400, 512) };
+    /* the same bases, the pages shared out differently */
+    struct image_ram_range pages_moved[] = { RANGE(0x100, 255), RANGE(0x400, 513) };
+
+    assert_int_equal(check_standard_against(second_moved, 2), IMAGE_RAM_LAYOUT_CHANGED);
+    assert_int_equal(check_standard_against(second_one_page_up, 2), IMAGE_RAM_LAYOUT_CHANGED);
+    assert_int_equal(check_standard_against(first_moved, 2), IMAGE_RAM_LAYOUT_CHANGED);
+    assert_int_equal(check_standard_against(first_one_page_down, 2), IMAGE_RAM_LAYOUT_CHANGED);
+    assert_int_equal(check_standard_against(pages_moved, 2), IMAGE_RAM_LAYOUT_CHANGED);
+
+    /* the image's own header moved instead, resealed: the same refusal */
+    struct built b;
+    build_standard(&b);
+    b.h.ranges[1].base = 0x800 * (uint64_t)PAGE;
+    image_seal(&b.h);
+    b.expect.ranges = standard_ranges;
+    b.expect.range_count = 2;
+    assert_int_equal(image_check_header(&b.h, &b.expect), IMAGE_RAM_LAYOUT_CHANGED);
+    b.expect.ranges = NULL;
+    assert_int_equal(image_check_header(&b.h, &b.expect), IMAGE_OK);
+    free_image(&b);
+}
+
+static void test_ram_layout_different_range_count_is_refused(void **state)
+{
+    (void)state;
+    /* the same pages in one, three or more runs */
+    struct image_ram_range one[] = { RANGE(0x100, 768) };
+    struct image_ram_range split[] = { RANGE(0x100, 256), RANGE(0x400, 256), RANGE(0x500, 256) };
+    struct image_ram_range split_first[] = { RANGE(0x100, 128), RANGE(0x180, 128), RANGE(0x400, 512) };
+    /* the image's runs and one more: a prefix is not enough */
+    struct image_ram_range extra[] = { RANGE(0x100, 256), RANGE(0x400, 512), RANGE(0x800, 1) };
+
+    assert_int_equal(check_standard_against(one, 1), IMAGE_RAM_LAYOUT_CHANGED);
+    assert_int_equal(check_standard_against(split, 3), IMAGE_RAM_LAYOUT_CHANGED);
+    assert_int_equal(check_standard_against(split_first, 3), IMAGE_RAM_LAYOUT_CHANGED);
+    assert_int_equal(check_standard_against(extra, 3), IMAGE_RAM_LAYOUT_CHANGED);
+    assert_int_equal(check_standard_against(extra, 1), IMAGE_RAM_LAYOUT_CHANGED);
+    assert_int_equal(check_standard_against(extra, 0), IMAGE_RAM_LAYOUT_CHANGED);
+    assert_int_equal(check_standard_against(extra, 2), IMAGE_OK);
+}
+
+static void test_ram_layout_not_checked_without_ranges(void **state)
+{
+    (void)state;
+    struct built b;
+
+    build_standard(&b);
+    assert_null(b.expect.ranges);
+    assert_int_equal(image_check_header(&b.h, &b.expect), IMAGE_OK);
+    /* NULL: not checked, whatever the count says */
+    b.expect.range_count = 1;
+    assert_int_equal(image_check_header(&b.h, &b.expect), IMAGE_OK);
+    b.expect.range_count = IMAGE_MAX_RANGES + 5;
+    assert_int_equal(image_check_header(&b.h, &b.expect), IMAGE_OK);
+    assert_int_equal(check_all(&b), IMAGE_OK);
+    free_image(&b);
+}
+
+static void test_ram_size_change_is_reported_before_layout_change(void **state)
+{
+    (void)state;
+    struct built b;
+    struct image_ram_range bigger[] = { RANGE(0x100, 256), RANGE(0x400, 513) };
+    struct image_ram_range moved[] = { RANGE(0x100, 256), RANGE(0x800, 512) };
+
+    build_standard(&b);
+    /* both the size and the runs differ: the size is the reason given */
+    b.expect.ranges = bigger;
+    b.expect.range_count = 2;
+    b.expect.ram_bytes = (256 + 513) * (uint64_t)PAGE;
+    assert_int_equal(image_check_header(&b.h, &b.expect), IMAGE_RAM_CHANGED);
+    b.expect.ranges = moved;
+    b.expect.ram_bytes = b.h.ram_bytes - PAGE;
+    assert_int_equal(image_check_header(&b.h, &b.expect), IMAGE_RAM_CHANGED);
+    b.expect.range_count = 1;
+    assert_int_equal(image_check_header(&b.h, &b.expect), IMAGE_RAM_CHANGED);
+    /* the same size again: now the runs are the reason */
+    b.expect.ram_bytes = b.h.ram_bytes;
+    assert_int_equal(image_check_header(&b.h, &b.expect), IMAGE_RAM_LAYOUT_CHANGED);
+    /* and another build comes before both */
+    b.expect.build_id ^= 1;
+    b.expect.ram_bytes += PAGE;
+    assert_int_equal(image_check_header(&b.h, &b.expect), IMAGE_OTHER_BUILD);
+    free_image(&b);
+}
+
 /* Each edit, resealed, leaves only the layout wrong. */
 static void expect_bad_layout(void (*edit)(struct image_header *))
 {
@@ -955,6 +1100,7 @@ static void test_refusal_texts(void **state)
         [IMAGE_UNFINISHED_RESUME] = "earlier-resume-did-not-finish",
         [IMAGE_OTHER_BUILD] = "different-build",
         [IMAGE_RAM_CHANGED] = "ram-size-changed",
+        [IMAGE_RAM_LAYOUT_CHANGED] = "ram-layout-changed",
         [IMAGE_BAD_LAYOUT] = "bad-layout",
         [IMAGE_DISK_TOO_SMALL] = "image-beyond-disk",
         [IMAGE_BAD_INDEX_CHECKSUM] = "bad-index-checksum",
@@ -974,6 +1120,8 @@ static void test_refusal_texts(void **state)
         for (int j = 0; j < i; j++)
             assert_string_not_equal(text, image_refusal_text((enum image_refusal)j));
     }
+    assert_string_equal(image_refusal_text(IMAGE_RAM_LAYOUT_CHANGED), "ram-layout-changed");
+    assert_string_equal(image_refusal_text(IMAGE_RAM_CHANGED), "ram-size-changed");
     assert_string_equal(image_refusal_text(IMAGE_REFUSAL_COUNT), "unknown");
     assert_string_equal(image_refusal_text((enum image_refusal)(IMAGE_REFUSAL_COUNT + 7)), "unknown");
     assert_string_equal(image_refusal_text((enum image_refusal)-1), "unknown");
@@ -1391,6 +1539,11 @@ int main(void)
         cmocka_unit_test(test_bad_header_checksum_for_every_flipped_bit),
         cmocka_unit_test(test_used_and_resuming_states),
         cmocka_unit_test(test_other_build_and_ram_changed),
+        cmocka_unit_test(test_ram_layout_identical_ranges_are_accepted),
+        cmocka_unit_test(test_ram_layout_moved_range_is_refused),
+        cmocka_unit_test(test_ram_layout_different_range_count_is_refused),
+        cmocka_unit_test(test_ram_layout_not_checked_without_ranges),
+        cmocka_unit_test(test_ram_size_change_is_reported_before_layout_change),
         cmocka_unit_test(test_bad_layout_index_sector),
         cmocka_unit_test(test_bad_layout_data_sector),
         cmocka_unit_test(test_bad_layout_page_counts),
