@@ -203,23 +203,32 @@ def measure_balloon(figures):
 
 
 HIBERNATE_OK = re.compile(r"hibernate ok pages=(\d+) zero_pages=(\d+) image_bytes=(\d+) ms=(\d+)")
+RESUME_OK = re.compile(r"resume ok pages=(\d+) ms=(\d+) read_bytes=(\d+) read_us=(\d+)")
+KERNEL_BANNER = re.compile(r"(?m)^torpor \S+ \(revision")
 
 
-def hibernate_once(name, memory_mib, used_mib, balloon_mib=0, disk_bench=False):
-    """Boots a guest, fills used_mib, balloons balloon_mib away, hibernates.
-    Returns (seconds from `hibernate` to QEMU's exit, image bytes, writer
-    MiB/s as the guest timed it, `blk bench` write MiB/s or None)."""
+def hibernate_once(name, memory_mib, used_mib, balloon_mib=0, disk_bench=False, resume=False):
+    """Boots a guest, fills used_mib, balloons balloon_mib away, hibernates,
+    and with resume=True boots again from the image. Returns a dict:
+    hibernate_s (from `hibernate` to QEMU's exit), image_bytes, writer_mibps
+    (as the guest timed it), bench_write_mibps / bench_read_mibps (`blk
+    bench` on the swap disk in the same run, or None), and with resume:
+    resume_s (QEMU start to `resume ok`), firmware_s (QEMU start to the
+    kernel's first line), reader_mibps (reading and checking, as the boot
+    kernel timed it)."""
+    result = {"bench_write_mibps": None, "bench_read_mibps": None}
     with tempfile.TemporaryDirectory(prefix="torpor-bench.") as directory:
         swap = os.path.join(directory, "swap.img")
         guest, _, _ = boot_guest(name, memory=memory_mib, options=["--swap", swap])
         with guest:
             guest.connect_qmp()
-            bench = None
             if disk_bench:
                 # the first pass allocates the sparse file's blocks; the
                 # writer then overwrites them, so compare with a second pass
                 result_line(guest, "blk bench torpor-swap 256", "blkbench")
-                bench = int(result_line(guest, "blk bench torpor-swap 256", "blkbench")["write_mibps"])
+                bench = result_line(guest, "blk bench torpor-swap 256", "blkbench")
+                result["bench_write_mibps"] = int(bench["write_mibps"])
+                result["bench_read_mibps"] = int(bench["read_mibps"])
             if used_mib:
                 result_line(guest, "fill %d" % used_mib, "fill", timeout=600)
             if balloon_mib:
@@ -229,47 +238,75 @@ def hibernate_once(name, memory_mib, used_mib, balloon_mib=0, disk_bench=False):
             match = guest.wait_for(HIBERNATE_OK, timeout=600)
             if guest.wait_exit(timeout=120) != 0:
                 raise RuntimeError("QEMU did not exit 0 after hibernate")
-            seconds = time.monotonic() - started
+            result["hibernate_s"] = time.monotonic() - started
             image_bytes, ms = int(match.group(3)), max(1, int(match.group(4)))
-            return seconds, image_bytes, image_bytes / MIB_BYTES / (ms / 1000), bench
+            result["image_bytes"] = image_bytes
+            result["writer_mibps"] = image_bytes / MIB_BYTES / (ms / 1000)
+        if resume:
+            started = time.monotonic()
+            guest = harness.Guest(name="bench-" + name + "-resume", memory=memory_mib,
+                                  options=["--swap", swap])
+            with guest:
+                guest.wait_for(KERNEL_BANNER, timeout=120)
+                result["firmware_s"] = time.monotonic() - started
+                match = guest.wait_for(RESUME_OK, timeout=600)
+                result["resume_s"] = time.monotonic() - started
+                read_bytes, read_us = int(match.group(3)), max(1, int(match.group(4)))
+                result["reader_mibps"] = read_bytes / MIB_BYTES / (read_us / 1e6)
+                guest.wait_prompt()
+                if guest.command("verify", timeout=300)[0].split()[:2] != ["verify", "ok"]:
+                    raise RuntimeError("verify failed after resume")
+    return result
 
 
 MIB_BYTES = 1 << 20
 
 
 def measure_hibernate(figures):
-    """The way down for a 1 GiB guest: time, image size against used
-    memory, the writer against `blk bench` on the same disk; then the same
-    used memory with a growing balloon and in bigger guests."""
+    """The way down and back up for a 1 GiB guest: times, image size
+    against used memory, writer and reader against `blk bench` on the same
+    disk; then the same used memory with a growing balloon and in bigger
+    guests."""
     used_sizes = [64] if QUICK else [64, 256, 768]
     for used in used_sizes:
-        times, sizes, overhead, ratios = [], [], [], []
-        for run in range(RUNS):
-            seconds, image_bytes, writer, bench = hibernate_once(
-                "hibernate-%d-%d" % (used, run), 1024, used, disk_bench=True)
-            times.append(seconds)
-            sizes.append(image_bytes / MIB_BYTES)
-            overhead.append(100 * (image_bytes - used * MIB_BYTES) / (used * MIB_BYTES))
-            ratios.append(100 * writer / bench)
-        figures.add("hibernate", "hibernate to QEMU exit, %d MiB used of 1 GiB" % used, "s", times)
-        figures.add("hibernate", "image size, %d MiB used" % used, "MiB", sizes)
-        figures.add("hibernate", "image beyond the filled memory, %d MiB used" % used, "%", overhead,
+        runs = [hibernate_once("hibernate-%d-%d" % (used, run), 1024, used, disk_bench=True,
+                               resume=True) for run in range(RUNS)]
+        figures.add("hibernate", "hibernate to QEMU exit, %d MiB used of 1 GiB" % used, "s",
+                    [r["hibernate_s"] for r in runs])
+        figures.add("hibernate", "QEMU start to resume ok, %d MiB used of 1 GiB" % used, "s",
+                    [r["resume_s"] for r in runs])
+        figures.add("hibernate", "firmware share of resume (QEMU start to kernel), %d MiB used" % used, "%",
+                    [100 * r["firmware_s"] / r["resume_s"] for r in runs])
+        figures.add("hibernate", "image size, %d MiB used" % used, "MiB",
+                    [r["image_bytes"] / MIB_BYTES for r in runs])
+        figures.add("hibernate", "image beyond the filled memory, %d MiB used" % used, "%",
+                    [100 * (r["image_bytes"] - used * MIB_BYTES) / (used * MIB_BYTES) for r in runs],
                     "kernel, allocator metadata, index")
-        figures.add("hibernate", "writer throughput as share of blk bench, %d MiB used" % used, "%",
-                    ratios, "same disk, same run")
+        figures.add("hibernate", "writer throughput as share of blk bench write, %d MiB used" % used, "%",
+                    [100 * r["writer_mibps"] / r["bench_write_mibps"] for r in runs], "same disk, same run")
+        figures.add("hibernate", "reader throughput as share of blk bench read, %d MiB used" % used, "%",
+                    [100 * r["reader_mibps"] / r["bench_read_mibps"] for r in runs],
+                    "reading and checking every page; same disk, same run")
     if QUICK:
         return
     for balloon in (256, 512):
-        sizes = [hibernate_once("hibernate-balloon-%d-%d" % (balloon, run), 1024, 256, balloon)[1]
-                 / MIB_BYTES for run in range(RUNS)]
-        figures.add("hibernate", "image size, 256 MiB used, %d MiB ballooned" % balloon, "MiB", sizes)
+        runs = [hibernate_once("hibernate-balloon-%d-%d" % (balloon, run), 1024, 256, balloon,
+                               resume=True) for run in range(RUNS)]
+        figures.add("hibernate", "image size, 256 MiB used, %d MiB ballooned" % balloon, "MiB",
+                    [r["image_bytes"] / MIB_BYTES for r in runs])
+        figures.add("hibernate", "hibernate to QEMU exit, 256 MiB used, %d MiB ballooned" % balloon, "s",
+                    [r["hibernate_s"] for r in runs])
+        figures.add("hibernate", "QEMU start to resume ok, 256 MiB used, %d MiB ballooned" % balloon, "s",
+                    [r["resume_s"] for r in runs])
     for memory in (4096, 16384):
-        results = [hibernate_once("hibernate-ram-%d-%d" % (memory, run), memory, 256)
-                   for run in range(RUNS)]
+        runs = [hibernate_once("hibernate-ram-%d-%d" % (memory, run), memory, 256, resume=True)
+                for run in range(RUNS)]
         figures.add("hibernate", "hibernate to QEMU exit, 256 MiB used of %d GiB" % (memory // 1024), "s",
-                    [r[0] for r in results])
+                    [r["hibernate_s"] for r in runs])
+        figures.add("hibernate", "QEMU start to resume ok, 256 MiB used of %d GiB" % (memory // 1024), "s",
+                    [r["resume_s"] for r in runs])
         figures.add("hibernate", "image size, 256 MiB used of %d GiB" % (memory // 1024), "MiB",
-                    [r[1] / MIB_BYTES for r in results])
+                    [r["image_bytes"] / MIB_BYTES for r in runs])
 
 
 def environment():

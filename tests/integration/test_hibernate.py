@@ -135,8 +135,11 @@ def test_write_error_thaws_and_a_second_try_succeeds(guest, tmp_path):
     verify = hibimg("verify", str(swap))
     assert verify.returncode == 0, verify.stdout + verify.stderr
 
-    # and it resumes, with the balloon discarded
-    g = guest(memory=512, options=["--swap", str(swap)])
+    # and it resumes, with the balloon discarded (same device layout, the
+    # disk without blkdebug)
+    g = guest(memory=512, options=["--no-swap"], qemu_args=[
+        "-drive", "if=none,id=swapd,format=raw,file=%s" % swap,
+        "-device", "virtio-blk-pci,drive=swapd,serial=torpor-swap"])
     g.wait_for(r"resume ok pages=%d " % pages, timeout=180)
     g.wait_prompt()
     assert g.command("verify") == ["verify ok regions=1 kib=49152"]

@@ -281,3 +281,23 @@ def test_half_resumed_image_can_be_retried_after_hibimg_marks_it_valid(guest, sm
     assert hibimg("set", path, "state", "valid").returncode == 0
     g = guest(options=["--swap", path])
     assert resume_ok(g) == small_image[1]
+
+
+def test_resume_after_the_balloon_vanished_gives_its_pages_back(guest, tmp_path):
+    swap = str(tmp_path / "swap.img")
+    first = guest(options=["--swap", swap])
+    first.wait_ready()
+    first.connect_qmp()
+    first.command("fill 16 91")
+    wait_balloon(first, 448 * MIB)
+    free_before = values(first, "mem")["free_kib"]
+    pages = hibernate_ok(first)[0]
+
+    second = guest(options=["--swap", swap, "--no-balloon"])
+    assert resume_ok(second) == pages
+    assert re.search(r"virtio: balloon at \S+ is gone after resume", second.output)
+    assert "balloon: device gone, 16384 ballooned pages back to the allocator" in second.output
+    mem = values(second, "mem")
+    assert mem["balloon_kib"] == 0, mem
+    assert mem["free_kib"] >= free_before + 16384 * 4 - 4096, (mem, free_before)
+    assert second.command("verify") == ["verify ok regions=1 kib=16384"]
