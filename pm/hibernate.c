@@ -27,8 +27,17 @@
 #define WRITER_STACK_BYTES (64 * 1024)
 #define INDEX_MARGIN_PAGES 4096 /* pages that may appear between count and snapshot */
 #define REQUEST_PAGES 256       /* 1 MiB per request */
+#define MAX_SEGMENTS 128
 
 int64_t snapshot_and_call(struct image_cpu_state *state, int (*fn)(void *), void *arg, void *stack_top);
+
+/* The data request being built: runs of neighbouring frames become one
+ * segment, up to REQUEST_PAGES pages a request. */
+struct data_request {
+    struct blk_segment segments[MAX_SEGMENTS];
+    unsigned count, pages;
+    uint64_t sector;          /* where this request's data goes */
+};
 
 struct writer {
     struct image_header *header;
@@ -41,7 +50,11 @@ struct writer {
     int blk_error;
     uint64_t failed_sector;
     uint64_t started_ns;
+    struct data_request *request; /* on the writer's stack */
+    unsigned max_segments;
 };
+
+static int fail(struct writer *w, const char *reason, int blk_error);
 
 /* ---- what is saved ----------------------------------------------------- */
 
@@ -61,8 +74,22 @@ static int count_block(void *context, uint64_t pfn, uint64_t count, enum buddy_s
     return 0;
 }
 
-/* Fills the index: runs after the snapshot and writes only the region. */
-static int index_block(void *context, uint64_t pfn, uint64_t count, enum buddy_state state, uint8_t tag)
+/* The exact number of index entries, after the snapshot (nothing changes
+ * any more): page 0 holds nothing and is never mapped, so never saved. */
+static int count_saved_pages(void *context, uint64_t pfn, uint64_t count, enum buddy_state state,
+                             uint8_t tag)
+{
+    if (saved(state, tag))
+        *(uint64_t *)context += pfn == 0 ? count - 1 : count;
+    return 0;
+}
+
+static int add_data_page(struct writer *w, uint64_t address);
+
+/* One pass over every saved page: its index entry, and its data into the
+ * request being built, so the disk writes while the CPU reads on. Runs
+ * after the snapshot and writes only the region. */
+static int save_block(void *context, uint64_t pfn, uint64_t count, enum buddy_state state, uint8_t tag)
 {
     struct writer *w = context;
 
@@ -71,12 +98,14 @@ static int index_block(void *context, uint64_t pfn, uint64_t count, enum buddy_s
     for (uint64_t i = 0; i < count; i++) {
         if (pfn + i == 0)
             continue; /* page 0 holds nothing and is never mapped */
-        if (w->count == w->capacity)
+        if (w->count == w->capacity) {
+            fail(w, "index-overflow", 0);
             return -1;
-        const void *page = (const void *)(uintptr_t)((pfn + i) * PAGE_SIZE);
+        }
+        uint64_t address = (pfn + i) * PAGE_SIZE;
         struct image_index_entry *e = &w->index[w->count++];
         int zero;
-        uint64_t checksum = image_page_summary(page, &zero);
+        uint64_t checksum = image_page_summary((const void *)(uintptr_t)address, &zero);
         if (zero) {
             e->pfn_and_flags = ((pfn + i) << IMAGE_ENTRY_FLAG_BITS) | IMAGE_ENTRY_ZERO;
             e->checksum = 0;
@@ -84,6 +113,8 @@ static int index_block(void *context, uint64_t pfn, uint64_t count, enum buddy_s
         } else {
             e->pfn_and_flags = (pfn + i) << IMAGE_ENTRY_FLAG_BITS;
             e->checksum = checksum;
+            if (add_data_page(w, address) != 0)
+                return -1;
         }
     }
     return 0;
@@ -127,44 +158,37 @@ static int flush(struct writer *w)
     return result == BLK_OK ? 0 : fail(w, "flush-error", result);
 }
 
-/* The data of every non-zero page, in index order, as requests of up to
- * REQUEST_PAGES pages whose segments are runs of neighbouring frames. */
-static int write_data(struct writer *w)
+static int submit_data(struct writer *w)
 {
-    struct blk_segment segments[128];
-    unsigned max_segments = blk_writer_max_segments(w->blk);
-    uint64_t sector = w->header->data_sector, request_sector = sector;
-    unsigned count = 0, pages = 0;
+    struct data_request *r = w->request;
 
-    if (max_segments > 128)
-        max_segments = 128;
-    for (uint64_t i = 0; i <= w->count; i++) {
-        int last = i == w->count;
-        uint64_t address = 0;
-        if (!last) {
-            if (w->index[i].pfn_and_flags & IMAGE_ENTRY_ZERO)
-                continue;
-            address = IMAGE_ENTRY_PFN(w->index[i].pfn_and_flags) * PAGE_SIZE;
-            if (count && segments[count - 1].address + segments[count - 1].length == address &&
-                pages < REQUEST_PAGES) {
-                segments[count - 1].length += PAGE_SIZE; /* the run goes on */
-                pages++;
-                continue;
-            }
-        }
-        if (count && (last || count == max_segments || pages == REQUEST_PAGES)) {
-            int result = blk_writer_submit(w->blk, BLK_TYPE_OUT, request_sector, segments, count);
-            if (result != BLK_OK)
-                return fail(w, "write-error", result);
-            request_sector += (uint64_t)pages * (PAGE_SIZE / BLK_SECTOR_SIZE);
-            count = pages = 0;
-        }
-        if (!last) {
-            segments[count++] = (struct blk_segment){ address, PAGE_SIZE };
-            pages++;
-        }
+    if (!r->count)
+        return 0;
+    int result = blk_writer_submit(w->blk, BLK_TYPE_OUT, r->sector, r->segments, r->count);
+    if (result != BLK_OK)
+        return fail(w, "write-error", result);
+    r->sector += (uint64_t)r->pages * (PAGE_SIZE / BLK_SECTOR_SIZE);
+    r->count = r->pages = 0;
+    return 0;
+}
+
+/* The data of the non-zero pages goes out in index order. */
+static int add_data_page(struct writer *w, uint64_t address)
+{
+    struct data_request *r = w->request;
+
+    if (r->count && r->segments[r->count - 1].address + r->segments[r->count - 1].length == address &&
+        r->pages < REQUEST_PAGES) {
+        r->segments[r->count - 1].length += PAGE_SIZE; /* the run goes on */
+    } else {
+        if (r->count == w->max_segments || r->pages == REQUEST_PAGES)
+            if (submit_data(w) != 0)
+                return -1;
+        r->segments[r->count++] = (struct blk_segment){ address, PAGE_SIZE };
     }
-    (void)sector;
+    r->pages++;
+    if (r->pages == REQUEST_PAGES)
+        return submit_data(w);
     return 0;
 }
 
@@ -192,28 +216,38 @@ static void fill_header(struct writer *w)
 static int write_image(void *context)
 {
     struct writer *w = context;
-    uint64_t sectors;
+    struct image_header *h = w->header;
+    struct data_request request = { .count = 0 };
+    uint64_t pages = 0;
 
-    if (page_alloc_walk(index_block, w) != 0)
+    /* the layout needs only the number of entries, which a walk of the
+     * allocator gives without reading a page */
+    page_alloc_walk(count_saved_pages, &pages);
+    if (pages > w->capacity)
         return fail(w, "index-overflow", 0);
-    uint64_t bytes = image_layout(w->header, w->count, w->zero_pages);
     struct blk_info info;
     blk_disk_info(w->disk, &info);
-    sectors = info.sectors;
-    if (bytes > sectors * BLK_SECTOR_SIZE)
+    if (image_layout(h, pages, 0) > info.sectors * BLK_SECTOR_SIZE)
         return fail(w, "disk-too-small", 0);
 
     /* the old header goes first: no valid header may describe new data */
-    struct image_header *h = w->header;
     struct image_cpu_state cpu = h->cpu;
     memset(h, 0, PAGE_SIZE);
     if (write_contiguous(w, 0, (uint64_t)(uintptr_t)h, 1) != 0 || flush(w) != 0)
         return -1;
     h->cpu = cpu;
-    image_layout(h, w->count, w->zero_pages);
+    image_layout(h, pages, 0);
 
-    if (write_data(w) != 0 ||
-        write_contiguous(w, h->index_sector, (uint64_t)(uintptr_t)w->index,
+    w->request = &request;
+    w->max_segments = blk_writer_max_segments(w->blk) < MAX_SEGMENTS ? blk_writer_max_segments(w->blk)
+                                                                      : MAX_SEGMENTS;
+    request.sector = h->data_sector;
+    if (page_alloc_walk(save_block, w) != 0 || submit_data(w) != 0)
+        return -1;
+    if (w->count != pages)
+        return fail(w, "index-overflow", 0); /* cannot be: nothing changed since the count */
+    image_layout(h, w->count, w->zero_pages);
+    if (write_contiguous(w, h->index_sector, (uint64_t)(uintptr_t)w->index,
                          image_index_bytes(w->count) / PAGE_SIZE) != 0 ||
         flush(w) != 0)
         return -1;
