@@ -56,6 +56,12 @@ struct image_cpu_state {
     uint64_t gdt_base, idt_base;
     uint8_t fxsave[512] __attribute__((aligned(16)));
 };
+/* arch/x86/image_cpu_state.inc repeats these offsets for the assembly */
+_Static_assert(__builtin_offsetof(struct image_cpu_state, rflags) == 64, "CPU_RFLAGS");
+_Static_assert(__builtin_offsetof(struct image_cpu_state, efer) == 96, "CPU_EFER");
+_Static_assert(__builtin_offsetof(struct image_cpu_state, gdt_limit) == 104, "CPU_GDT_LIMIT");
+_Static_assert(__builtin_offsetof(struct image_cpu_state, idt_base) == 120, "CPU_IDT_BASE");
+_Static_assert(__builtin_offsetof(struct image_cpu_state, fxsave) == 128, "CPU_FXSAVE");
 
 struct image_header {
     uint64_t magic;

@@ -14,25 +14,7 @@ section .text
 
 global snapshot_and_call
 
-%define CPU_RIP 0
-%define CPU_RSP 8
-%define CPU_RBX 16
-%define CPU_RBP 24
-%define CPU_R12 32
-%define CPU_R13 40
-%define CPU_R14 48
-%define CPU_R15 56
-%define CPU_RFLAGS 64
-%define CPU_CR0 72
-%define CPU_CR3 80
-%define CPU_CR4 88
-%define CPU_EFER 96
-%define CPU_GDT_LIMIT 104
-%define CPU_IDT_LIMIT 106
-%define CPU_GDT_BASE 112
-%define CPU_IDT_BASE 120
-%define CPU_FXSAVE 128
-%define MSR_EFER 0xc0000080
+%include "arch/x86/image_cpu_state.inc"
 
 snapshot_and_call:
     mov rax, [rsp]                  ; where a resume returns to: our caller
