@@ -33,7 +33,7 @@ KERNEL_ASM_SOURCES := $(wildcard boot/*.asm arch/x86/*.asm)
 KERNEL_OBJECTS := $(KERNEL_C_SOURCES:%.c=$(BUILD)/kernel/%.o) \
 	$(KERNEL_ASM_SOURCES:%.asm=$(BUILD)/kernel/%.asm.o)
 
-.PHONY: all deps run test unit-test integration-test bench clean
+.PHONY: all deps run test unit-test integration-test bench bench-compare clean
 all: $(BUILD)/torpor.efi $(BUILD)/esp.img $(BUILD)/hibimg
 
 deps:
@@ -117,6 +117,15 @@ test: deps all unit-test
 # Benchmarks: docs/benchmarks.md and bench/results/*.csv; QUICK=1 for one run of each.
 bench: deps all
 	QUICK=$(QUICK) $(PYTHON) bench/run_bench.py
+
+# make bench-compare OLD.csv NEW.csv: the ratio per figure
+bench-compare:
+	$(PYTHON) bench/compare.py $(filter %.csv,$(MAKECMDGOALS))
+
+ifeq ($(firstword $(MAKECMDGOALS)),bench-compare)
+%.csv:
+	@:
+endif
 
 clean:
 	rm -rf $(BUILD)

@@ -336,6 +336,69 @@ def environment():
     }
 
 
+def median_of(figures, name):
+    for _, figure, _, median, _, _, _, _ in figures.summary():
+        if figure == name:
+            return median
+    return None
+
+
+PLOTS = [
+    # file, title, x label, y label, x values, [(line title, figure name with {x})]
+    ("bench-hibernate-used.png", "1 GiB guest: time against used memory", "used memory (MiB)", "seconds",
+     [64, 256, 768],
+     [("hibernate to QEMU exit", "hibernate to QEMU exit, {x} MiB used of 1 GiB"),
+      ("QEMU start to resume ok", "QEMU start to resume ok, {x} MiB used of 1 GiB")]),
+    ("bench-image-balloon.png", "1 GiB guest, 256 MiB used: image against balloon size",
+     "ballooned (MiB)", "image (MiB)", [0, 256, 512],
+     [("image size", "image size, 256 MiB used, {x} MiB ballooned")]),
+    ("bench-time-ram.png", "256 MiB used: time against RAM size", "RAM (GiB)", "seconds", [1, 4, 16],
+     [("hibernate to QEMU exit", "hibernate to QEMU exit, 256 MiB used of {x} GiB"),
+      ("QEMU start to resume ok", "QEMU start to resume ok, 256 MiB used of {x} GiB")]),
+]
+
+
+def write_plots(figures):
+    """PNG plots with gnuplot (gnuplot-nox) into docs/; returns their names."""
+    aliases = {  # the same measurement under its other name
+        "image size, 256 MiB used, 0 MiB ballooned": "image size, 256 MiB used",
+        "QEMU start to resume ok, 256 MiB used of 1 GiB": "QEMU start to resume ok, 256 MiB used of 1 GiB",
+    }
+    written = []
+    for filename, title, xlabel, ylabel, xs, lines in PLOTS:
+        with tempfile.TemporaryDirectory(prefix="torpor-plot.") as directory:
+            plots = []
+            for index, (line_title, pattern) in enumerate(lines):
+                points = []
+                for x in xs:
+                    name = pattern.format(x=x)
+                    value = median_of(figures, name)
+                    if value is None:
+                        value = median_of(figures, aliases.get(name, name))
+                    if value is not None:
+                        points.append((x, value))
+                data = os.path.join(directory, "%d.dat" % index)
+                with open(data, "w") as f:
+                    f.writelines("%s %s\n" % point for point in points)
+                plots.append("'%s' using 1:2 with linespoints title '%s'" % (data, line_title))
+            script = "\n".join([
+                "set terminal pngcairo size 720,420" if gnuplot_has_cairo() else "set terminal png size 720,420",
+                "set output '%s'" % os.path.join(REPO, "docs", filename),
+                "set title '%s'" % title, "set xlabel '%s'" % xlabel, "set ylabel '%s'" % ylabel,
+                "set yrange [0:*]", "set grid", "set key below",
+                "plot " + ", ".join(plots), ""])
+            result = subprocess.run(["gnuplot"], input=script, text=True, capture_output=True)
+            if result.returncode != 0:
+                raise RuntimeError("gnuplot failed: " + result.stderr)
+        written.append(filename)
+    return written
+
+
+def gnuplot_has_cairo():
+    terminals = subprocess.run(["gnuplot", "-e", "set terminal"], capture_output=True, text=True)
+    return "pngcairo" in terminals.stdout + terminals.stderr
+
+
 def write_outputs(figures, env):
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     results = os.path.join(REPO, "bench", "results")
@@ -343,9 +406,9 @@ def write_outputs(figures, env):
     csv_path = os.path.join(results, ("quick-" if QUICK else "") + stamp + ".csv")
     with open(csv_path, "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["group", "figure", "unit", "median", "min", "max", "runs"])
-        for group, name, unit, median, low, high, runs, _ in figures.summary():
-            writer.writerow([group, name, unit, "%.3f" % median, "%.3f" % low, "%.3f" % high, runs])
+        writer.writerow(["group", "figure", "unit", "median", "min", "max", "runs", "note"])
+        for group, name, unit, median, low, high, runs, note in figures.summary():
+            writer.writerow([group, name, unit, "%.3f" % median, "%.3f" % low, "%.3f" % high, runs, note])
     print("wrote", os.path.relpath(csv_path, REPO))
     if QUICK:
         return  # a smoke run does not replace the published figures
@@ -366,6 +429,8 @@ def write_outputs(figures, env):
                       "|---|---:|---:|---:|---|---|"]
             current = group
         lines.append("| %s | %.1f | %.1f | %.1f | %s | %s |" % (name, median, low, high, unit, note))
+    plots = write_plots(figures)
+    lines += ["", "## Plots", ""] + ["![%s](%s)" % (name[:-4], name) for name in plots]
     lines += ["", "## Reading these figures", ""] + NOTES
     with open(os.path.join(REPO, "docs", "benchmarks.md"), "w") as f:
         f.write("\n".join(lines) + "\n")

@@ -4,7 +4,7 @@
 set -e
 
 packages="gnu-efi nasm binutils gcc make mtools qemu-system-x86 ovmf
-libcmocka-dev python3-pytest python3-pytest-xdist"
+libcmocka-dev python3-pytest python3-pytest-xdist gnuplot-nox"
 
 missing=""
 for package in $packages; do
