@@ -8,7 +8,7 @@
 #include "arch/x86/cpu.h" // rdtsc, inl
 
 #define PM_TIMER_HZ 3579545ull
-#define CALIBRATION_PM_TICKS (PM_TIMER_HZ / 200) /* 5 ms */
+#define CALIBRATION_PM_TICKS (PM_TIMER_HZ / 500) /* 2 ms: one tick is 0.014% of it */
 #define FALLBACK_TSC_HZ 2000000000ull
 
 static uint64_t tsc_base;
