@@ -33,7 +33,7 @@ KERNEL_ASM_SOURCES := $(wildcard boot/*.asm arch/x86/*.asm)
 KERNEL_OBJECTS := $(KERNEL_C_SOURCES:%.c=$(BUILD)/kernel/%.o) \
 	$(KERNEL_ASM_SOURCES:%.asm=$(BUILD)/kernel/%.asm.o)
 
-.PHONY: all deps run test unit-test integration-test bench bench-compare clean
+.PHONY: all deps run test unit-test integration-test bench bench-compare soak clean
 all: $(BUILD)/torpor.efi $(BUILD)/esp.img $(BUILD)/hibimg
 
 deps:
@@ -114,9 +114,61 @@ unit-test: $(UNIT_BINARIES)
 test: deps all unit-test
 	@$(PYTHON) tests/run_tests.py $(UNIT_BINARIES)
 
+# ---- fuzzing: libFuzzer targets in tests/fuzz (docs/reliability.md, Fuzzing) ----
+# `make fuzz` builds build/fuzz/<target> and runs each for FUZZ_SECONDS over
+# build/fuzz/corpus/<target>, a writable copy of the seeds in
+# tests/fuzz/corpus/<target> (what a run finds stays there for the next run;
+# the committed seeds are never written). A crash, sanitizer report or hang
+# fails the make and leaves its input in build/fuzz/artifacts/.
+FUZZ_CC := clang
+FUZZ_CFLAGS := -std=gnu11 -O1 -g $(WARNINGS) -I. -fsanitize=fuzzer,address,undefined \
+	-fno-sanitize-recover=all -fno-omit-frame-pointer -DTORPOR_HOST_TEST
+FUZZ_SECONDS ?= 60
+FUZZ_FLAGS ?=
+FUZZ_TARGETS := fuzz_image fuzz_line fuzz_used_ring
+fuzz_sources_fuzz_image := pm/image.c
+fuzz_sources_fuzz_line := lib/line_edit.c lib/parse.c
+fuzz_sources_fuzz_used_ring := virtio/virtqueue.c tests/unit/sim_device.c
+
+define fuzz_rule
+$(BUILD)/fuzz/$(1): tests/fuzz/$(1).c $$(fuzz_sources_$(1)) $$(wildcard */*.h tests/unit/*.h)
+	@mkdir -p $$(dir $$@)
+	$$(FUZZ_CC) $$(FUZZ_CFLAGS) $$< $$(fuzz_sources_$(1)) -o $$@
+endef
+$(foreach t,$(FUZZ_TARGETS),$(eval $(call fuzz_rule,$(t))))
+
+.PHONY: fuzz fuzz-build
+fuzz-build: $(FUZZ_TARGETS:%=$(BUILD)/fuzz/%)
+
+fuzz: fuzz-build
+	@failed=""; \
+	for t in $(FUZZ_TARGETS); do \
+		corpus=$(BUILD)/fuzz/corpus/$$t; log=$(BUILD)/fuzz/$$t.log; \
+		mkdir -p $$corpus $(BUILD)/fuzz/artifacts && cp tests/fuzz/corpus/$$t/* $$corpus/; \
+		echo "fuzz: $$t for $(FUZZ_SECONDS) s (log $$log)"; \
+		$(BUILD)/fuzz/$$t -max_total_time=$(FUZZ_SECONDS) -timeout=10 -print_final_stats=1 \
+			-artifact_prefix=$(BUILD)/fuzz/artifacts/$$t- $(FUZZ_FLAGS) $$corpus > $$log 2>&1; \
+		status=$$?; \
+		execs=$$(sed -n 's/^stat::number_of_executed_units: *//p' $$log); \
+		rate=$$(sed -n 's/^stat::average_exec_per_sec: *//p' $$log); \
+		if [ $$status -eq 0 ]; then \
+			echo "fuzz: $$t: ok, $${execs:-?} execs, $${rate:-?}/s, corpus $$(ls $$corpus | wc -l) inputs"; \
+		else \
+			failed="$$failed $$t"; \
+			echo "fuzz: $$t: FAILED (exit $$status) after $${execs:-?} execs"; \
+			grep -E '^(==[0-9]+==ERROR|SUMMARY|.*runtime error|fuzz_[a-z_]+: )|Test unit written' $$log | head -n 8; \
+		fi; \
+	done; \
+	if [ -n "$$failed" ]; then echo "fuzz: failed:$$failed (inputs in $(BUILD)/fuzz/artifacts/)"; exit 1; fi
+
 # Benchmarks: docs/benchmarks.md and bench/results/*.csv; QUICK=1 for one run of each.
 bench: deps all
 	QUICK=$(QUICK) $(PYTHON) bench/run_bench.py
+
+# many hibernate/resume cycles with a random mix (tests/soak.py)
+CYCLES ?= 50
+soak: deps all
+	$(PYTHON) tests/soak.py --cycles $(CYCLES) $(if $(SEED),--seed $(SEED))
 
 # make bench-compare OLD.csv NEW.csv: the ratio per figure
 bench-compare:

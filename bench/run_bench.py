@@ -208,8 +208,8 @@ def measure_balloon(figures):
                     "per round; below 100 is faster")
 
 
-HIBERNATE_OK = re.compile(r"hibernate ok pages=(\d+) zero_pages=(\d+) image_bytes=(\d+) ms=(\d+)")
-RESUME_OK = re.compile(r"resume ok pages=(\d+) ms=(\d+) read_bytes=(\d+) read_us=(\d+)")
+HIBERNATE_OK = re.compile(r"hibernate ok pages=(\d+) zero_pages=(\d+) image_bytes=(\d+) ms=(\d+)\r?\n")
+RESUME_OK = re.compile(r"resume ok pages=(\d+) ms=(\d+) read_bytes=(\d+) read_us=(\d+)[ \r\n]")
 KERNEL_BANNER = re.compile(r"(?m)^torpor \S+ \(revision")
 
 

@@ -149,10 +149,14 @@ static int write_contiguous(struct writer *w, uint64_t sector, uint64_t address,
     return 0;
 }
 
+/* The writes before it first, so a failed write is named as one. */
 static int flush(struct writer *w)
 {
-    int result = blk_writer_submit(w->blk, BLK_TYPE_FLUSH, 0, 0, 0);
+    int result = blk_writer_wait_all(w->blk, &w->failed_sector);
 
+    if (result != BLK_OK)
+        return fail(w, "write-error", result);
+    result = blk_writer_submit(w->blk, BLK_TYPE_FLUSH, 0, 0, 0);
     if (result == BLK_OK)
         result = blk_writer_wait_all(w->blk, &w->failed_sector);
     return result == BLK_OK ? 0 : fail(w, "flush-error", result);

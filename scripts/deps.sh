@@ -4,7 +4,8 @@
 set -e
 
 packages="gnu-efi nasm binutils gcc make mtools qemu-system-x86 ovmf
-libcmocka-dev python3-pytest python3-pytest-xdist gnuplot-nox"
+libcmocka-dev python3-pytest python3-pytest-xdist gnuplot-nox
+clang libclang-rt-dev"
 
 missing=""
 for package in $packages; do

@@ -14,7 +14,7 @@ import pytest
 import harness
 
 HIBIMG = os.path.join(harness.REPO, "build", "hibimg")
-OK_RE = re.compile(r"hibernate ok pages=(\d+) zero_pages=(\d+) image_bytes=(\d+) ms=(\d+)")
+OK_RE = re.compile(r"hibernate ok pages=(\d+) zero_pages=(\d+) image_bytes=(\d+) ms=(\d+)\r?\n")
 MIB = 1 << 20
 
 
@@ -115,7 +115,7 @@ def test_write_error_thaws_and_a_second_try_succeeds(guest, tmp_path):
     before = values(g, "balloon")
 
     g.send("hibernate\r")
-    failed = g.wait_for(r"hibernate failed reason=write-error error=\"([^\"]+)\" sector=(\d+)",
+    failed = g.wait_for(r"hibernate failed reason=write-error error=\"([^\"]+)\" sector=(\d+)\r?\n",
                         timeout=180)
     assert "I/O error" in failed.group(1), failed.group(0)
     assert int(failed.group(2)) <= 60000, failed.group(0)

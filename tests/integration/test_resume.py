@@ -19,7 +19,7 @@ import harness
 from test_hibernate import OK_RE, hibimg, hibernate_ok, values, wait_balloon
 
 MIB = 1 << 20
-RESUME_OK_RE = re.compile(r"(?m)^resume ok pages=(\d+) ms=(\d+) read_bytes=(\d+) read_us=(\d+)(.*)$")
+RESUME_OK_RE = re.compile(r"(?m)^resume ok pages=(\d+) ms=(\d+) read_bytes=(\d+) read_us=(\d+)(.*?)\r?\n")
 REFUSED_RE = re.compile(r"(?m)^resume refused reason=(\S+)")
 
 

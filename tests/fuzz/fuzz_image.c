@@ -1,0 +1,280 @@
+/*
+ * libFuzzer target for the hibernation image checks in pm/image.c.
+ *
+ * Input: a header page (the first 4096 bytes, zero-padded when shorter)
+ * followed by index entries (16 bytes each). struct image_header takes the
+ * first 1792 bytes of the page; the page's last 16 bytes, which no header
+ * field covers, steer the harness (CONTROL_* below), so one input says
+ * both what is on the disk and how the boot that reads it looks.
+ *
+ * Per input: image_check_header against an expectation (half the time the
+ * header's own build_id/ram_bytes/ranges, so the deeper checks run; the
+ * other half fixed values), then, when the header passes or is refused only
+ * for its state (checked again on a copy marked valid, as tools/hibimg
+ * does), image_check_index on the entries the input really holds, and
+ * image_plan_restore on made-up free ranges when the index passes. The
+ * planner's result is checked against its contract in pm/image.h.
+ * A broken property ends in __builtin_trap(), which libFuzzer reports as a
+ * crash.
+ */
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pm/image.h"
+
+#define PAGE IMAGE_PAGE_SIZE
+#define DISK_BYTES (64ull << 20)           /* the fixed disk the image must fit */
+#define FIXED_BUILD_ID 0x746f72706f722d31ull
+#define FIXED_RAM_BYTES (512ull << 20)
+#define MAX_PLAN_PAGES 65536               /* bounds the planner's arrays */
+#define MAX_FREE_RANGES 4
+
+/* the steering bytes at the end of the header page */
+#define CONTROL_OFFSET (PAGE - 16)
+#define CONTROL_OWN_EXPECTATION 0x01 /* expect the header's own build_id and ram_bytes */
+#define CONTROL_SEAL 0x02            /* fix header_checksum before checking */
+#define CONTROL_FIX_INDEX 0x04       /* fix index_checksum (then seal) when the entries are there */
+#define CONTROL_EXPECT_RANGES 0x08   /* the boot's RAM is the header's ranges (expect and index) */
+#define CONTROL_BOOT_RAM 0x10        /* pass the header's ranges as this boot's RAM to the index check */
+
+_Static_assert(sizeof(struct image_header) <= CONTROL_OFFSET, "the control bytes lie past the header");
+
+#define CHECK(condition)                                                                 \
+    do {                                                                                 \
+        if (!(condition)) {                                                              \
+            fprintf(stderr, "fuzz_image: property failed at line %d: %s\n", __LINE__,  \
+                    #condition);                                                         \
+            __builtin_trap();                                                            \
+        }                                                                                \
+    } while (0)
+
+static void *xmalloc(size_t bytes)
+{
+    void *p = malloc(bytes ? bytes : 1);
+
+    if (!p)
+        abort();
+    return p;
+}
+
+static int compare_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+static int pfn_in(uint64_t pfn, const struct image_ram_range *ranges, size_t count)
+{
+    for (size_t i = 0; i < count; i++)
+        if (pfn >= ranges[i].base / PAGE && pfn - ranges[i].base / PAGE < ranges[i].pages)
+            return 1;
+    return 0;
+}
+
+static int is_destination(uint64_t pfn, const struct image_index_entry *entries, uint64_t count)
+{
+    uint64_t low = 0, high = count;
+
+    while (low < high) { /* entries passed image_check_index: sorted */
+        uint64_t middle = low + (high - low) / 2, at = IMAGE_ENTRY_PFN(entries[middle].pfn_and_flags);
+        if (at == pfn)
+            return 1;
+        if (at < pfn)
+            low = middle + 1;
+        else
+            high = middle;
+    }
+    return 0;
+}
+
+/* Up to MAX_FREE_RANGES small sorted, non-overlapping free ranges near the
+ * image's first frame, so some saved pages land in them and some do not. */
+static size_t make_free_ranges(const uint8_t *control, const struct image_index_entry *entries,
+                               uint64_t count, struct image_ram_range *out)
+{
+    uint64_t next = count ? IMAGE_ENTRY_PFN(entries[0].pfn_and_flags) : 0x100;
+    size_t n = control[2] % (MAX_FREE_RANGES + 1);
+
+    next = next > 8 ? next - 8 : 0;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t base = next + control[3 + 2 * i] % 32, pages = 1 + control[4 + 2 * i] % 64;
+        if (base + pages >= (1ull << 52))
+            return i; /* base in bytes must not wrap */
+        out[i] = (struct image_ram_range){ base * PAGE, pages };
+        next = base + pages;
+    }
+    return n;
+}
+
+/* image_plan_restore's contract (pm/image.h), checked in full. */
+static void check_plan(const struct image_index_entry *entries, uint64_t count, const uint8_t *control)
+{
+    struct image_ram_range free_ranges[MAX_FREE_RANGES];
+    size_t free_count = make_free_ranges(control, entries, count, free_ranges);
+    size_t spare_extra = control[1] % 16;
+    uint64_t *load = xmalloc(count * sizeof(uint64_t));
+    uint64_t *extra = xmalloc(spare_extra * sizeof(uint64_t));
+    struct image_plan plan = { .load_pfn = load, .extra_frames = extra, .staged = 12345 };
+
+    int result = image_plan_restore(entries, count, free_ranges, free_count, spare_extra, &plan);
+    CHECK(result == 0 || result == -1);
+
+    /* what it needs: a spare frame per page whose own frame is not free, plus spare_extra */
+    uint64_t spares = 0, needed = spare_extra;
+    for (size_t r = 0; r < free_count; r++)
+        for (uint64_t k = 0; k < free_ranges[r].pages; k++)
+            spares += !is_destination(free_ranges[r].base / PAGE + k, entries, count);
+    for (uint64_t i = 0; i < count; i++)
+        needed += !pfn_in(IMAGE_ENTRY_PFN(entries[i].pfn_and_flags), free_ranges, free_count);
+    CHECK(result == (spares >= needed ? 0 : -1));
+
+    if (result == 0) {
+        uint64_t *all = xmalloc((count + spare_extra) * sizeof(uint64_t));
+        size_t staged = 0;
+        for (uint64_t i = 0; i < count; i++) {
+            uint64_t pfn = IMAGE_ENTRY_PFN(entries[i].pfn_and_flags);
+            if (pfn_in(pfn, free_ranges, free_count)) {
+                CHECK(load[i] == pfn); /* its own frame is free: straight in */
+            } else {
+                CHECK(load[i] != pfn);
+                CHECK(pfn_in(load[i], free_ranges, free_count));
+                CHECK(!is_destination(load[i], entries, count));
+                staged++;
+            }
+            all[i] = load[i];
+        }
+        CHECK(plan.staged == staged);
+        for (size_t i = 0; i < spare_extra; i++) {
+            CHECK(pfn_in(extra[i], free_ranges, free_count));
+            CHECK(!is_destination(extra[i], entries, count));
+            all[count + i] = extra[i];
+        }
+        /* no frame is handed out twice */
+        qsort(all, count + spare_extra, sizeof(uint64_t), compare_u64);
+        for (size_t i = 1; i < count + spare_extra; i++)
+            CHECK(all[i] != all[i - 1]);
+        free(all);
+    }
+    free(load);
+    free(extra);
+}
+
+static void check_text(enum image_refusal refusal)
+{
+    const char *text = image_refusal_text(refusal);
+
+    CHECK(text && text[0]);
+    CHECK(strlen(text) < 64);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    uint8_t page[PAGE] = { 0 };
+    const uint8_t *control = page + CONTROL_OFFSET;
+
+    memcpy(page, data, size < PAGE ? size : PAGE);
+    uint64_t present = size > PAGE ? (size - PAGE) / sizeof(struct image_index_entry) : 0;
+
+    /* the header on its own heap block, so a read past it is an ASan report */
+    struct image_header *h = xmalloc(sizeof(*h));
+    memcpy(h, page, sizeof(*h));
+
+    struct image_index_entry *entries = NULL;
+    int have_entries = h->page_count <= present;
+    if (have_entries) {
+        /* exactly page_count entries, again on their own block */
+        entries = xmalloc(h->page_count * sizeof(*entries));
+        memcpy(entries, data + PAGE, h->page_count * sizeof(*entries));
+        if (control[0] & CONTROL_FIX_INDEX) {
+            h->index_checksum = image_checksum(entries, h->page_count * sizeof(*entries));
+            image_seal(h);
+        }
+    }
+    if (control[0] & CONTROL_SEAL)
+        image_seal(h);
+
+    /* the header's own RAM as a boot would pass it: exactly range_count entries */
+    struct image_ram_range *own_ranges = NULL;
+    size_t own_count = 0;
+    if (h->range_count >= 1 && h->range_count <= IMAGE_MAX_RANGES) {
+        own_count = h->range_count;
+        own_ranges = xmalloc(own_count * sizeof(*own_ranges));
+        memcpy(own_ranges, h->ranges, own_count * sizeof(*own_ranges));
+    }
+
+    struct image_expectation expect = { FIXED_BUILD_ID, FIXED_RAM_BYTES, DISK_BYTES, NULL, 0 };
+    if (control[0] & CONTROL_OWN_EXPECTATION) {
+        expect.build_id = h->build_id;
+        expect.ram_bytes = h->ram_bytes;
+    }
+    if ((control[0] & CONTROL_EXPECT_RANGES) && own_ranges) {
+        expect.ranges = own_ranges;
+        expect.range_count = own_count;
+    }
+
+    enum image_refusal header = image_check_header(h, &expect);
+    CHECK((unsigned)header < IMAGE_REFUSAL_COUNT);
+    check_text(header);
+    check_text(image_check_header(h, NULL));
+    check_text((enum image_refusal)control[15]); /* any value, known or not */
+
+    /* the layout arithmetic on whatever the header says */
+    struct image_header copy = *h;
+    uint64_t bytes = image_layout(&copy, h->page_count, h->zero_pages);
+    (void)image_index_bytes(h->page_count);
+
+    /* refused only for its state: the rest of the checks on a copy marked valid */
+    enum image_refusal inside = header;
+    const struct image_header *checked = h;
+    if (header == IMAGE_ALREADY_USED || header == IMAGE_UNFINISHED_RESUME) {
+        copy = *h;
+        copy.state = IMAGE_STATE_VALID;
+        image_seal(&copy);
+        inside = image_check_header(&copy, &expect);
+        checked = &copy;
+    }
+
+    if (inside == IMAGE_OK) {
+        /* what a passing header promises */
+        CHECK(checked->page_count <= (1ull << 40));
+        CHECK(checked->zero_pages <= checked->page_count);
+        CHECK(checked->range_count >= 1 && checked->range_count <= IMAGE_MAX_RANGES);
+        CHECK(bytes <= DISK_BYTES);
+        CHECK(checked->index_sector == PAGE / IMAGE_SECTOR_SIZE);
+
+        if (have_entries) {
+            const struct image_ram_range *ram = NULL;
+            size_t ram_count = 0;
+            if ((control[0] & CONTROL_BOOT_RAM) && own_ranges) {
+                ram = own_ranges;
+                ram_count = own_count;
+            }
+            enum image_refusal index = image_check_index(checked, entries, ram, ram_count);
+            CHECK((unsigned)index < IMAGE_REFUSAL_COUNT);
+            check_text(index);
+            if (index == IMAGE_OK && checked->page_count <= MAX_PLAN_PAGES) {
+                /* what a passing index promises */
+                uint64_t zero = 0;
+                for (uint64_t i = 0; i < checked->page_count; i++) {
+                    CHECK((entries[i].pfn_and_flags & 0xfff & ~IMAGE_ENTRY_ZERO) == 0);
+                    CHECK(i == 0 || IMAGE_ENTRY_PFN(entries[i].pfn_and_flags) >
+                                        IMAGE_ENTRY_PFN(entries[i - 1].pfn_and_flags));
+                    CHECK(pfn_in(IMAGE_ENTRY_PFN(entries[i].pfn_and_flags), checked->ranges,
+                                 checked->range_count));
+                    zero += entries[i].pfn_and_flags & IMAGE_ENTRY_ZERO;
+                }
+                CHECK(zero == checked->zero_pages);
+                check_plan(entries, checked->page_count, control);
+            }
+        }
+    }
+
+    free(own_ranges);
+    free(entries);
+    free(h);
+    return 0;
+}
