@@ -31,7 +31,7 @@ void clock_calibrate(uint16_t pm_timer_port, int pm_timer_32bit)
 {
     if (pm_timer_port) {
         /* bounded: a timer that never moves leaves the fallback rate */
-        uint32_t start = inl(pm_timer_port), now = start;
+        uint32_t start = inl(pm_timer_port), now;
         uint64_t reads = 0;
         /* start on a tick edge so the window is exact to one tick */
         while ((now = inl(pm_timer_port)) == start && ++reads < 1000000)

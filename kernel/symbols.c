@@ -22,7 +22,8 @@ uint64_t symbols_image_base(void)
 
 const char *symbols_lookup(uint64_t address, uint64_t *offset)
 {
-    uint64_t table_size = (uint64_t)(__ksyms_end - __ksyms_start);
+    /* the bounds come from the linker script: compare them as addresses */
+    uint64_t table_size = (uint64_t)((uintptr_t)__ksyms_end - (uintptr_t)__ksyms_start);
     uint32_t count;
 
     if (table_size < 8 || memcmp(__ksyms_start, "KSYM", 4) != 0)
@@ -48,7 +49,8 @@ const char *symbols_lookup(uint64_t address, uint64_t *offset)
     const struct ksyms_entry *found = &entries[low - 1];
     uint64_t limit = found->size ? found->address + found->size
                      : low < count ? entries[low].address : found->address + 1;
-    if (target >= limit || (const uint8_t *)names + found->name_offset >= __ksyms_end)
+    if (target >= limit ||
+        (uintptr_t)((const uint8_t *)names + found->name_offset) >= (uintptr_t)__ksyms_end)
         return 0;
     *offset = target - found->address;
     return names + found->name_offset;

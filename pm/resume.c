@@ -64,7 +64,8 @@ _Static_assert(sizeof(struct copy_page) == PAGE_SIZE, "one copy page per frame")
 
 uint64_t resume_build_id(void)
 {
-    return image_checksum(_text, (size_t)(_etext - _text) & ~(size_t)7);
+    /* linker-script bounds: compared as addresses */
+    return image_checksum(_text, ((uintptr_t)_etext - (uintptr_t)_text) & ~(size_t)7);
 }
 
 /* ---- the loader's state ------------------------------------------------ */
@@ -452,7 +453,7 @@ static void jump(struct loader *l)
 {
     uint64_t directories = directory_count();
     struct resume_parameters *p = frame(l, EXTRA_PARAMETERS);
-    size_t code_bytes = (size_t)(resume_trampoline_end - resume_trampoline);
+    size_t code_bytes = (uintptr_t)resume_trampoline_end - (uintptr_t)resume_trampoline;
 
     memset(p, 0, sizeof(*p));
     p->page_tables = build_page_tables(l, directories);
