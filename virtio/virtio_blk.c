@@ -16,21 +16,9 @@
 #include "lib/parse.h"      // parse_u64
 #include "lib/string.h"     // memset, strcmp
 #include "mm/page_alloc.h"  // page_alloc
+#include "virtio/blk_config.h" // blk_config_check, BLK_F_*
 #include "virtio/pci.h"     // struct pci_function
 #include "virtio/virtio.h"  // virtio_*
-
-/* feature bits (5.2.3) */
-#define BLK_F_SIZE_MAX 1
-#define BLK_F_SEG_MAX 2
-#define BLK_F_GEOMETRY 4
-#define BLK_F_RO 5
-#define BLK_F_BLK_SIZE 6
-#define BLK_F_FLUSH 9
-#define BLK_F_TOPOLOGY 10
-#define BLK_F_CONFIG_WCE 11
-#define BLK_F_MQ 12
-#define BLK_F_DISCARD 13
-#define BLK_F_WRITE_ZEROES 14
 
 /* config layout (5.2.4) */
 #define CONFIG_CAPACITY 0
@@ -44,10 +32,9 @@
 #define STATUS_PENDING 0xff /* what we write before submitting */
 
 #define MAX_DISKS 8
-#define MAX_SEGMENTS 126                 /* + header + status = 128 descriptors */
+#define MAX_SEGMENTS BLK_CONFIG_MAX_SEGMENTS
 #define MAX_SLOTS 64
 #define MAX_REQUEST_BYTES (1u << 20)
-#define MAX_CAPACITY_SECTORS (1ull << 48) /* 128 PiB: beyond it the device lies */
 #define REQUEST_TIMEOUT_NS (30ull * 1000000000)
 #define SERIAL_BYTES 20
 
@@ -407,41 +394,29 @@ static int start_queue(struct blk_disk *disk)
 static int read_config(struct blk_disk *disk)
 {
     struct virtio_device *device = disk->device;
+    struct blk_config_report report = { .features = device->features };
+    struct blk_limits limits;
 
-    disk->sectors = virtio_read_config(device, CONFIG_CAPACITY, 8);
-    if (disk->sectors > MAX_CAPACITY_SECTORS) {
-        device->error = "capacity out of range";
+    report.capacity = virtio_read_config(device, CONFIG_CAPACITY, 8);
+    if (virtio_has_feature(device, BLK_F_BLK_SIZE))
+        report.blk_size = (uint32_t)virtio_read_config(device, CONFIG_BLK_SIZE, 4);
+    if (virtio_has_feature(device, BLK_F_SEG_MAX))
+        report.seg_max = (uint32_t)virtio_read_config(device, CONFIG_SEG_MAX, 4);
+    if (virtio_has_feature(device, BLK_F_SIZE_MAX))
+        report.size_max = (uint32_t)virtio_read_config(device, CONFIG_SIZE_MAX, 4);
+    const char *error = blk_config_check(&report, &limits);
+    if (error) {
+        device->error = error;
         return -1;
     }
-    disk->block_size = BLK_SECTOR_SIZE;
-    if (virtio_has_feature(device, BLK_F_BLK_SIZE)) {
-        uint32_t size = (uint32_t)virtio_read_config(device, CONFIG_BLK_SIZE, 4);
-        if (size >= 512 && size <= 65536 && (size & (size - 1)) == 0)
-            disk->block_size = size;
-        else
-            klog("blk: ignoring block size %u", size);
-    }
-    disk->max_segments = MAX_SEGMENTS;
-    if (virtio_has_feature(device, BLK_F_SEG_MAX)) {
-        uint32_t seg_max = (uint32_t)virtio_read_config(device, CONFIG_SEG_MAX, 4);
-        if (seg_max == 0) {
-            device->error = "seg_max is 0";
-            return -1;
-        }
-        if (seg_max < disk->max_segments)
-            disk->max_segments = seg_max;
-    }
-    disk->max_segment_bytes = 0;
-    if (virtio_has_feature(device, BLK_F_SIZE_MAX)) {
-        uint32_t size_max = (uint32_t)virtio_read_config(device, CONFIG_SIZE_MAX, 4);
-        if (size_max < BLK_SECTOR_SIZE) {
-            device->error = "size_max below one sector";
-            return -1;
-        }
-        disk->max_segment_bytes = size_max & ~(uint32_t)(BLK_SECTOR_SIZE - 1);
-    }
-    disk->read_only = virtio_has_feature(device, BLK_F_RO);
-    disk->has_flush = virtio_has_feature(device, BLK_F_FLUSH);
+    if (limits.ignored_block_size)
+        klog("blk: ignoring block size %u", report.blk_size);
+    disk->sectors = limits.sectors;
+    disk->block_size = limits.block_size;
+    disk->max_segments = limits.max_segments;
+    disk->max_segment_bytes = limits.max_segment_bytes;
+    disk->read_only = limits.read_only;
+    disk->has_flush = limits.has_flush;
     return 0;
 }
 

@@ -794,6 +794,27 @@ static void test_shortfall_is_reported_once_per_unreachable_target(void **state)
     assert_int_equal(f->b.stats.shortfalls, 3);
 }
 
+/* A lying device asks for every page there could be: the balloon stops at
+ * what it may take, reports the shortfall once, and comes back down. */
+static void test_absurd_target_stops_at_the_reserve(void **state)
+{
+    (void)state;
+    struct fake *f = fake_new(100, 25, 1, 16, 2);
+
+    balloon_set_target(&f->b, UINT32_MAX);
+    settle(f);
+    check_rest(f, 75);
+    assert_int_equal(f->nfree, 25);
+    assert_int_equal(f->last_actual, 75);
+    assert_int_equal(f->shortfall_calls, 1);
+    assert_int_equal(f->shortfall_target, UINT32_MAX);
+    assert_int_equal(f->b.stats.shortfalls, 1);
+    balloon_set_target(&f->b, 0);
+    settle(f);
+    check_rest(f, 0);
+    assert_int_equal(f->nfree, 100);
+}
+
 static void test_shortfall_mid_batch_sends_the_partial_batch(void **state)
 {
     (void)state;
@@ -1201,6 +1222,7 @@ int main(void)
         cmocka_unit_test_teardown(test_deflate_gives_pages_back_only_on_ack_without_must_tell_host, fake_teardown),
         cmocka_unit_test_teardown(test_deflate_to_zero_empties_list_and_frees_every_chunk, fake_teardown),
         cmocka_unit_test_teardown(test_shortfall_is_reported_once_per_unreachable_target, fake_teardown),
+        cmocka_unit_test_teardown(test_absurd_target_stops_at_the_reserve, fake_teardown),
         cmocka_unit_test_teardown(test_shortfall_mid_batch_sends_the_partial_batch, fake_teardown),
         cmocka_unit_test_teardown(test_inflate_send_failure_gives_the_batch_back, fake_teardown),
         cmocka_unit_test_teardown(test_deflate_send_failure_keeps_pages_on_the_list, fake_teardown),
