@@ -86,12 +86,16 @@ uint64_t image_layout(struct image_header *header, uint64_t page_count, uint64_t
     return header->data_sector * IMAGE_SECTOR_SIZE + header->data_pages * IMAGE_PAGE_SIZE;
 }
 
+/* Over the header's bytes as they are (padding included: what the disk
+ * holds), with the checksum field taken as 0. */
 static uint64_t header_sum(const struct image_header *header)
 {
-    struct image_header copy = *header;
+    uint64_t words[sizeof(struct image_header) / 8];
 
-    copy.header_checksum = 0;
-    return image_checksum(&copy, sizeof(copy));
+    _Static_assert(sizeof(struct image_header) % 8 == 0, "whole words");
+    __builtin_memcpy(words, header, sizeof(words));
+    words[__builtin_offsetof(struct image_header, header_checksum) / 8] = 0;
+    return image_checksum(words, sizeof(words));
 }
 
 void image_seal(struct image_header *header)

@@ -5,7 +5,7 @@ set -e
 
 packages="gnu-efi nasm binutils gcc make mtools qemu-system-x86 ovmf
 libcmocka-dev python3-pytest python3-pytest-xdist gnuplot-nox
-clang libclang-rt-dev"
+clang libclang-rt-dev cppcheck"
 
 missing=""
 for package in $packages; do

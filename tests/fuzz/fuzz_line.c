@@ -25,6 +25,10 @@
 
 #define SHELL_MAX_WORDS 8 /* kernel/shell.c's MAX_WORDS */
 
+/* the harness's own checks: no coverage feedback (libFuzzer should steer by
+ * the code under test), still under ASan and UBSan */
+#define HARNESS __attribute__((no_sanitize("coverage")))
+
 #define CHECK(condition)                                                                 \
     do {                                                                                 \
         if (!(condition)) {                                                              \
@@ -35,7 +39,7 @@
     } while (0)
 
 /* decimal, or hex after 0x/0X; -1 for empty, stray characters or overflow */
-static int reference_u64(const char *text, uint64_t *value)
+HARNESS static int reference_u64(const char *text, uint64_t *value)
 {
     uint64_t base = 10, result = 0;
     size_t i = 0;
@@ -60,7 +64,7 @@ static int reference_u64(const char *text, uint64_t *value)
     return 0;
 }
 
-static void check_number(const char *word)
+HARNESS static void check_number(const char *word)
 {
     uint64_t got = 0x5a5a5a5a5a5a5a5aull, expected = 0xa5a5a5a5a5a5a5a5ull;
     int result = parse_u64(word, &got);
@@ -73,7 +77,7 @@ static void check_number(const char *word)
 
 /* Splits a heap copy of text of exactly its size (so reading past the NUL
  * is an ASan report) and checks the words. */
-static void check_words(const char *text, size_t length, int max_words)
+HARNESS static void check_words(const char *text, size_t length, int max_words)
 {
     char *line = malloc(length + 1);
     char *words[64];
@@ -110,7 +114,7 @@ struct model {
     int after_cr;
 };
 
-static enum line_edit_event model_feed(struct model *m, unsigned char c)
+HARNESS static enum line_edit_event model_feed(struct model *m, unsigned char c)
 {
     int after_cr = m->after_cr;
 
@@ -139,6 +143,15 @@ static enum line_edit_event model_feed(struct model *m, unsigned char c)
     return LINE_EDIT_NONE;
 }
 
+/* A completed line: the model's text, printable, then split into words. */
+HARNESS static void check_line(const struct line_editor *editor, const struct model *model)
+{
+    CHECK(memcmp(editor->line, model->line, model->length) == 0);
+    for (size_t k = 0; k < editor->length; k++)
+        CHECK(editor->line[k] >= 0x20 && editor->line[k] <= 0x7e);
+    check_words(editor->line, editor->length, SHELL_MAX_WORDS);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct line_editor editor;
@@ -161,13 +174,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (event == LINE_EDIT_DONE) {
             CHECK(editor.length == model.length);
             CHECK(editor.line[editor.length] == 0);
-            CHECK(memcmp(editor.line, model.line, model.length) == 0);
-            for (size_t k = 0; k < editor.length; k++)
-                CHECK(editor.line[k] >= 0x20 && editor.line[k] <= 0x7e);
-            check_words(editor.line, editor.length, SHELL_MAX_WORDS);
+            check_line(&editor, &model);
         } else if (event == LINE_EDIT_NONE) {
-            CHECK(editor.length == model.length);
-            CHECK(memcmp(editor.line, model.line, model.length) == 0);
+            CHECK(editor.length == model.length); /* the text itself: when the line completes */
         }
         if (event != LINE_EDIT_NONE) { /* what the shell does after a line or a cancel */
             line_edit_reset(&editor);

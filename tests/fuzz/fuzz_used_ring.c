@@ -55,6 +55,11 @@
 #define BUFFER_BYTES 64    /* each buffer's memory */
 #define POOL_SIZE (VQ_MAX_SIZE + 1)
 #define MAX_OPS 512        /* operations per input */
+#define MAX_RING_BYTES (320u << 10) /* the largest queue: 1024 entries, 16 indirect each */
+
+/* the harness's own checks: no coverage feedback (libFuzzer should steer by
+ * the code under test), still under ASan and UBSan */
+#define HARNESS __attribute__((no_sanitize("coverage")))
 
 #define CHECK(condition)                                                                   \
     do {                                                                                   \
@@ -98,6 +103,7 @@ enum op {
 
 struct request {
     int in_flight;
+    unsigned flying_index; /* its place in flying[] while in flight */
     unsigned count, needed;
     uint32_t writable;
     uint16_t slot; /* split: head descriptor; packed: buffer id */
@@ -106,17 +112,20 @@ struct request {
 };
 
 static struct request pool[POOL_SIZE];
-static unsigned pool_used; /* entries touched by this input */
+static struct request *flying[POOL_SIZE]; /* the requests in flight, in no order */
+static unsigned pool_hint;
+/* the rings: one static block, the part past this queue's rings poisoned */
+static uint8_t ring_memory[MAX_RING_BYTES] __attribute__((aligned(4096)));
 
 static struct {
     struct vq_config config;
     struct virtqueue vq;
     uint8_t *ring;
-    size_t ring_bytes, ring_allocated;
+    size_t ring_bytes;
     void *state;
     struct sim_device dev;
     int honest;           /* no raw writes yet: the simulated device's view is the truth */
-    unsigned in_flight, needed; /* the model: chains and ring descriptors in flight */
+    unsigned in_flight, needed; /* the model: chains and ring descriptors in flight (flying[]) */
     uint8_t *mark;        /* per descriptor or id, for the bookkeeping check */
 } h;
 
@@ -145,18 +154,37 @@ static uint32_t u32(struct input *in)
     return low | (uint32_t)u16(in) << 16;
 }
 
-static struct request *request_alloc(void)
+HARNESS static struct request *request_alloc(void)
 {
-    for (unsigned i = 0; i < POOL_SIZE; i++)
+    for (unsigned n = 0; n < POOL_SIZE; n++) {
+        unsigned i = (pool_hint + n) % POOL_SIZE;
         if (!pool[i].in_flight) {
-            if (i >= pool_used)
-                pool_used = i + 1;
+            pool_hint = i + 1;
             return &pool[i];
         }
+    }
     return NULL; /* cannot happen: at most VQ_MAX_SIZE chains in flight */
 }
 
-static struct request *as_request(void *token)
+HARNESS static void fly(struct request *r)
+{
+    r->in_flight = 1;
+    r->flying_index = h.in_flight;
+    flying[h.in_flight++] = r;
+    h.needed += r->needed;
+}
+
+HARNESS static void land(struct request *r)
+{
+    struct request *last = flying[--h.in_flight];
+
+    flying[r->flying_index] = last;
+    last->flying_index = r->flying_index;
+    r->in_flight = 0;
+    h.needed -= r->needed;
+}
+
+HARNESS static struct request *as_request(void *token)
 {
     uintptr_t at = (uintptr_t)token, base = (uintptr_t)pool;
 
@@ -174,29 +202,21 @@ static int uses_indirect(unsigned count)
 /* The k-th chain in flight (k taken modulo their number), or NULL. */
 static struct request *in_flight_request(unsigned k)
 {
-    if (!h.in_flight)
-        return NULL;
-    k %= h.in_flight;
-    for (unsigned i = 0; i < pool_used; i++)
-        if (pool[i].in_flight && k-- == 0)
-            return &pool[i];
-    return NULL;
+    return h.in_flight ? flying[k % h.in_flight] : NULL;
 }
 
 /* ---- the driver's bookkeeping, checked after every operation --------- */
 
-static void check_bookkeeping(void)
+HARNESS static void check_bookkeeping(void)
 {
     struct virtqueue *vq = &h.vq;
     uint16_t size = h.config.size;
-    unsigned in_flight = 0, needed = 0;
+    unsigned needed = 0;
 
     memset(h.mark, 0, size);
-    for (unsigned i = 0; i < pool_used; i++) {
-        struct request *r = &pool[i];
-        if (!r->in_flight)
-            continue;
-        in_flight++;
+    for (unsigned i = 0; i < h.in_flight; i++) {
+        struct request *r = flying[i];
+        CHECK(r->in_flight && r->flying_index == i);
         needed += r->needed;
         CHECK(r->slot < size);
         CHECK(vq->chains[r->slot].token == r);
@@ -222,7 +242,7 @@ static void check_bookkeeping(void)
         CHECK(!(vq->desc[index].flags & VRING_DESC_F_NEXT));
         CHECK(vq->chains[r->slot].last == index);
     }
-    CHECK(in_flight == h.in_flight && needed == h.needed);
+    CHECK(needed == h.needed);
     CHECK(vq_in_flight(vq) == h.in_flight);
     if (h.config.layout == VQ_SPLIT) {
         CHECK(vq->free_count == size - h.needed);
@@ -289,10 +309,8 @@ static void op_add(struct input *in)
         CHECK(result == -1);
     } else {
         CHECK(result == 0);
-        r->in_flight = 1;
         r->slot = slot;
-        h.in_flight++;
-        h.needed += r->needed;
+        fly(r);
     }
 }
 
@@ -305,9 +323,7 @@ static void take(enum vq_used_status status, void *token, uint32_t length)
         CHECK(length == r->writable);
     else
         CHECK(length <= r->writable);
-    r->in_flight = 0;
-    h.in_flight--;
-    h.needed -= r->needed;
+    land(r);
 }
 
 static void op_get(struct input *in)
@@ -544,29 +560,31 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint8_t shape = u8(&in), size_byte = u8(&in);
     uint16_t queue_size;
 
-    if (shape & 1) /* packed: any size; mostly small ones, where it wraps often */
-        queue_size = size_byte < 0xc0 ? (uint16_t)(1 + size_byte % 48)
-                                      : (uint16_t)(16 * (size_byte - 0xc0) + 16);
+    /* mostly small queues, where the rings wrap often; large ones (the
+     * simulated device allocates 1.2 KiB per entry) from size bytes 0xf0 up */
+    if (shape & 1) /* packed: any size */
+        queue_size = size_byte < 0xf0 ? (uint16_t)(1 + size_byte % 48)
+                                      : (uint16_t)(64 * (size_byte - 0xf0) + 64);
     else /* split: a power of two */
-        queue_size = (uint16_t)(1u << (size_byte % 11));
+        queue_size = (uint16_t)(size_byte < 0xf0 ? 1u << (size_byte % 7) : 128u << (size_byte % 4));
 
+    while (h.in_flight) /* what the last input left in flight */
+        land(flying[0]);
     memset(&h, 0, sizeof(h));
-    for (unsigned i = 0; i < pool_used; i++)
-        pool[i].in_flight = 0;
-    pool_used = 0;
+    pool_hint = 0;
     h.honest = 1;
     h.config = (struct vq_config){ shape & 1 ? VQ_PACKED : VQ_SPLIT, queue_size, (shape >> 1) & 1,
                                    indirect_choices[(shape >> 2) & 7] };
     h.ring_bytes = vq_ring_bytes(&h.config);
-    h.ring_allocated = (h.ring_bytes + 4095) & ~(size_t)4095;
-    h.ring = aligned_alloc(4096, h.ring_allocated);
+    CHECK(h.ring_bytes <= sizeof(ring_memory));
+    h.ring = ring_memory;
     h.state = malloc(vq_state_bytes(&h.config));
     h.mark = malloc(queue_size);
-    if (!h.ring || !h.state || !h.mark)
+    if (!h.state || !h.mark)
         abort();
-    memset(h.ring, 0xa5, h.ring_allocated); /* vq_init must clear what it uses */
+    memset(h.ring, 0xa5, h.ring_bytes); /* vq_init must clear what it uses */
     memset(h.state, 0xa5, vq_state_bytes(&h.config));
-    POISON(h.ring + h.ring_bytes, h.ring_allocated - h.ring_bytes);
+    POISON(h.ring + h.ring_bytes, sizeof(ring_memory) - h.ring_bytes);
     CHECK(vq_init(&h.vq, &h.config, h.ring, h.state) == 0);
     CHECK(sim_init(&h.dev, h.config.layout == VQ_PACKED, queue_size, h.config.event_idx,
                    h.config.indirect_max > 1, vq_descriptor_area(&h.vq), vq_driver_area(&h.vq),
@@ -577,8 +595,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     drain();
 
     sim_free(&h.dev);
-    UNPOISON(h.ring, h.ring_allocated);
-    free(h.ring);
+    UNPOISON(ring_memory, sizeof(ring_memory));
     free(h.state);
     free(h.mark);
     return 0;

@@ -143,6 +143,11 @@ def ring_seeds():
     seeds["split-indirect"] = bytes([indirect(7), 3]) + add(8, 0b11110000, *range(8)) + \
         bytes([FETCH, COMPLETE, 0, GET, 0]) + add(8, 0xff, *range(8)) + add(3, 0b100, 1, 1, 1) + \
         bytes([FETCH, COMPLETE, 0x80, GET, 0])
+    # the largest queues: split and packed of 1024 entries (size bytes 0xf3, 0xff)
+    seeds["split-1024"] = bytes([EVENT_IDX, 0xF3]) + (add(2, 0b10, 8, 8) + bytes([INTERRUPTS, 2])) * 20 + \
+        bytes([FETCH, COMPLETE, 0x2F, GET, 7, COMPLETE, 0x0F, GET, 7])
+    seeds["packed-1024"] = bytes([PACKED | indirect(7), 0xFF]) + add(8, 0b11000000, *range(8)) * 10 + \
+        bytes([FETCH, COMPLETE, 0x25, GET, 7, PUSH]) + in_flight_id(0) + small_length(1) + bytes([0, GET, 7])
     return seeds
 
 
