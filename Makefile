@@ -33,7 +33,7 @@ KERNEL_ASM_SOURCES := $(wildcard boot/*.asm arch/x86/*.asm)
 KERNEL_OBJECTS := $(KERNEL_C_SOURCES:%.c=$(BUILD)/kernel/%.o) \
 	$(KERNEL_ASM_SOURCES:%.asm=$(BUILD)/kernel/%.asm.o)
 
-.PHONY: all deps run test unit-test integration-test bench bench-compare soak clean
+.PHONY: all deps run test unit-test integration-test bench bench-compare soak faults clean
 all: $(BUILD)/torpor.efi $(BUILD)/esp.img $(BUILD)/hibimg
 
 deps:
@@ -170,6 +170,12 @@ bench: deps all
 CYCLES ?= 50
 soak: deps all
 	$(PYTHON) tests/soak.py --cycles $(CYCLES) $(if $(SEED),--seed $(SEED))
+
+# the whole fault matrix: 16 fault positions across the image's data
+# (make test runs 2), write, flush and read faults (docs/reliability.md)
+FAULT_POSITIONS ?= 16
+faults: deps all
+	TORPOR_FAULT_POSITIONS=$(FAULT_POSITIONS) $(PYTHON) -m pytest -q -n 2 tests/integration/test_reliability.py
 
 # make bench-compare OLD.csv NEW.csv: the ratio per figure
 bench-compare:

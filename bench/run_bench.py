@@ -29,7 +29,7 @@ IDLE_SECONDS = 3 if QUICK else 10
 NOTES = [
     "- **Kernel boot** is over the 20 ms aim: most of it is PCI BAR sizing (QEMU "
     "rebuilds its memory map each time a BAR is probed) and one GET_ID request "
-    "per virtio-blk disk, plus the 5 ms TSC calibration. The firmware's ~4.5 s "
+    "per virtio-blk disk, plus the 2 ms TSC calibration. The firmware's ~4.5 s "
     "under TCG dwarfs it either way.",
     "- **Disk**: `blk bench` overwrites its file after a warm-up pass, as the "
     "host's `dd` does; writes end with a flush (`dd` with fsync). Reads come "
@@ -148,9 +148,19 @@ def measure_disk_and_idle(figures):
                         [100 * r / d for r, d in zip(read, dd_read)])
 
             mem = guest.command_values("mem")
+            footprint = int(mem["reserved_kib"]) + int(mem["allocated_kib"])
             figures.add("memory", "kernel footprint after boot (reserved + allocated)", "KiB",
-                        [int(mem["reserved_kib"]) + int(mem["allocated_kib"])],
-                        "512 MiB guest: image, early block, allocator metadata, virtqueues")
+                        [footprint], "512 MiB guest: image, early block, allocator metadata, virtqueues")
+            image = re.search(r"boot: image at 0x[0-9a-f]+ \((\d+) KiB\)", guest.output)
+            metadata = re.search(r"mm: \d+ zones?, (\d+) KiB of metadata", guest.output)
+            if image and metadata:
+                figures.add("memory", "of which the kernel image", "KiB", [int(image.group(1))],
+                            "code, data and bss")
+                figures.add("memory", "of which the page allocator's metadata", "KiB",
+                            [int(metadata.group(1))], "12 bytes + 1 state byte per 4 KiB page")
+                figures.add("memory", "of which the rest", "KiB",
+                            [footprint - int(image.group(1)) - int(metadata.group(1))],
+                            "early block (stack, page tables), virtqueues, driver state, page 0")
 
             pid = guest.qemu_pid()
             before = harness.cpu_seconds(pid)

@@ -50,6 +50,7 @@ struct writer {
     int blk_error;
     uint64_t failed_sector;
     uint64_t started_ns;
+    int sealed_header_sent;     /* a valid header may be on the disk */
     struct data_request *request; /* on the writer's stack */
     unsigned max_segments;
 };
@@ -258,9 +259,20 @@ static int write_image(void *context)
     fill_header(w);
     h->written_ns = clock_ns() - w->started_ns;
     image_seal(h);
+    w->sealed_header_sent = 1;
     if (write_contiguous(w, 0, (uint64_t)(uintptr_t)h, 1) != 0 || flush(w) != 0)
         return -1;
     return 0;
+}
+
+/* A system that runs on must leave no image a later boot would resume:
+ * its disks and memory move on from here. */
+static const char *invalidate_image(struct writer *w)
+{
+    memset(w->header, 0, PAGE_SIZE);
+    if (blk_write(w->disk, 0, w->header, PAGE_SIZE, 0) != BLK_OK || blk_flush(w->disk, 0) != BLK_OK)
+        return " image=invalidate-failed";
+    return " image=invalidated";
 }
 
 /* ---- the whole path ---------------------------------------------------- */
@@ -356,15 +368,17 @@ void hibernate(void)
                                             w->header->data_pages * PAGE_SIZE),
                        (unsigned long long)((clock_ns() - started) / 1000000));
         power_hibernate();
+        w->reason = "s4-failed"; /* still running: neither S4 nor S5 took */
     }
 
     /* thaw: the drivers come back, the balloon list untouched */
     int thawed = virtio_thaw_all();
+    const char *image = w->sealed_header_sent ? invalidate_image(w) : "";
     console_printf("hibernate failed reason=%s", w->reason ? w->reason : "unknown");
     if (w->blk_error)
         console_printf(" error=\"%s\" sector=%llu", blk_error_text(w->blk_error),
                        (unsigned long long)w->failed_sector);
-    console_printf("%s\n", thawed == 0 ? "" : " thaw=incomplete");
+    console_printf("%s%s\n", thawed == 0 ? "" : " thaw=incomplete", image);
     page_free(region);
 }
 
