@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "pm/image.h"
+#include "tests/fuzz/fuzz_check.h"
 
 #define PAGE IMAGE_PAGE_SIZE
 #define DISK_BYTES (64ull << 20)           /* the fixed disk the image must fit */
@@ -42,14 +43,6 @@
 
 _Static_assert(sizeof(struct image_header) <= CONTROL_OFFSET, "the control bytes lie past the header");
 
-#define CHECK(condition)                                                                 \
-    do {                                                                                 \
-        if (!(condition)) {                                                              \
-            fprintf(stderr, "fuzz_image: property failed at line %d: %s\n", __LINE__,  \
-                    #condition);                                                         \
-            __builtin_trap();                                                            \
-        }                                                                                \
-    } while (0)
 
 static void *xmalloc(size_t bytes)
 {

@@ -22,21 +22,10 @@
 
 #include "lib/line_edit.h"
 #include "lib/parse.h"
+#include "tests/fuzz/fuzz_check.h"
 
 #define SHELL_MAX_WORDS 8 /* kernel/shell.c's MAX_WORDS */
 
-/* the harness's own checks: no coverage feedback (libFuzzer should steer by
- * the code under test), still under ASan and UBSan */
-#define HARNESS __attribute__((no_sanitize("coverage")))
-
-#define CHECK(condition)                                                                 \
-    do {                                                                                 \
-        if (!(condition)) {                                                              \
-            fprintf(stderr, "fuzz_line: property failed at line %d: %s\n", __LINE__,   \
-                    #condition);                                                         \
-            __builtin_trap();                                                            \
-        }                                                                                \
-    } while (0)
 
 /* decimal, or hex after 0x/0X; -1 for empty, stray characters or overflow */
 HARNESS static int reference_u64(const char *text, uint64_t *value)

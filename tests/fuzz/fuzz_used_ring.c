@@ -38,6 +38,7 @@
 
 #include "tests/unit/sim_device.h"
 #include "virtio/virtqueue.h"
+#include "tests/fuzz/fuzz_check.h"
 
 #if defined(__has_feature)
 #if __has_feature(address_sanitizer)
@@ -57,18 +58,6 @@
 #define MAX_OPS 512        /* operations per input */
 #define MAX_RING_BYTES (320u << 10) /* the largest queue: 1024 entries, 16 indirect each */
 
-/* the harness's own checks: no coverage feedback (libFuzzer should steer by
- * the code under test), still under ASan and UBSan */
-#define HARNESS __attribute__((no_sanitize("coverage")))
-
-#define CHECK(condition)                                                                   \
-    do {                                                                                   \
-        if (!(condition)) {                                                                \
-            fprintf(stderr, "fuzz_used_ring: property failed at line %d: %s\n", __LINE__, \
-                    #condition);                                                           \
-            __builtin_trap();                                                              \
-        }                                                                                  \
-    } while (0)
 
 /* The simulated device reports a driver mistake with cmocka's fail_msg;
  * outside a cmocka test that is a crash of this target. */
