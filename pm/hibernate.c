@@ -367,8 +367,7 @@ void hibernate(void)
                        (unsigned long long)(w->header->data_sector * BLK_SECTOR_SIZE +
                                             w->header->data_pages * PAGE_SIZE),
                        (unsigned long long)((clock_ns() - started) / 1000000));
-        power_hibernate();
-        w->reason = "s4-failed"; /* still running: neither S4 nor S5 took */
+        power_hibernate(); /* S4, else S5, else halts: never returns */
     }
 
     /* thaw: the drivers come back, the balloon list untouched */
