@@ -226,3 +226,12 @@ int page_alloc_claim_free(uint8_t tag, buddy_visit_fn visit, void *context)
     }
     return 0;
 }
+
+unsigned page_order_for(uint64_t bytes)
+{
+    unsigned order = 0;
+
+    while ((PAGE_SIZE << order) < bytes)
+        order++;
+    return order;
+}

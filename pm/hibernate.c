@@ -277,15 +277,6 @@ static const char *invalidate_image(struct writer *w)
 
 /* ---- the whole path ---------------------------------------------------- */
 
-static unsigned order_for(uint64_t bytes)
-{
-    unsigned order = 0;
-
-    while ((PAGE_SIZE << order) < bytes)
-        order++;
-    return order;
-}
-
 void hibernate(void)
 {
     struct blk_disk *disk = blk_disk_find(HIBERNATE_DISK_SERIAL);
@@ -317,7 +308,7 @@ void hibernate(void)
     uint64_t blk_memory = 2 * PAGE_SIZE;
     uint64_t stack_bottom = blk_memory + BLK_WRITER_MEMORY;
     uint64_t index_offset = stack_bottom + WRITER_STACK_BYTES;
-    uint64_t region = page_alloc(order_for(index_offset + index_bytes), PAGE_TAG_HIBERNATE);
+    uint64_t region = page_alloc(page_order_for(index_offset + index_bytes), PAGE_TAG_HIBERNATE);
     if (!region) {
         console_printf("hibernate failed reason=no-memory-for-writer bytes=%llu\n",
                        (unsigned long long)(index_offset + index_bytes));

@@ -159,8 +159,7 @@ enum image_refusal image_check_header(const struct image_header *h,
     return IMAGE_OK;
 }
 
-/* Whether [pfn] lies in one of the sorted ranges (binary search). */
-static int in_ranges(uint64_t pfn, const struct image_ram_range *ranges, size_t count)
+int image_ranges_contain(const struct image_ram_range *ranges, size_t count, uint64_t pfn)
 {
     size_t low = 0, high = count;
 
@@ -192,8 +191,8 @@ enum image_refusal image_check_index(const struct image_header *h,
             return IMAGE_BAD_ENTRY_FLAGS;
         if (i && pfn <= IMAGE_ENTRY_PFN(entries[i - 1].pfn_and_flags))
             return IMAGE_INDEX_NOT_SORTED;
-        if (!in_ranges(pfn, h->ranges, h->range_count) ||
-            (ram && !in_ranges(pfn, ram, ram_count)))
+        if (!image_ranges_contain(h->ranges, h->range_count, pfn) ||
+            (ram && !image_ranges_contain(ram, ram_count, pfn)))
             return IMAGE_PAGE_NOT_RAM;
         zero += flags & IMAGE_ENTRY_ZERO;
     }
@@ -255,7 +254,7 @@ int image_plan_restore(const struct image_index_entry *entries, uint64_t count,
             return -1;
     for (uint64_t i = 0; i < count; i++) {
         uint64_t pfn = IMAGE_ENTRY_PFN(entries[i].pfn_and_flags);
-        if (in_ranges(pfn, free_ranges, free_count)) {
+        if (image_ranges_contain(free_ranges, free_count, pfn)) {
             plan->load_pfn[i] = pfn; /* its own frame is free: straight in */
             continue;
         }

@@ -75,6 +75,10 @@ enum image_refusal image_check_index(const struct image_header *header,
                                      const struct image_index_entry *entries,
                                      const struct image_ram_range *ram, size_t ram_count);
 
+/* Whether frame pfn lies in one of the sorted, non-overlapping ranges
+ * (binary search). */
+int image_ranges_contain(const struct image_ram_range *ranges, size_t count, uint64_t pfn);
+
 /* The restore planner. Frames are given as sorted, non-overlapping ranges.
  * Each saved page goes straight to its own frame when that frame is free
  * in this boot; otherwise it is staged in a spare frame: free in this

@@ -87,18 +87,9 @@ struct loader {
     uint64_t read_ns, staged;
 };
 
-static unsigned order_for(uint64_t bytes)
-{
-    unsigned order = 0;
-
-    while ((PAGE_SIZE << order) < bytes)
-        order++;
-    return order;
-}
-
 static void *allocate(struct loader *l, uint64_t bytes)
 {
-    uint64_t address = page_alloc(order_for(bytes ? bytes : 1), PAGE_TAG_KERNEL);
+    uint64_t address = page_alloc(page_order_for(bytes ? bytes : 1), PAGE_TAG_KERNEL);
 
     if (address)
         l->allocations[l->allocation_count++] = address;
@@ -213,22 +204,10 @@ static int record_claimed(void *context, uint64_t pfn, uint64_t count, enum budd
     return 0;
 }
 
-/* Whether pfn lies in one of the claimed blocks (sorted). */
+/* Whether pfn lies in one of the claimed blocks. */
 static int claimed(const struct loader *l, uint64_t pfn)
 {
-    size_t low = 0, high = l->free_count;
-
-    while (low < high) {
-        size_t middle = low + (high - low) / 2;
-        uint64_t first = l->free_blocks[middle].base / PAGE_SIZE;
-        if (pfn < first)
-            high = middle;
-        else if (pfn >= first + l->free_blocks[middle].pages)
-            low = middle + 1;
-        else
-            return 1;
-    }
-    return 0;
+    return image_ranges_contain(l->free_blocks, l->free_count, pfn);
 }
 
 /* Page directories for an identity map of every zone. */

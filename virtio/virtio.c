@@ -249,15 +249,6 @@ void virtio_device_ready(struct virtio_device *d)
 
 /* ---- queues ------------------------------------------------------------ */
 
-static unsigned order_for(size_t bytes)
-{
-    unsigned order = 0;
-
-    while ((PAGE_SIZE << order) < bytes)
-        order++;
-    return order;
-}
-
 static void free_queue_memory(struct virtio_queue *q)
 {
     if (q->ring_memory)
@@ -306,8 +297,8 @@ int virtio_setup_queues(struct virtio_device *d, unsigned count,
             .event_idx = virtio_has_feature(d, VIRTIO_RING_F_EVENT_IDX),
             .indirect_max = virtio_has_feature(d, VIRTIO_RING_F_INDIRECT_DESC) ? requests[i].indirect_max : 0,
         };
-        q->ring_memory = page_alloc(order_for(vq_ring_bytes(&config)), PAGE_TAG_KERNEL);
-        q->state_memory = page_alloc(order_for(vq_state_bytes(&config)), PAGE_TAG_KERNEL);
+        q->ring_memory = page_alloc(page_order_for(vq_ring_bytes(&config)), PAGE_TAG_KERNEL);
+        q->state_memory = page_alloc(page_order_for(vq_state_bytes(&config)), PAGE_TAG_KERNEL);
         if (!q->ring_memory || !q->state_memory ||
             vq_init(&q->ring, &config, (void *)(uintptr_t)q->ring_memory,
                     (void *)(uintptr_t)q->state_memory) != 0) {
