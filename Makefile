@@ -27,8 +27,8 @@ KERNEL_CFLAGS := -std=gnu11 -O2 -g $(WARNINGS) \
 KERNEL_LDFLAGS := -nostdlib -shared --no-undefined -Bsymbolic -znocombreloc -T link.ld \
 	-L$(EFI_LIB)
 
-KERNEL_C_SOURCES := $(wildcard boot/*.c arch/x86/*.c kernel/*.c mm/*.c pm/*.c \
-	virtio/*.c lib/*.c)
+KERNEL_C_SOURCES := $(wildcard boot/*.c init/*.c arch/x86/*.c console/*.c acpi/*.c kernel/*.c mm/*.c \
+	pci/*.c pm/*.c virtio/*.c shell/*.c lib/*.c)
 KERNEL_ASM_SOURCES := $(wildcard boot/*.asm arch/x86/*.asm)
 KERNEL_OBJECTS := $(KERNEL_C_SOURCES:%.c=$(BUILD)/kernel/%.o) \
 	$(KERNEL_ASM_SOURCES:%.asm=$(BUILD)/kernel/%.asm.o)
@@ -96,7 +96,7 @@ unit_sources_buddy := mm/buddy.c
 unit_sources_format := lib/format.c
 unit_sources_parse := lib/parse.c
 unit_sources_line_edit := lib/line_edit.c
-unit_sources_acpi_parse := pm/acpi_parse.c
+unit_sources_acpi_parse := acpi/acpi_parse.c
 unit_sources_virtqueue := virtio/virtqueue.c tests/unit/sim_device.c
 unit_sources_balloon := virtio/balloon.c
 unit_sources_image := pm/image.c

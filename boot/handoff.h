@@ -11,7 +11,6 @@
 #define BOOT_MAX_RANGES 512
 #define BOOT_CMDLINE_SIZE 256
 #define BOOT_STACK_SIZE (64 * 1024)
-#define PAGE_SIZE 4096ull
 
 enum memory_kind {
     MEMORY_USABLE = 1,   /* free for the page allocator */

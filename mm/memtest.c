@@ -6,7 +6,7 @@
  */
 #include "mm/memtest.h"
 
-#include "boot/handoff.h"  // PAGE_SIZE
+#include "mm/page.h"       // PAGE_SIZE
 #include "lib/random.h"    // random_next
 #include "mm/page_alloc.h" // page_alloc, page_free
 

@@ -6,8 +6,9 @@
  */
 #include "mm/page_alloc.h"
 
-#include "boot/handoff.h" // struct memory_range, PAGE_SIZE
-#include "kernel/log.h"   // klog
+#include "boot/handoff.h" // struct memory_range
+#include "mm/page.h"      // PAGE_SIZE
+#include "console/log.h"   // klog
 
 static struct buddy_zone zones[PAGE_ALLOC_MAX_ZONES];
 static unsigned zone_count;

@@ -10,17 +10,18 @@
 #include "pm/hibernate.h"
 
 #include "arch/x86/cpu.h"      // interrupts_*
-#include "boot/handoff.h"      // PAGE_SIZE
-#include "kernel/clock.h"      // clock_ns
-#include "kernel/console.h"    // console_printf
-#include "kernel/log.h"        // klog
-#include "kernel/shell.h"      // shell_register
-#include "kernel/symbols.h"    // symbols_image_base
+#include "mm/page.h"             // PAGE_SIZE
+#include "arch/x86/clock.h"      // clock_ns
+#include "console/console.h"    // console_printf
+#include "console/log.h"        // klog
+#include "shell/shell.h"      // shell_register
+#include "arch/x86/symbols.h"    // symbols_image_base
 #include "lib/string.h"        // memset
 #include "mm/page_alloc.h"     // page_alloc_walk, page_alloc
 #include "pm/image.h"          // image_*
 #include "pm/power.h"          // power_hibernate
-#include "pm/resume.h"         // resume_arrived, resume_build_id
+#include "pm/resume.h"         // resume_finish, struct resume_handoff
+#include "pm/swap_disk.h"      // swap_disk_*
 #include "virtio/virtio.h"     // virtio_freeze_all, virtio_thaw_all
 #include "virtio/virtio_blk.h" // blk_writer_*
 
@@ -28,6 +29,13 @@
 #define INDEX_MARGIN_PAGES 4096 /* pages that may appear between count and snapshot */
 #define REQUEST_PAGES 256       /* 1 MiB per request */
 #define MAX_SEGMENTS 128
+
+static hibernate_platform_resume_fn platform_resume;
+
+void hibernate_set_platform_resume(hibernate_platform_resume_fn fn)
+{
+    platform_resume = fn;
+}
 
 int64_t snapshot_and_call(struct image_cpu_state *state, int (*fn)(void *), void *arg, void *stack_top);
 
@@ -206,7 +214,7 @@ static void fill_header(struct writer *w)
     h->magic = IMAGE_MAGIC;
     h->version = IMAGE_VERSION;
     h->state = IMAGE_STATE_VALID;
-    h->build_id = resume_build_id();
+    h->build_id = swap_disk_build_id();
     h->image_base = symbols_image_base();
     h->ram_bytes = stats.total_pages * PAGE_SIZE;
     h->range_count = 0;
@@ -270,7 +278,7 @@ static int write_image(void *context)
 static const char *invalidate_image(struct writer *w)
 {
     memset(w->header, 0, PAGE_SIZE);
-    if (blk_write(w->disk, 0, w->header, PAGE_SIZE, 0) != BLK_OK || blk_flush(w->disk, 0) != BLK_OK)
+    if (swap_disk_write_header(w->disk, w->header, 0) != BLK_OK)
         return " image=invalidate-failed";
     return " image=invalidated";
 }
@@ -279,14 +287,14 @@ static const char *invalidate_image(struct writer *w)
 
 void hibernate(void)
 {
-    struct blk_disk *disk = blk_disk_find(HIBERNATE_DISK_SERIAL);
+    struct blk_disk *disk = swap_disk_find();
     struct blk_info info;
     uint64_t pages = 0;
     uint64_t started = clock_ns();
 
     if (!disk) {
         console_printf("hibernate failed reason=no-disk (attach a virtio-blk disk with serial %s)\n",
-                       HIBERNATE_DISK_SERIAL);
+                       SWAP_DISK_SERIAL);
         return;
     }
     blk_disk_info(disk, &info);
@@ -325,7 +333,7 @@ void hibernate(void)
     };
     void *stack_top = (void *)(uintptr_t)(region + index_offset);
 
-    klog("hibernate: saving up to %llu pages to %s", (unsigned long long)pages, HIBERNATE_DISK_SERIAL);
+    klog("hibernate: saving up to %llu pages to %s", (unsigned long long)pages, SWAP_DISK_SERIAL);
     int64_t result = -1;
     if (virtio_freeze_all() != 0) {
         w->reason = "freeze-failed";
@@ -342,7 +350,12 @@ void hibernate(void)
             if (result > 0) {
                 /* the second return: this is the image, resumed by a new
                  * boot; the region's contents (w too) were never saved */
-                resume_arrived((const struct resume_handoff *)(uintptr_t)result, snapshot_ns);
+                const struct resume_handoff *handoff = (const struct resume_handoff *)(uintptr_t)result;
+                /* the handoff sits in a frame this kernel counts as free
+                 * (the boot kernel's): keep a copy before anything allocates */
+                struct resume_handoff from_boot = *handoff;
+                int restored = platform_resume ? platform_resume(&from_boot, snapshot_ns) : -1;
+                resume_finish(&from_boot, restored);
                 page_free(region);
                 return;
             }

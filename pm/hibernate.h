@@ -8,10 +8,20 @@
 #ifndef PM_HIBERNATE_H
 #define PM_HIBERNATE_H
 
-#define HIBERNATE_DISK_SERIAL "torpor-swap"
+#include <stdint.h>
+
+struct resume_handoff;
 
 /* Registers the `hibernate` command. */
 void hibernate_init(void);
+
+/* The platform's resume chain (init/bringup.c), which the image kernel
+ * runs right after its snapshot returns a second time: it brings the
+ * machine up on the new firmware and returns 0, or -1 when a driver could
+ * not be restored. pm/ knows no driver or chip by name. */
+typedef int (*hibernate_platform_resume_fn)(const struct resume_handoff *handoff,
+                                            uint64_t snapshot_ns);
+void hibernate_set_platform_resume(hibernate_platform_resume_fn fn);
 /* Returns when hibernation failed (the reason is printed, the system
  * runs on), or after a later boot resumed the image (`resume ok`). */
 void hibernate(void);

@@ -10,9 +10,9 @@
 #include <efi.h> // EFI_RUNTIME_SERVICES, EfiResetShutdown
 
 #include "arch/x86/cpu.h" // outb, outw, cpu_halt_forever
-#include "kernel/clock.h" // clock_delay_us
-#include "kernel/log.h"   // klog
-#include "pm/acpi.h"      // acpi_get
+#include "arch/x86/clock.h" // clock_delay_us
+#include "console/log.h"   // klog
+#include "acpi/acpi.h"      // acpi_get
 
 #define SLP_EN (1u << 13)
 

@@ -10,24 +10,17 @@
  */
 #include "pm/resume.h"
 
-#include "arch/x86/apic.h"       // apic_*
-#include "arch/x86/cpu.h"        // cpu_init, interrupts_*
-#include "arch/x86/interrupt.h"  // VECTOR_UART
-#include "arch/x86/ioapic.h"     // ioapic_*
-#include "arch/x86/uart.h"       // uart_*
-#include "boot/handoff.h"        // struct boot_handoff, PAGE_SIZE
-#include "kernel/clock.h"        // clock_*
-#include "kernel/console.h"      // console_printf
-#include "kernel/log.h"          // klog
+#include "arch/x86/cpu.h"        // interrupts_disable, rdtsc
+#include "boot/handoff.h"        // struct boot_handoff
+#include "mm/page.h"              // PAGE_SIZE
+#include "arch/x86/clock.h"        // clock_*
+#include "console/console.h"      // console_printf
+#include "console/log.h"          // klog
 #include "kernel/options.h"      // options_has
 #include "lib/string.h"          // memcpy, memset
 #include "mm/page_alloc.h"       // page_alloc_*
-#include "pm/acpi.h"             // acpi_*
-#include "pm/hibernate.h"        // HIBERNATE_DISK_SERIAL
 #include "pm/image.h"            // image_*
-#include "pm/power.h"            // power_init
-#include "pm/power_button.h"     // power_button_resume
-#include "virtio/pci.h"          // pci_rescan
+#include "pm/swap_disk.h"        // swap_disk_*
 #include "virtio/virtio.h"       // virtio_*
 #include "virtio/virtio_blk.h"   // blk_*
 
@@ -38,7 +31,6 @@
 #define MAX_IDENTITY_GIB 512    /* one page-directory-pointer table */
 #define BLOCK_MARGIN 64         /* free blocks that splitting may add while counting */
 
-extern const char _text[], _etext[];
 extern const char resume_trampoline[], resume_trampoline_end[];
 
 /* The trampoline's parameter page; offsets as in resume_trampoline.asm. */
@@ -61,12 +53,6 @@ struct copy_page {
     uint64_t pairs[COPY_PAIRS_PER_PAGE][2]; /* source, destination */
 };
 _Static_assert(sizeof(struct copy_page) == PAGE_SIZE, "one copy page per frame");
-
-uint64_t resume_build_id(void)
-{
-    /* linker-script bounds: compared as addresses */
-    return image_checksum(_text, ((uintptr_t)_etext - (uintptr_t)_text) & ~(size_t)7);
-}
 
 /* ---- the loader's state ------------------------------------------------ */
 
@@ -148,7 +134,7 @@ static int read_header_and_index(struct loader *l)
 
     size_t ram_count = boot_ram_ranges(ram, IMAGE_MAX_RANGES);
     struct image_expectation expect = {
-        .build_id = resume_build_id(),
+        .build_id = swap_disk_build_id(),
         .ram_bytes = stats.total_pages * PAGE_SIZE,
         .disk_bytes = info.sectors * BLK_SECTOR_SIZE,
         .ranges = ram,
@@ -156,7 +142,7 @@ static int read_header_and_index(struct loader *l)
     };
     enum image_refusal refusal = image_check_header(l->header, &expect);
     if (refusal == IMAGE_NONE) {
-        klog("resume: no image on %s", HIBERNATE_DISK_SERIAL);
+        klog("resume: no image on %s", SWAP_DISK_SERIAL);
         release(l);
         return -1;
     }
@@ -466,9 +452,9 @@ void resume_from_disk(const struct boot_handoff *handoff)
         console_printf("resume skipped reason=noresume\n");
         return;
     }
-    l.disk = blk_disk_find(HIBERNATE_DISK_SERIAL);
+    l.disk = swap_disk_find();
     if (!l.disk) {
-        klog("resume: no %s disk", HIBERNATE_DISK_SERIAL);
+        klog("resume: no %s disk", SWAP_DISK_SERIAL);
         return;
     }
     if (read_header_and_index(&l) != 0 || claim_and_plan(&l) != 0 || load_pages(&l) != 0)
@@ -478,8 +464,7 @@ void resume_from_disk(const struct boot_handoff *handoff)
     l.header->state = IMAGE_STATE_RESUMING;
     image_seal(l.header);
     l.failed_sector = ~0ull;
-    if (blk_write(l.disk, 0, l.header, PAGE_SIZE, &l.failed_sector) != BLK_OK ||
-        blk_flush(l.disk, &l.failed_sector) != BLK_OK) {
+    if (swap_disk_write_header(l.disk, l.header, &l.failed_sector) != BLK_OK) {
         refuse(&l, "cannot-record-attempt");
         return;
     }
@@ -491,7 +476,7 @@ void resume_from_disk(const struct boot_handoff *handoff)
 /* The image is spent: `used`, so no later boot resumes it again. */
 static int mark_used(uint64_t *page_count)
 {
-    struct blk_disk *disk = blk_disk_find(HIBERNATE_DISK_SERIAL);
+    struct blk_disk *disk = swap_disk_find();
     uint64_t address = page_alloc(0, PAGE_TAG_KERNEL);
     struct image_header *h = (struct image_header *)(uintptr_t)address;
     int result = -1;
@@ -502,48 +487,30 @@ static int mark_used(uint64_t *page_count)
         return -1;
     }
     if (blk_read(disk, 0, h, PAGE_SIZE, 0) == BLK_OK && h->magic == IMAGE_MAGIC &&
-        h->state == IMAGE_STATE_RESUMING && h->build_id == resume_build_id()) {
+        h->state == IMAGE_STATE_RESUMING && h->build_id == swap_disk_build_id()) {
         *page_count = h->page_count;
         h->state = IMAGE_STATE_USED;
         image_seal(h);
-        if (blk_write(disk, 0, h, PAGE_SIZE, 0) == BLK_OK && blk_flush(disk, 0) == BLK_OK)
+        if (swap_disk_write_header(disk, h, 0) == BLK_OK)
             result = 0;
     }
     page_free(address);
     return result;
 }
 
-void resume_arrived(const struct resume_handoff *from_boot, uint64_t snapshot_ns)
+void resume_finish(const struct resume_handoff *handoff, int restored)
 {
-    /* the handoff sits in a frame this kernel counts as free: copy first */
-    struct resume_handoff handoff = *from_boot;
-
-    clock_continue_from(snapshot_ns);
-    cpu_init();
-    uart_init();
-    int acpi_ok = acpi_init(handoff.acpi_rsdp);
-    const struct acpi_info *acpi = acpi_get();
-    power_init(handoff.efi_runtime_services);
-    apic_init(acpi_ok == 0 ? acpi->local_apic : 0);
-    ioapic_init(acpi, apic_id());
-    ioapic_route_isa_irq(UART_COM1_IRQ, VECTOR_UART);
-    uart_enable_receive_interrupt();
-    pci_rescan(acpi);
-    virtio_rescan();
-    interrupts_enable();
-    apic_timer_start();
-    int restored = virtio_restore_all();
-    power_button_resume();
-
-    uint64_t page_count = handoff.page_count;
+    uint64_t page_count = handoff->page_count;
     int used = mark_used(&page_count);
-    uint64_t ms = clock_tsc_to_ns(rdtsc() - handoff.tsc_at_entry) / 1000000;
-    uint64_t read_ms = handoff.read_ns / 1000000;
-    klog("resume: read %llu KiB in %llu ms, %llu pages staged", (unsigned long long)(handoff.read_bytes / 1024),
-         (unsigned long long)read_ms, (unsigned long long)handoff.staged_pages);
+    uint64_t ms = clock_tsc_to_ns(rdtsc() - handoff->tsc_at_entry) / 1000000;
+    uint64_t read_ms = handoff->read_ns / 1000000;
+
+    klog("resume: read %llu KiB in %llu ms, %llu pages staged",
+         (unsigned long long)(handoff->read_bytes / 1024), (unsigned long long)read_ms,
+         (unsigned long long)handoff->staged_pages);
     console_printf("resume ok pages=%llu ms=%llu read_bytes=%llu read_us=%llu%s%s\n",
                    (unsigned long long)page_count, (unsigned long long)ms,
-                   (unsigned long long)handoff.read_bytes, (unsigned long long)(handoff.read_ns / 1000),
+                   (unsigned long long)handoff->read_bytes, (unsigned long long)(handoff->read_ns / 1000),
                    restored == 0 ? "" : " restore=incomplete",
                    used == 0 ? "" : " mark_used=failed");
 }

@@ -3,8 +3,8 @@
  * image on the torpor-swap disk, checks it, reads every saved page into
  * memory this boot does not use, records the attempt in the header and
  * jumps through arch/x86/resume_trampoline.asm into the image kernel,
- * which returns from its snapshot in hibernate() and calls
- * resume_arrived. Anything wrong before the jump prints
+ * which returns from its snapshot in hibernate(), runs the bring-up's
+ * resume half (init/bringup.c) and calls resume_finish. Anything wrong before the jump prints
  * `resume refused reason=...` and the boot goes on fresh.
  */
 #ifndef PM_RESUME_H
@@ -26,18 +26,13 @@ struct resume_handoff {
     uint64_t staged_pages;      /* loaded elsewhere, copied by the trampoline */
 };
 
-/* This kernel's build id: image_checksum of its .text (position
- * independent, so the same at any load address). */
-uint64_t resume_build_id(void);
-
 /* Boot side. Returns when there is no image, `noresume` was given, or the
  * image was refused; otherwise it never returns. */
 void resume_from_disk(const struct boot_handoff *handoff);
 
-/* Image side, called first thing after the snapshot returned a second
- * time: brings the CPU, interrupts, ACPI, PCI and the drivers back on the
- * new firmware, marks the image used and prints `resume ok`. snapshot_ns
- * is clock_ns() at the snapshot. */
-void resume_arrived(const struct resume_handoff *handoff, uint64_t snapshot_ns);
+/* Image side, last step of a resume: marks the image used, so no later
+ * boot resumes it again, and prints `resume ok`. restored is 0 when every
+ * driver came back. */
+void resume_finish(const struct resume_handoff *handoff, int restored);
 
 #endif

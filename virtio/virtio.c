@@ -8,13 +8,13 @@
 #include "arch/x86/apic.h"      // apic_timer_add_hook
 #include "arch/x86/cpu.h"       // interrupts_*
 #include "arch/x86/interrupt.h" // interrupt_*
-#include "boot/handoff.h"       // PAGE_SIZE
-#include "kernel/console.h"     // console_printf
-#include "kernel/log.h"         // klog
-#include "kernel/shell.h"       // shell_register
+#include "mm/page.h"             // PAGE_SIZE
+#include "console/console.h"     // console_printf
+#include "console/log.h"         // klog
+#include "shell/shell.h"       // shell_register
 #include "lib/string.h"         // memset, strcmp
 #include "mm/page_alloc.h"      // page_alloc, page_free
-#include "virtio/pci.h"         // pci_*
+#include "pci/pci.h"         // pci_*
 #include "virtio/virtio_pci.h"  // struct virtio_transport
 
 #define VIRTIO_VENDOR 0x1af4
@@ -147,7 +147,8 @@ static void tick_poll(void *context)
     (void)context;
     for (unsigned i = 0; i < device_count; i++) {
         struct virtio_device *d = &devices[i];
-        if (d->driver && !d->msix && d->queue_count)
+        /* a frozen device's registers may have moved (resume): never touch them */
+        if (d->driver && !d->frozen && !d->msix && d->queue_count)
             service_isr(d);
     }
 }
@@ -460,6 +461,7 @@ static int call_all(enum pm_event event)
                                                                  : d->driver->restore;
         if (hook && hook(d) != 0 && !first_error)
             first_error = -1;
+        d->frozen = event == PM_FREEZE;
     }
     return first_error;
 }

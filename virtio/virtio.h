@@ -82,6 +82,7 @@ struct virtio_device {
     uint16_t pci_segment;   /* where it sits, to find it again after resume */
     uint8_t pci_bus, pci_device, pci_function;
     int gone;               /* vanished across a resume: dropped */
+    int frozen;             /* between freeze and thaw/restore: left alone */
     const struct virtio_transport *transport;
     uint16_t type;
     uint64_t device_features;

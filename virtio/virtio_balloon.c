@@ -6,12 +6,12 @@
  */
 #include "virtio/virtio_balloon.h"
 
-#include "boot/handoff.h"   // PAGE_SIZE
-#include "kernel/clock.h"   // clock_ns
-#include "kernel/console.h" // console_printf
-#include "kernel/log.h"     // klog
+#include "mm/page.h"        // PAGE_SIZE
+#include "arch/x86/clock.h"   // clock_ns
+#include "console/console.h" // console_printf
+#include "console/log.h"     // klog
 #include "kernel/options.h" // options_number
-#include "kernel/shell.h"   // shell_register
+#include "shell/shell.h"   // shell_register
 #include "kernel/work.h"    // work_*
 #include "lib/string.h"     // strcmp
 #include "mm/page_alloc.h"  // page_alloc, page_free, stats

@@ -7,17 +7,17 @@
 #include "virtio/virtio_blk.h"
 
 #include "arch/x86/cpu.h"   // interrupts_*, cpu_idle_with_interrupts
-#include "boot/handoff.h"   // PAGE_SIZE
-#include "kernel/clock.h"   // clock_ns
-#include "kernel/console.h" // console_printf
-#include "kernel/log.h"     // klog
-#include "kernel/shell.h"   // shell_register
+#include "mm/page.h"        // PAGE_SIZE
+#include "arch/x86/clock.h"   // clock_ns
+#include "console/console.h" // console_printf
+#include "console/log.h"     // klog
+#include "shell/shell.h"   // shell_register
 #include "lib/crc32.h"      // crc32_update
 #include "lib/parse.h"      // parse_u64
 #include "lib/string.h"     // memset, strcmp
 #include "mm/page_alloc.h"  // page_alloc
 #include "virtio/blk_config.h" // blk_config_check, BLK_F_*
-#include "virtio/pci.h"     // struct pci_function
+#include "pci/pci.h"     // struct pci_function
 #include "virtio/virtio.h"  // virtio_*
 
 /* config layout (5.2.4) */

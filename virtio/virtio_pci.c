@@ -7,7 +7,7 @@
 #include "virtio/virtio_pci.h"
 
 #include "arch/x86/cpu.h"     // inb/outb and friends
-#include "virtio/pci.h"       // pci_*
+#include "pci/pci.h"       // pci_*
 #include "virtio/virtio.h"    // struct virtio_device
 #include "virtio/virtqueue.h" // vq_*_area
 

@@ -8,8 +8,8 @@
 
 #include "arch/x86/cpu.h"       // rdmsr, wrmsr
 #include "arch/x86/interrupt.h" // VECTOR_TIMER, VECTOR_SPURIOUS
-#include "kernel/clock.h"       // clock_delay_us
-#include "kernel/log.h"         // klog
+#include "arch/x86/clock.h"       // clock_delay_us
+#include "console/log.h"         // klog
 
 #define MSR_APIC_BASE 0x1b
 #define APIC_BASE_ENABLE (1u << 11)

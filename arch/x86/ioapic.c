@@ -7,8 +7,8 @@
 
 #include "arch/x86/cpu.h"       // outb
 #include "arch/x86/interrupt.h" // VECTOR_PIC_BASE
-#include "kernel/log.h"         // klog
-#include "pm/acpi.h"            // struct acpi_info
+#include "console/log.h"         // klog
+#include "acpi/acpi.h"            // struct acpi_info
 
 #define REG_VERSION 0x01
 #define REG_REDIRECTION 0x10

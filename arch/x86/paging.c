@@ -11,6 +11,7 @@
 
 #include "arch/x86/cpu.h"  // write_cr3
 #include "boot/handoff.h"  // struct boot_handoff
+#include "mm/page.h"       // PAGE_SIZE
 #include "lib/string.h"    // memset
 #include "mm/page_alloc.h" // page_alloc
 

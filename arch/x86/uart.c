@@ -6,7 +6,7 @@
 #include "arch/x86/uart.h"
 
 #include "arch/x86/cpu.h"       // inb, outb
-#include "arch/x86/interrupt.h" // interrupt_set_handler, VECTOR_UART
+#include "arch/x86/interrupt.h" // struct interrupt_frame
 
 #define COM1 0x3f8
 #define REG_DATA 0
@@ -44,7 +44,7 @@ void uart_putc(char c)
     outb(COM1 + REG_DATA, (uint8_t)c);
 }
 
-static void uart_interrupt(struct interrupt_frame *frame, void *context)
+void uart_interrupt(struct interrupt_frame *frame, void *context)
 {
     (void)frame;
     (void)context;
@@ -63,7 +63,6 @@ static void uart_interrupt(struct interrupt_frame *frame, void *context)
 
 void uart_enable_receive_interrupt(void)
 {
-    interrupt_set_handler(VECTOR_UART, uart_interrupt, 0);
     outb(COM1 + REG_INTERRUPT_ENABLE, 0x01); /* received data available */
     /* drain what arrived before, so the line is not stuck asserted */
     while (inb(COM1 + REG_LINE_STATUS) & LINE_STATUS_DATA_READY)

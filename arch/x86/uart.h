@@ -11,7 +11,11 @@
 
 void uart_init(void);
 void uart_putc(char c);
-/* Enables the receive interrupt; the caller routes UART_COM1_IRQ first. */
+struct interrupt_frame;
+
+/* The receive interrupt's handler: the bring-up installs it on a vector
+ * and routes UART_COM1_IRQ there, then enables the interrupt. */
+void uart_interrupt(struct interrupt_frame *frame, void *context);
 void uart_enable_receive_interrupt(void);
 /* Takes one received byte; returns 0 when the ring is empty. */
 int uart_getc(char *c);

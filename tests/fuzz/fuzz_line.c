@@ -1,7 +1,7 @@
 /*
  * libFuzzer target for the console's input path: lib/line_edit.c turns
  * bytes into lines, lib/parse.c splits a line into words and reads numbers
- * (kernel/shell.c does the same with every byte from the serial port).
+ * (shell/shell.c does the same with every byte from the serial port).
  *
  * Every input byte goes to line_edit_feed; each completed line, and the
  * whole input as one NUL-terminated string, is split with parse_words and
@@ -24,7 +24,7 @@
 #include "lib/parse.h"
 #include "tests/fuzz/fuzz_check.h"
 
-#define SHELL_MAX_WORDS 8 /* kernel/shell.c's MAX_WORDS */
+#define SHELL_MAX_WORDS 8 /* shell/shell.c's MAX_WORDS */
 
 
 /* decimal, or hex after 0x/0X; -1 for empty, stray characters or overflow */

@@ -1,4 +1,4 @@
-/* Host unit tests for pm/acpi_parse.c: acpi_checksum_ok, and acpi_parse_sleep_type on
+/* Host unit tests for acpi/acpi_parse.c: acpi_checksum_ok, and acpi_parse_sleep_type on
  * hand-built AML (integer encodings, root prefix, PkgLength forms, truncation, junk). */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,7 +10,7 @@
 
 #include <cmocka.h>
 
-#include "pm/acpi.h"
+#include "acpi/acpi.h"
 
 /* Copies bytes into a heap block of exactly `length` bytes, so ASan reports
  * any read past the end the parser is given. */

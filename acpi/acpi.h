@@ -3,8 +3,8 @@
  * handed over: FADT power-management ports, the reset register, the sleep
  * types of _S4 and _S5 from the DSDT, and the MADT's interrupt routing.
  */
-#ifndef PM_ACPI_H
-#define PM_ACPI_H
+#ifndef ACPI_ACPI_H
+#define ACPI_ACPI_H
 
 #include <stdint.h>
 

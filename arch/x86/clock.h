@@ -3,8 +3,8 @@
  * timer (3.579545 MHz, fixed by the ACPI spec, section 4.8.3.3).
  * Time zero is the top of efi_main.
  */
-#ifndef KERNEL_CLOCK_H
-#define KERNEL_CLOCK_H
+#ifndef ARCH_X86_CLOCK_H
+#define ARCH_X86_CLOCK_H
 
 #include <stdint.h>
 

@@ -2,7 +2,7 @@
  * Lookup in the kernel symbol table written by tools/ksyms.py: a binary
  * search over entries sorted by image offset.
  */
-#include "kernel/symbols.h"
+#include "arch/x86/symbols.h"
 
 #include "lib/string.h" // memcmp
 

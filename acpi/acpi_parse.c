@@ -2,7 +2,7 @@
  * The pure parts of ACPI reading: table checksums and the \_Sx sleep
  * packages in AML. No kernel state, so the host tests run this code.
  */
-#include "pm/acpi.h"
+#include "acpi/acpi.h"
 
 #include "lib/string.h" // memcmp
 

@@ -2,8 +2,8 @@
  * The kernel's entry, called by efi_main on the kernel stack after
  * ExitBootServices, with interrupts off.
  */
-#ifndef KERNEL_KMAIN_H
-#define KERNEL_KMAIN_H
+#ifndef INIT_KMAIN_H
+#define INIT_KMAIN_H
 
 struct boot_handoff;
 

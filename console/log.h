@@ -2,8 +2,13 @@
  * The kernel log: timestamped lines kept in a ring (the `log` command
  * prints it) and echoed to the console as they happen.
  */
-#ifndef KERNEL_LOG_H
-#define KERNEL_LOG_H
+#ifndef CONSOLE_LOG_H
+#define CONSOLE_LOG_H
+
+#include <stdint.h>
+
+/* The timestamp source (the monotonic clock); 0 until it is set. */
+void log_set_clock(uint64_t (*now_ns)(void));
 
 void klog(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Prints the ring, oldest line first. */

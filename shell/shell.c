@@ -4,16 +4,17 @@
  * one `error: ...` line. Nothing typed here can crash the kernel except the
  * documented test-only `crash` command.
  */
-#include "kernel/shell.h"
+#include "shell/shell.h"
 
 #include <stdarg.h> // va_list
 
 #include "arch/x86/cpu.h"   // interrupts_*, cpu_idle_with_interrupts
 #include "arch/x86/uart.h"  // uart_getc
 #include "boot/handoff.h"   // struct boot_handoff, memory_kind_name
-#include "kernel/clock.h"   // clock_ns
-#include "kernel/console.h" // console_printf
-#include "kernel/log.h"     // log_dump
+#include "mm/page.h"        // PAGE_SIZE, PAGES_PER_MIB
+#include "arch/x86/clock.h"   // clock_ns
+#include "console/console.h" // console_printf
+#include "console/log.h"     // log_dump
 #include "kernel/work.h"    // work_run_pending
 #include "lib/line_edit.h"  // line_edit_feed
 #include "lib/parse.h"      // parse_words, parse_u64
@@ -25,7 +26,6 @@
 
 #define MAX_WORDS 8
 #define PROMPT "torpor> "
-#define PAGES_PER_MIB 256
 #define MAX_FILL_MIB (1ull << 24)
 
 #define MAX_COMMAND_TABLES 16

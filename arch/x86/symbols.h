@@ -1,8 +1,8 @@
 /*
  * Names for code addresses, from the .ksyms table the build embeds.
  */
-#ifndef KERNEL_SYMBOLS_H
-#define KERNEL_SYMBOLS_H
+#ifndef ARCH_X86_SYMBOLS_H
+#define ARCH_X86_SYMBOLS_H
 
 #include <stdint.h>
 

@@ -2,13 +2,12 @@
  * Log ring: a fixed byte ring of complete lines. When it is full the
  * oldest lines are dropped whole, so a dump never starts mid-line.
  */
-#include "kernel/log.h"
+#include "console/log.h"
 
 #include <stdarg.h>
 #include <stdint.h>
 
-#include "kernel/clock.h"   // clock_ns
-#include "kernel/console.h" // console_write
+#include "console/console.h" // console_write
 #include "lib/format.h"     // format_snprintf
 
 #define LOG_RING_SIZE 16384
@@ -17,6 +16,12 @@ static char ring[LOG_RING_SIZE];
 static uint64_t ring_start; /* offset of the oldest byte kept */
 static uint64_t ring_end;   /* offset one past the newest byte */
 static int echo = 1;
+static uint64_t (*clock_now_ns)(void);
+
+void log_set_clock(uint64_t (*now_ns)(void))
+{
+    clock_now_ns = now_ns;
+}
 
 static void ring_append(const char *text, int length)
 {
@@ -34,7 +39,7 @@ static void ring_append(const char *text, int length)
 void klog(const char *fmt, ...)
 {
     char line[256];
-    uint64_t ns = clock_ns();
+    uint64_t ns = clock_now_ns ? clock_now_ns() : 0;
     int length = format_snprintf(line, sizeof(line), "[%5llu.%06llu] ",
                                  (unsigned long long)(ns / 1000000000),
                                  (unsigned long long)(ns / 1000 % 1000000));

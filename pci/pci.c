@@ -7,20 +7,20 @@
  * through the IOAPIC with shared lines fanned out to every sharer.
  * Every loop here is bounded: bad hardware ends a walk, never hangs it.
  */
-#include "virtio/pci.h"
+#include "pci/pci.h"
 
 #include "arch/x86/apic.h"      // apic_id
 #include "arch/x86/cpu.h"       // inl, outl, read_flags, interrupts_*
 #include "arch/x86/interrupt.h" // interrupt_*_handler
 #include "arch/x86/ioapic.h"    // ioapic_route_gsi
 #include "arch/x86/paging.h"    // paging_map_mmio
-#include "kernel/clock.h"       // clock_ns
-#include "kernel/console.h"     // console_printf
-#include "kernel/log.h"         // klog
-#include "kernel/shell.h"       // shell_register
+#include "arch/x86/clock.h"       // clock_ns
+#include "console/console.h"     // console_printf
+#include "console/log.h"         // klog
+#include "shell/shell.h"       // shell_register
 #include "lib/string.h"         // memset
 #include "lib/format.h"         // format_snprintf
-#include "pm/acpi.h"            // struct acpi_info
+#include "acpi/acpi.h"            // struct acpi_info
 
 #define CONFIG_ADDRESS 0xcf8
 #define CONFIG_DATA 0xcfc

@@ -2,8 +2,8 @@
  * The serial console shell: prompt, line editing, and the commands
  * documented in docs/console.md.
  */
-#ifndef KERNEL_SHELL_H
-#define KERNEL_SHELL_H
+#ifndef SHELL_SHELL_H
+#define SHELL_SHELL_H
 
 #include <stdint.h>
 

@@ -1,20 +1,29 @@
 /*
- * Console output over the UART, with a bare "\n" sent as "\r\n" for
- * terminals (a "\r\n" already there is left alone).
+ * Console output: formatting over one output seam, the byte sink the
+ * bring-up registers (the UART), with a bare "\n" sent as "\r\n" for
+ * terminals (a "\r\n" already there is left alone). Nothing here knows
+ * what the sink is, so every layer above may print.
  */
-#include "kernel/console.h"
+#include "console/console.h"
 
-#include "arch/x86/uart.h" // uart_putc
-#include "lib/format.h"    // format_vsnprintf
+#include "lib/format.h" // format_vsnprintf
 
+static void (*sink)(char c);
 static char last_sent;
 static uint64_t bytes_sent;
 
+void console_set_output(void (*put_byte)(char c))
+{
+    sink = put_byte;
+}
+
 static void put(char c)
 {
+    if (!sink)
+        return; /* before the bring-up chose a sink: nowhere to go */
     if (c == '\n' && last_sent != '\r')
-        uart_putc('\r');
-    uart_putc(c);
+        sink('\r');
+    sink(c);
     last_sent = c;
     bytes_sent++;
 }

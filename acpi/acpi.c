@@ -3,9 +3,9 @@
  * -> FADT, MADT, MCFG, and the DSDT for the \_S4 and \_S5 packages. No AML
  * interpreter: the sleep packages are plain Name() objects in QEMU's DSDT.
  */
-#include "pm/acpi.h"
+#include "acpi/acpi.h"
 
-#include "kernel/log.h"   // klog
+#include "console/log.h"   // klog
 #include "lib/string.h"   // memcmp
 
 struct sdt_header {

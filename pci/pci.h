@@ -3,8 +3,8 @@
  * port 0xCF8/0xCFC), BAR sizing and mapping, capabilities, and the two
  * interrupt paths a driver can take: MSI-X or legacy INTx via the IOAPIC.
  */
-#ifndef VIRTIO_PCI_H
-#define VIRTIO_PCI_H
+#ifndef PCI_PCI_H
+#define PCI_PCI_H
 
 #include <stdint.h>
 

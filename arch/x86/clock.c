@@ -3,7 +3,7 @@
  * ACPI PM timer over a short window; nanoseconds come from a 32.32 fixed
  * point factor so no division happens on the hot path.
  */
-#include "kernel/clock.h"
+#include "arch/x86/clock.h"
 
 #include "arch/x86/cpu.h" // rdtsc, inl
 

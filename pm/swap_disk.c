@@ -1,0 +1,29 @@
+/*
+ * The hibernation disk and its header page (see pm/swap_disk.h).
+ */
+#include "pm/swap_disk.h"
+
+#include "mm/page.h"           // PAGE_SIZE
+#include "pm/image.h"          // image_checksum, struct image_header
+#include "virtio/virtio_blk.h" // blk_*
+
+extern const char _text[], _etext[];
+
+struct blk_disk *swap_disk_find(void)
+{
+    return blk_disk_find(SWAP_DISK_SERIAL);
+}
+
+int swap_disk_write_header(struct blk_disk *disk, const struct image_header *header,
+                           uint64_t *failed_sector)
+{
+    int result = blk_write(disk, 0, header, PAGE_SIZE, failed_sector);
+
+    return result != BLK_OK ? result : blk_flush(disk, failed_sector);
+}
+
+uint64_t swap_disk_build_id(void)
+{
+    /* linker-script bounds: compared as addresses */
+    return image_checksum(_text, ((uintptr_t)_etext - (uintptr_t)_text) & ~(size_t)7);
+}
