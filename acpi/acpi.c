@@ -5,8 +5,8 @@
  */
 #include "acpi/acpi.h"
 
-#include "console/log.h"   // klog
-#include "lib/string.h"   // memcmp
+#include "console/log.h" // klog
+#include "lib/string.h"  // memcmp
 
 struct sdt_header {
     char signature[4];

@@ -8,8 +8,8 @@
 #include <efilib.h> // LoadedImageProtocol
 
 #include "boot/handoff.h"
-#include "mm/page.h" // PAGE_SIZE
 #include "init/kmain.h" // kmain
+#include "mm/page.h"    // PAGE_SIZE
 
 /* The firmware's map and our handoff live in the image, not in firmware
  * allocations, so they survive ExitBootServices where we put them. */

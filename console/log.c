@@ -8,7 +8,7 @@
 #include <stdint.h>
 
 #include "console/console.h" // console_write
-#include "lib/format.h"     // format_snprintf
+#include "lib/format.h"      // format_snprintf
 
 #define LOG_RING_SIZE 16384
 

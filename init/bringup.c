@@ -25,7 +25,8 @@
 #include "acpi/acpi.h"             // acpi_init, acpi_get
 #include "arch/x86/apic.h"         // apic_*
 #include "arch/x86/clock.h"        // clock_*
-#include "arch/x86/cpu.h"          // cpu_init, interrupts_enable
+#include "arch/x86/cpu.h"          // interrupts_enable, cpu_halt_forever
+#include "arch/x86/cpu_tables.h"   // cpu_init
 #include "arch/x86/interrupt.h"    // interrupt_set_handler, VECTOR_UART
 #include "arch/x86/ioapic.h"       // ioapic_*
 #include "arch/x86/paging.h"       // paging_init
@@ -160,6 +161,7 @@ static void console_input(struct bringup *b)
 static void interrupts_and_tick(struct bringup *b)
 {
     (void)b;
+    interrupt_set_handler(VECTOR_TIMER, apic_timer_interrupt, 0);
     interrupts_enable();
     apic_timer_start();
 }
@@ -191,6 +193,7 @@ static void pci_boot(struct bringup *b)
 static void pci_again(struct bringup *b)
 {
     (void)b;
+    pci_intx_forget_routes(); /* they named the old enumeration's functions */
     pci_rescan(acpi_get());
 }
 
@@ -200,7 +203,6 @@ static void drivers_boot(struct bringup *b)
     virtio_blk_register();
     virtio_balloon_register();
     virtio_init();
-    hibernate_init();
 }
 
 static void drivers_restore(struct bringup *b)

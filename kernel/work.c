@@ -6,7 +6,7 @@
 #include "kernel/work.h"
 
 #include "arch/x86/apic.h" // apic_timer_ticks, apic_timer_add_hook
-#include "arch/x86/cpu.h"  // read_flags, interrupts_*
+#include "arch/x86/cpu.h"  // interrupts_save, interrupts_restore
 
 static struct work *items;
 
@@ -25,12 +25,10 @@ void work_schedule(struct work *w)
 
 void work_schedule_after(struct work *w, uint64_t ticks)
 {
-    uint64_t flags = read_flags();
+    uint64_t flags = interrupts_save(); /* the tick reads due_tick */
 
-    interrupts_disable();
     w->due_tick = apic_timer_ticks() + (ticks ? ticks : 1);
-    if (flags & (1u << 9))
-        interrupts_enable();
+    interrupts_restore(flags);
 }
 
 static void tick(void *context)

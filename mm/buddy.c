@@ -217,6 +217,21 @@ int buddy_free_reported(struct buddy_zone *zone, uint64_t pfn)
     return free_block(zone, pfn, 1);
 }
 
+uint64_t buddy_forget_reported(struct buddy_zone *zone)
+{
+    uint64_t pages = 0;
+
+    /* reported blocks sit at the tails; cleared, every block is simply
+     * unreported, which keeps that order */
+    for (unsigned order = 0; order < BUDDY_ORDER_COUNT; order++)
+        for (uint32_t index = zone->free_head[order]; index != BUDDY_NONE; index = zone->pages[index].next)
+            if (zone->pages[index].tag == BUDDY_TAG_REPORTED) {
+                zone->pages[index].tag = 0;
+                pages += 1ull << order;
+            }
+    return pages;
+}
+
 int buddy_take_unreported(struct buddy_zone *zone, unsigned min_order, uint8_t tag,
                           uint64_t *pfn, unsigned *order)
 {

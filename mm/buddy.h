@@ -80,6 +80,9 @@ int buddy_free(struct buddy_zone *zone, uint64_t pfn);
 int buddy_take_unreported(struct buddy_zone *zone, unsigned min_order, uint8_t tag,
                           uint64_t *pfn, unsigned *order);
 int buddy_free_reported(struct buddy_zone *zone, uint64_t pfn);
+/* Forgets every report (a new host after resume was told nothing): all
+ * free blocks count as unreported again. Returns the pages concerned. */
+uint64_t buddy_forget_reported(struct buddy_zone *zone);
 
 /* Order and tag of the allocated block whose head is pfn; -1 if none. */
 int buddy_allocated_block(const struct buddy_zone *zone, uint64_t pfn,

@@ -6,8 +6,9 @@
  */
 #include "mm/memtest.h"
 
-#include "mm/page.h"       // PAGE_SIZE
+#include "lib/error.h"     // ERROR_*
 #include "lib/random.h"    // random_next
+#include "mm/page.h"       // PAGE_SIZE
 #include "mm/page_alloc.h" // page_alloc, page_free
 
 #define FILL_MAX_ORDER 9 /* 2 MiB blocks */
@@ -81,7 +82,7 @@ static int allocate_blocks(struct region *region, uint64_t pages)
         uint64_t block = page_alloc(order, PAGE_TAG_MEMTEST);
         if (!block) {
             if (order == 0)
-                return MEMTEST_NO_MEMORY;
+                return ERROR_NO_MEMORY;
             order--;
             continue;
         }
@@ -89,7 +90,7 @@ static int allocate_blocks(struct region *region, uint64_t pages)
             struct block_index_page *fresh = (void *)(uintptr_t)page_alloc(0, PAGE_TAG_MEMTEST);
             if (!fresh) {
                 page_free(block);
-                return MEMTEST_NO_MEMORY;
+                return ERROR_NO_MEMORY;
             }
             fresh->next = 0;
             fresh->count = 0;
@@ -102,7 +103,7 @@ static int allocate_blocks(struct region *region, uint64_t pages)
         last->blocks[last->count++] = block | order;
         remaining -= 1ull << order;
     }
-    return MEMTEST_OK;
+    return 0;
 }
 
 int memtest_fill(uint64_t pages, uint64_t seed, struct memtest_fill_result *result)
@@ -112,11 +113,11 @@ int memtest_fill(uint64_t pages, uint64_t seed, struct memtest_fill_result *resu
     /* no check against the free count: an allocation that runs short may
      * still succeed when the balloon deflates on OOM */
     if (pages == 0)
-        return MEMTEST_BAD_SIZE;
+        return ERROR_INVALID;
     for (id = 0; id < MEMTEST_MAX_REGIONS && regions[id].used; id++)
         ;
     if (id == MEMTEST_MAX_REGIONS)
-        return MEMTEST_TOO_MANY_REGIONS;
+        return ERROR_FULL;
 
     struct region *region = &regions[id];
     *region = (struct region){ .used = 1, .pages = pages, .seed = seed };
@@ -138,7 +139,7 @@ int memtest_fill(uint64_t pages, uint64_t seed, struct memtest_fill_result *resu
     });
     region->sum = sum;
     *result = (struct memtest_fill_result){ id, pages, sum };
-    return MEMTEST_OK;
+    return 0;
 }
 
 static int verify_region(const struct region *region, uint64_t *failed_page)
@@ -174,37 +175,37 @@ void memtest_verify(struct memtest_verify_result *result)
 int memtest_free(unsigned id, uint64_t *pages)
 {
     if (id >= MEMTEST_MAX_REGIONS || !regions[id].used)
-        return MEMTEST_NO_SUCH_REGION;
+        return ERROR_NOT_FOUND;
     *pages = regions[id].pages;
     free_region_pages(&regions[id]);
     regions[id].used = 0;
-    return MEMTEST_OK;
+    return 0;
 }
 
 int memtest_corrupt(unsigned id, uint64_t page)
 {
     if (id >= MEMTEST_MAX_REGIONS || !regions[id].used)
-        return MEMTEST_NO_SUCH_REGION;
+        return ERROR_NOT_FOUND;
     if (page >= regions[id].pages)
-        return MEMTEST_BAD_PAGE;
+        return ERROR_RANGE;
     FOR_EACH_REGION_PAGE(&regions[id], address, index, {
         if (index == page) {
             /* a byte in the middle of the page, so it is not a boundary case */
             ((volatile uint8_t *)address)[PAGE_SIZE / 2 + 3] ^= 0x5a;
-            return MEMTEST_OK;
+            return 0;
         }
     });
-    return MEMTEST_BAD_PAGE;
+    return ERROR_RANGE;
 }
 
 const char *memtest_error_text(int error)
 {
     switch (error) {
-    case MEMTEST_NO_MEMORY: return "not enough free memory";
-    case MEMTEST_TOO_MANY_REGIONS: return "too many regions (free one first)";
-    case MEMTEST_NO_SUCH_REGION: return "no such region";
-    case MEMTEST_BAD_PAGE: return "page out of range";
-    case MEMTEST_BAD_SIZE: return "size must be at least 1 MiB";
+    case ERROR_NO_MEMORY: return "not enough free memory";
+    case ERROR_FULL: return "too many regions (free one first)";
+    case ERROR_NOT_FOUND: return "no such region";
+    case ERROR_RANGE: return "page out of range";
+    case ERROR_INVALID: return "size must be at least 1 MiB";
     default: return "ok";
     }
 }

@@ -10,15 +10,6 @@
 
 #define MEMTEST_MAX_REGIONS 64
 
-enum memtest_error {
-    MEMTEST_OK = 0,
-    MEMTEST_NO_MEMORY = -1,
-    MEMTEST_TOO_MANY_REGIONS = -2,
-    MEMTEST_NO_SUCH_REGION = -3,
-    MEMTEST_BAD_PAGE = -4,
-    MEMTEST_BAD_SIZE = -5,
-};
-
 struct memtest_fill_result {
     unsigned id;
     uint64_t pages;
@@ -33,6 +24,8 @@ struct memtest_verify_result {
     uint64_t failed_page;   /* page index within the region */
 };
 
+/* Each returns 0 or a lib/error.h code; memtest_error_text says it in
+ * the words of these commands. */
 int memtest_fill(uint64_t pages, uint64_t seed, struct memtest_fill_result *result);
 void memtest_verify(struct memtest_verify_result *result);
 /* Frees region id; *pages gets its size. */

@@ -7,8 +7,8 @@
 #include "mm/page_alloc.h"
 
 #include "boot/handoff.h" // struct memory_range
+#include "console/log.h"  // klog
 #include "mm/page.h"      // PAGE_SIZE
-#include "console/log.h"   // klog
 
 static struct buddy_zone zones[PAGE_ALLOC_MAX_ZONES];
 static unsigned zone_count;
@@ -181,6 +181,15 @@ int page_free_reported(uint64_t address)
     if (!zone || (address & (PAGE_SIZE - 1)))
         return -1;
     return buddy_free_reported(zone, address / PAGE_SIZE);
+}
+
+uint64_t page_forget_reported(void)
+{
+    uint64_t pages = 0;
+
+    for (unsigned z = 0; z < zone_count; z++)
+        pages += buddy_forget_reported(&zones[z]);
+    return pages;
 }
 
 int page_free(uint64_t address)

@@ -19,6 +19,7 @@ enum page_tag {
     PAGE_TAG_BALLOON,    /* given to the host by the balloon (never written) */
     PAGE_TAG_REPORTING,  /* free memory being reported to the host */
     PAGE_TAG_HIBERNATE,  /* the hibernation writer's own region: never saved */
+    PAGE_TAG_COUNT,
 };
 
 struct memory_range;
@@ -52,6 +53,9 @@ void page_alloc_set_oom_handler(uint64_t (*handler)(unsigned order));
 /* Free page reporting (see buddy_take_unreported). */
 uint64_t page_take_unreported(unsigned min_order, unsigned *order);
 int page_free_reported(uint64_t address);
+/* After a resume: every free block is unreported again (see
+ * buddy_forget_reported); returns the pages concerned. */
+uint64_t page_forget_reported(void);
 
 void page_alloc_get_stats(struct page_alloc_stats *stats);
 const struct buddy_zone *page_alloc_zone(unsigned index);

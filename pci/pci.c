@@ -3,24 +3,16 @@
  * ECAM where the ACPI MCFG table covers the bus, else through the 0xCF8/0xCFC
  * port pair (PCI Local Bus spec 3.0, 3.2.2.3.2). The scan starts at bus 0
  * and follows bridges to their secondary buses, so it reads only buses that
- * exist. Drivers get their interrupts set up here too: MSI-X tables, or INTx
- * through the IOAPIC with shared lines fanned out to every sharer.
- * Every loop here is bounded: bad hardware ends a walk, never hangs it.
+ * exist (interrupts, MSI-X and INTx, are pci_interrupt.c's). Every loop here is bounded: bad hardware ends a walk, never hangs it.
  */
 #include "pci/pci.h"
 
-#include "arch/x86/apic.h"      // apic_id
-#include "arch/x86/cpu.h"       // inl, outl, read_flags, interrupts_*
-#include "arch/x86/interrupt.h" // interrupt_*_handler
-#include "arch/x86/ioapic.h"    // ioapic_route_gsi
-#include "arch/x86/paging.h"    // paging_map_mmio
-#include "arch/x86/clock.h"       // clock_ns
-#include "console/console.h"     // console_printf
-#include "console/log.h"         // klog
-#include "shell/shell.h"       // shell_register
-#include "lib/string.h"         // memset
-#include "lib/format.h"         // format_snprintf
-#include "acpi/acpi.h"            // struct acpi_info
+#include "acpi/acpi.h"       // struct acpi_info
+#include "arch/x86/clock.h"  // clock_ns
+#include "arch/x86/cpu.h"    // inl, outl, interrupts_save
+#include "arch/x86/paging.h" // paging_map_mmio
+#include "console/log.h"     // klog
+#include "lib/string.h"      // memset
 
 #define CONFIG_ADDRESS 0xcf8
 #define CONFIG_DATA 0xcfc
@@ -40,18 +32,7 @@
 #define BAR_MEM_TYPE_64 0x4
 #define BAR_MEM_PREFETCH 0x8
 
-/* MSI-X capability (6.8.2.3-6.8.2.9) */
-#define MSIX_CONTROL 2
-#define MSIX_TABLE 4
-#define MSIX_CONTROL_ENABLE 0x8000
-#define MSIX_CONTROL_FUNCTION_MASK 0x4000
-#define MSIX_CONTROL_TABLE_SIZE 0x07ff
-#define MSIX_TABLE_BIR 0x7
-#define MSIX_ENTRY_WORDS 4 /* address low, address high, data, vector control */
-#define MSIX_ENTRY_MASKED 0x1
-#define MSI_ADDRESS_BASE 0xfee00000u /* Intel SDM vol. 3, 11.11.1 */
 
-#define RFLAGS_IF 0x200
 /* capabilities live in the 192 bytes after the header, 4-byte aligned */
 #define MAX_CAPABILITIES 48
 
@@ -77,7 +58,6 @@ static unsigned function_count;
 static unsigned dropped_functions;
 static uint8_t bus_seen[MAX_BUSES];
 static unsigned bus_count;
-static const struct acpi_info *acpi_tables;
 
 /* ---- config space access ---- */
 
@@ -94,22 +74,6 @@ static uint32_t port_address(const struct pci_function *f, uint16_t offset)
 {
     return 0x80000000u | (uint32_t)f->bus << 16 | (uint32_t)f->device << 11 |
            (uint32_t)f->function << 8 | (offset & 0xfc);
-}
-
-/* Interrupts off, for the address/data port pair (one shared register: no
- * handler may slip its own access in between) and the INTx tables. */
-static uint64_t irq_save(void)
-{
-    uint64_t flags = read_flags();
-
-    interrupts_disable();
-    return flags;
-}
-
-static void irq_restore(uint64_t flags)
-{
-    if (flags & RFLAGS_IF)
-        interrupts_enable();
 }
 
 static int port_reachable(const struct pci_function *f, uint16_t offset)
@@ -134,11 +98,13 @@ static uint32_t config_read(const struct pci_function *f, uint16_t offset, unsig
     }
     if (!port_reachable(f, offset))
         return size == 4 ? 0xffffffffu : size == 2 ? 0xffffu : 0xffu;
-    uint64_t flags = irq_save();
+    /* interrupts off: the address/data pair is one shared register, and no
+     * handler may slip its own access in between */
+    uint64_t flags = interrupts_save();
     outl(CONFIG_ADDRESS, port_address(f, offset));
     uint16_t port = (uint16_t)(CONFIG_DATA + (offset & (4 - size)));
     value = size == 4 ? inl(port) : size == 2 ? inw(port) : inb(port);
-    irq_restore(flags);
+    interrupts_restore(flags);
     return value;
 }
 
@@ -157,7 +123,7 @@ static void config_write(const struct pci_function *f, uint16_t offset, unsigned
     }
     if (!port_reachable(f, offset))
         return;
-    uint64_t flags = irq_save();
+    uint64_t flags = interrupts_save();
     outl(CONFIG_ADDRESS, port_address(f, offset));
     uint16_t port = (uint16_t)(CONFIG_DATA + (offset & (4 - size)));
     if (size == 4)
@@ -166,7 +132,7 @@ static void config_write(const struct pci_function *f, uint16_t offset, unsigned
         outw(port, (uint16_t)value);
     else
         outb(port, (uint8_t)value);
-    irq_restore(flags);
+    interrupts_restore(flags);
 }
 
 uint32_t pci_read32(const struct pci_function *f, uint16_t offset) { return config_read(f, offset, 4); }
@@ -212,222 +178,6 @@ void pci_enable(struct pci_function *f, int memory, int io, int bus_master)
     if (bus_master)
         command |= PCI_COMMAND_BUS_MASTER;
     pci_write16(f, PCI_COMMAND, command);
-}
-
-void pci_intx_mask(struct pci_function *f, int masked)
-{
-    uint16_t command = pci_read16(f, PCI_COMMAND);
-
-    if (masked)
-        command |= PCI_COMMAND_INTX_DISABLE;
-    else
-        command &= ~PCI_COMMAND_INTX_DISABLE;
-    pci_write16(f, PCI_COMMAND, command);
-}
-
-/* ---- MSI-X ---- */
-
-static volatile uint32_t *msix_entry(struct pci_function *f, unsigned entry)
-{
-    return f->msix_table + entry * MSIX_ENTRY_WORDS;
-}
-
-static void msix_set_control(struct pci_function *f, uint16_t set, uint16_t clear)
-{
-    uint16_t offset = f->msix_capability + MSIX_CONTROL;
-    uint16_t control = pci_read16(f, offset);
-
-    pci_write16(f, offset, (control | set) & ~clear);
-}
-
-int pci_msix_enable(struct pci_function *f)
-{
-    if (!f->msix_capability || !f->msix_table_size)
-        return -1;
-    uint32_t table = pci_read32(f, f->msix_capability + MSIX_TABLE);
-    const struct pci_bar *bar = &f->bars[table & MSIX_TABLE_BIR];
-    uint64_t offset = table & ~(uint32_t)MSIX_TABLE_BIR;
-    uint64_t bytes = (uint64_t)f->msix_table_size * MSIX_ENTRY_WORDS * 4;
-    if (bar->is_io || !bar->address || offset + bytes > bar->size)
-        return -1;
-    if (paging_map_mmio(bar->address + offset, bytes) != 0)
-        return -1;
-    f->msix_table = (volatile uint32_t *)(uintptr_t)(bar->address + offset);
-
-    /* the table answers only while memory decoding is on; entries are
-     * written with the whole function masked so none fires half set up */
-    pci_enable(f, 1, 0, 0);
-    msix_set_control(f, MSIX_CONTROL_ENABLE | MSIX_CONTROL_FUNCTION_MASK, 0);
-    for (unsigned i = 0; i < f->msix_table_size; i++)
-        msix_entry(f, i)[3] |= MSIX_ENTRY_MASKED;
-    msix_set_control(f, 0, MSIX_CONTROL_FUNCTION_MASK);
-    pci_intx_mask(f, 1);
-    return 0;
-}
-
-int pci_msix_set_vector(struct pci_function *f, unsigned entry, uint8_t cpu_vector)
-{
-    if (!f->msix_table || entry >= f->msix_table_size)
-        return -1;
-    volatile uint32_t *e = msix_entry(f, entry);
-    e[3] |= MSIX_ENTRY_MASKED;
-    /* message address: the destination APIC ID in bits 19:12, physical
-     * mode; data: fixed delivery, edge, the vector (SDM vol. 3, 11.11) */
-    e[0] = MSI_ADDRESS_BASE | (apic_id() & 0xff) << 12;
-    e[1] = 0;
-    e[2] = cpu_vector;
-    e[3] &= ~MSIX_ENTRY_MASKED;
-    return 0;
-}
-
-void pci_msix_mask(struct pci_function *f, unsigned entry, int masked)
-{
-    if (!f->msix_table || entry >= f->msix_table_size)
-        return;
-    volatile uint32_t *e = msix_entry(f, entry);
-    if (masked)
-        e[3] |= MSIX_ENTRY_MASKED;
-    else
-        e[3] &= ~MSIX_ENTRY_MASKED;
-}
-
-void pci_msix_disable(struct pci_function *f)
-{
-    if (!f->msix_capability)
-        return;
-    if (f->msix_table)
-        for (unsigned i = 0; i < f->msix_table_size; i++)
-            msix_entry(f, i)[3] |= MSIX_ENTRY_MASKED;
-    msix_set_control(f, 0, MSIX_CONTROL_ENABLE | MSIX_CONTROL_FUNCTION_MASK);
-    f->msix_table = 0;
-}
-
-/* ---- INTx ---- */
-
-/* Up to this many functions share one line, and this many lines are in
- * use; QEMU's firmware uses 4 (5, 9, 10, 11) at most. */
-#define MAX_INTX_LINES 8
-#define MAX_INTX_SHARERS 8
-
-struct intx_sharer {
-    struct pci_function *function;
-    interrupt_handler handler; /* the driver's, as it was on its vector */
-    void *context;
-};
-
-/* PCI INTx lines are level triggered and shared (PCI Local Bus spec 3.0,
- * 2.2.6): the IOAPIC input targets one vector, and when several functions
- * use the line, every driver's handler runs on each interrupt. */
-struct intx_line {
-    uint32_t gsi;
-    uint8_t vector;
-    unsigned sharer_count;
-    struct intx_sharer sharers[MAX_INTX_SHARERS];
-};
-
-static struct intx_line intx_lines[MAX_INTX_LINES];
-static unsigned intx_line_count;
-
-static void intx_shared_interrupt(struct interrupt_frame *frame, void *context)
-{
-    struct intx_line *line = context;
-
-    for (unsigned i = 0; i < line->sharer_count; i++)
-        if (line->sharers[i].handler)
-            line->sharers[i].handler(frame, line->sharers[i].context);
-}
-
-static struct intx_line *intx_line_for(uint32_t gsi)
-{
-    for (unsigned i = 0; i < intx_line_count; i++)
-        if (intx_lines[i].gsi == gsi)
-            return &intx_lines[i];
-    if (intx_line_count == MAX_INTX_LINES)
-        return 0;
-    struct intx_line *line = &intx_lines[intx_line_count++];
-    line->gsi = gsi;
-    line->sharer_count = 0;
-    return line;
-}
-
-static struct intx_sharer *intx_sharer_for(struct intx_line *line, struct pci_function *f)
-{
-    for (unsigned i = 0; i < line->sharer_count; i++)
-        if (line->sharers[i].function == f)
-            return &line->sharers[i];
-    if (line->sharer_count == MAX_INTX_SHARERS)
-        return 0;
-    struct intx_sharer *sharer = &line->sharers[line->sharer_count++];
-    sharer->function = f;
-    sharer->handler = 0;
-    sharer->context = 0;
-    return sharer;
-}
-
-/* The GSI, trigger and polarity of a function's INTx; -1 if it has none. */
-static int intx_gsi(const struct pci_function *f, int *level, int *active_low)
-{
-    /* OVMF routes each PIRQ to an ISA IRQ and writes it to Interrupt Line;
-     * in QEMU that IRQ reaches the IOAPIC input of the same number on both
-     * pc (PIIX3) and q35 (ICH9, which also drives inputs 16-23). QEMU's
-     * MADT and _PRT make these lines level triggered, active high. */
-    uint8_t irq = f->interrupt_line;
-    if (!f->interrupt_pin || f->interrupt_pin > 4 || irq == 0 || irq >= 16)
-        return -1;
-    uint32_t gsi = irq;
-    *level = 1;
-    *active_low = 0;
-    for (unsigned i = 0; i < acpi_tables->override_count; i++) {
-        const struct acpi_interrupt_override *o = &acpi_tables->overrides[i];
-        if (o->source != irq)
-            continue;
-        /* MPS INTI flags (ACPI 6.5, 5.2.12.5); 0 means "as the bus says" */
-        unsigned polarity = o->flags & 3, trigger = (o->flags >> 2) & 3;
-        gsi = o->gsi;
-        if (polarity == 1 || polarity == 3)
-            *active_low = polarity == 3;
-        if (trigger == 1 || trigger == 3)
-            *level = trigger == 3;
-    }
-    return (int)gsi;
-}
-
-int pci_intx_route(struct pci_function *f, uint8_t cpu_vector)
-{
-    int level, active_low;
-    int gsi = intx_gsi(f, &level, &active_low);
-    if (gsi < 0)
-        return -1;
-
-    /* no interrupt may see a half-updated handler table or line */
-    uint64_t flags = irq_save();
-    struct intx_line *line = intx_line_for((uint32_t)gsi);
-    struct intx_sharer *sharer = line ? intx_sharer_for(line, f) : 0;
-    if (!sharer) {
-        irq_restore(flags);
-        klog("pci: %02x:%02x.%x: too many INTx users of gsi %d", f->bus, f->device,
-             f->function, gsi);
-        pci_intx_mask(f, 1); /* a line nobody services must not stay asserted */
-        return -1;
-    }
-    void *context;
-    interrupt_handler handler = interrupt_get_handler(cpu_vector, &context);
-    if (handler != intx_shared_interrupt) { /* else: routed again, same handler */
-        sharer->handler = handler;
-        sharer->context = context;
-    }
-    /* the input follows the latest caller's vector; once shared, that
-     * vector runs every sharer's handler */
-    line->vector = cpu_vector;
-    if (line->sharer_count > 1)
-        interrupt_set_handler(cpu_vector, intx_shared_interrupt, line);
-    int routed = ioapic_route_gsi((uint32_t)gsi, cpu_vector, level, active_low);
-    irq_restore(flags);
-    if (routed != 0)
-        return -1;
-    f->intx_gsi = gsi;
-    pci_intx_mask(f, 0);
-    return gsi;
 }
 
 /* ---- enumeration ---- */
@@ -504,7 +254,7 @@ static void read_msix(struct pci_function *f)
     if (!cap)
         return;
     f->msix_capability = cap;
-    f->msix_table_size = (pci_read16(f, cap + MSIX_CONTROL) & MSIX_CONTROL_TABLE_SIZE) + 1;
+    f->msix_table_size = (pci_read16(f, cap + PCI_MSIX_CONTROL) & PCI_MSIX_CONTROL_TABLE_SIZE) + 1;
 }
 
 /* A config read by address, for functions not (yet) in the table. */
@@ -613,62 +363,13 @@ static void read_mcfg(uint64_t mcfg)
     }
 }
 
-/* ---- the `pci` command ---- */
-
-static void print_function(const struct pci_function *f)
-{
-    char line[400];
-    int length = 0;
-
-#define APPEND(...)                                                                  \
-    do {                                                                             \
-        if (length < (int)sizeof(line))                                              \
-            length += format_snprintf(line + length, sizeof(line) - length, __VA_ARGS__); \
-    } while (0)
-
-    if (f->segment)
-        APPEND("pci %04x:%02x:%02x.%x", f->segment, f->bus, f->device, f->function);
-    else
-        APPEND("pci %02x:%02x.%x", f->bus, f->device, f->function);
-    APPEND(" vendor=%04x device=%04x class=%02x.%02x.%02x driver=%s", f->vendor_id,
-           f->device_id, f->class_code, f->subclass, f->prog_if,
-           f->driver_name ? f->driver_name : "-");
-    if (f->interrupt_pin && f->interrupt_line && f->interrupt_line != 0xff)
-        APPEND(" irq=%u", f->interrupt_line);
-    else
-        APPEND(" irq=-");
-    APPEND(" msix=%u", f->msix_table_size);
-    for (unsigned i = 0; i < 6; i++) {
-        const struct pci_bar *bar = &f->bars[i];
-        if (!bar->size)
-            continue;
-        APPEND(" bar%u=%s:0x%llx/%llu", i, bar->is_io ? "io" : bar->is_64bit ? "mem64" : "mem",
-               (unsigned long long)bar->address, (unsigned long long)bar->size);
-    }
-#undef APPEND
-    console_printf("%s\n", line);
-}
-
-static void command_pci(int argc, char **argv)
-{
-    (void)argc;
-    (void)argv;
-    for (unsigned i = 0; i < function_count; i++)
-        print_function(&functions[i]);
-}
-
-static const struct shell_command pci_commands[] = {
-    { "pci", "", "PCI functions: ids, class, driver, irq, MSI-X, BARs", 0, 0, command_pci },
-};
-
 /* ---- the interface ---- */
 
 /* Finds every function from scratch: the tables describe only what this
  * enumeration saw. */
 static int enumerate(const struct acpi_info *acpi)
 {
-    acpi_tables = acpi;
-    ecam_count = function_count = dropped_functions = bus_count = intx_line_count = 0;
+    ecam_count = function_count = dropped_functions = bus_count = 0;
     memset(functions, 0, sizeof(functions));
     memset(bus_seen, 0, sizeof(bus_seen));
     read_mcfg(acpi->mcfg);
@@ -697,7 +398,6 @@ static int enumerate(const struct acpi_info *acpi)
 
 int pci_init(const struct acpi_info *acpi)
 {
-    shell_register(pci_commands, sizeof(pci_commands) / sizeof(pci_commands[0]));
     return enumerate(acpi);
 }
 

@@ -1,7 +1,8 @@
 /*
  * PCI: enumeration of every function (ECAM from the ACPI MCFG table, or
- * port 0xCF8/0xCFC), BAR sizing and mapping, capabilities, and the two
- * interrupt paths a driver can take: MSI-X or legacy INTx via the IOAPIC.
+ * port 0xCF8/0xCFC), BAR sizing and mapping, capabilities (pci.c), and
+ * the two interrupt paths a driver can take: MSI-X or legacy INTx via the
+ * IOAPIC (pci_interrupt.c).
  */
 #ifndef PCI_PCI_H
 #define PCI_PCI_H
@@ -36,6 +37,14 @@ struct acpi_info;
 #define PCI_CAP_ID_MSI 0x05
 #define PCI_CAP_ID_VENDOR 0x09 /* virtio's capabilities use this id */
 #define PCI_CAP_ID_MSIX 0x11
+
+/* MSI-X capability (6.8.2.3-6.8.2.9) */
+#define PCI_MSIX_CONTROL 2
+#define PCI_MSIX_TABLE 4
+#define PCI_MSIX_PBA 8
+#define PCI_MSIX_CONTROL_ENABLE 0x8000
+#define PCI_MSIX_CONTROL_FUNCTION_MASK 0x4000
+#define PCI_MSIX_CONTROL_TABLE_SIZE 0x07ff
 
 struct pci_bar {
     uint64_t address; /* physical; for memory BARs identity mapped */
@@ -117,5 +126,8 @@ void pci_msix_disable(struct pci_function *f);
 int pci_intx_route(struct pci_function *f, uint8_t cpu_vector);
 /* Command register bit 10: a masked function does not assert INTx. */
 void pci_intx_mask(struct pci_function *f, int masked);
+/* Before a rescan (resume): every INTx route and sharer named functions
+ * of the old enumeration; forget them all. */
+void pci_intx_forget_routes(void);
 
 #endif

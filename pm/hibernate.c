@@ -9,26 +9,25 @@
  */
 #include "pm/hibernate.h"
 
+#include "arch/x86/clock.h"    // clock_ns
 #include "arch/x86/cpu.h"      // interrupts_*
-#include "mm/page.h"             // PAGE_SIZE
-#include "arch/x86/clock.h"      // clock_ns
-#include "console/console.h"    // console_printf
-#include "console/log.h"        // klog
-#include "shell/shell.h"      // shell_register
-#include "arch/x86/symbols.h"    // symbols_image_base
+#include "arch/x86/symbols.h"  // symbols_image_base
+#include "console/console.h"   // console_printf
+#include "console/log.h"       // klog
+#include "lib/error.h"         // ERROR_*, error_text
 #include "lib/string.h"        // memset
+#include "mm/page.h"           // PAGE_SIZE
 #include "mm/page_alloc.h"     // page_alloc_walk, page_alloc
 #include "pm/image.h"          // image_*
 #include "pm/power.h"          // power_hibernate
 #include "pm/resume.h"         // resume_finish, struct resume_handoff
 #include "pm/swap_disk.h"      // swap_disk_*
+#include "virtio/blk_writer.h" // blk_writer_*
 #include "virtio/virtio.h"     // virtio_freeze_all, virtio_thaw_all
-#include "virtio/virtio_blk.h" // blk_writer_*
+#include "virtio/virtio_blk.h" // blk_disk_info
 
 #define WRITER_STACK_BYTES (64 * 1024)
 #define INDEX_MARGIN_PAGES 4096 /* pages that may appear between count and snapshot */
-#define REQUEST_PAGES 256       /* 1 MiB per request */
-#define MAX_SEGMENTS 128
 
 static hibernate_platform_resume_fn platform_resume;
 
@@ -38,14 +37,6 @@ void hibernate_set_platform_resume(hibernate_platform_resume_fn fn)
 }
 
 int64_t snapshot_and_call(struct image_cpu_state *state, int (*fn)(void *), void *arg, void *stack_top);
-
-/* The data request being built: runs of neighbouring frames become one
- * segment, up to REQUEST_PAGES pages a request. */
-struct data_request {
-    struct blk_segment segments[MAX_SEGMENTS];
-    unsigned count, pages;
-    uint64_t sector;          /* where this request's data goes */
-};
 
 struct writer {
     struct image_header *header;
@@ -59,8 +50,9 @@ struct writer {
     uint64_t failed_sector;
     uint64_t started_ns;
     int sealed_header_sent;     /* a valid header may be on the disk */
-    struct data_request *request; /* on the writer's stack */
-    unsigned max_segments;
+    struct blk_request_limits limits; /* what the writer's requests may hold */
+    struct blk_request_builder *data; /* the data request being built (writer's stack) */
+    uint64_t data_sector;       /* where it goes */
 };
 
 static int fail(struct writer *w, const char *reason, int blk_error);
@@ -140,22 +132,46 @@ static int fail(struct writer *w, const char *reason, int blk_error)
     return -1;
 }
 
+/* Sends the request being built, at the sector it was built for. */
+static int submit_built(struct writer *w, struct blk_request_builder *b, uint64_t *sector)
+{
+    if (!b->count)
+        return 0;
+    int result = blk_writer_submit(w->blk, BLK_TYPE_OUT, *sector, b->segments, b->count);
+    if (result != 0)
+        return fail(w, "write-error", result);
+    *sector += b->bytes / BLK_SECTOR_SIZE;
+    blk_builder_reset(b);
+    return 0;
+}
+
+/* Adds a physical range to the request being built, sending each request
+ * as it fills: every request keeps to the disk's seg_max and size_max. */
+static int add_range(struct writer *w, struct blk_request_builder *b, uint64_t *sector,
+                     uint64_t address, uint32_t bytes)
+{
+    while (bytes) {
+        uint32_t taken = blk_builder_add(b, address, bytes);
+        if (!taken && !b->count)
+            return fail(w, "disk-limits-too-small", ERROR_INVALID);
+        address += taken;
+        bytes -= taken;
+        if ((bytes || b->bytes == b->max_bytes) && submit_built(w, b, sector) != 0)
+            return -1;
+    }
+    return 0;
+}
+
 /* Writes `pages` pages from the physically contiguous `address`. */
 static int write_contiguous(struct writer *w, uint64_t sector, uint64_t address, uint64_t pages)
 {
-    struct blk_segment segments[1];
+    struct blk_request_builder b;
 
-    while (pages) {
-        uint64_t chunk = pages < REQUEST_PAGES ? pages : REQUEST_PAGES;
-        segments[0] = (struct blk_segment){ address, (uint32_t)(chunk * PAGE_SIZE) };
-        int result = blk_writer_submit(w->blk, BLK_TYPE_OUT, sector, segments, 1);
-        if (result != BLK_OK)
-            return fail(w, "write-error", result);
-        sector += chunk * (PAGE_SIZE / BLK_SECTOR_SIZE);
-        address += chunk * PAGE_SIZE;
-        pages -= chunk;
-    }
-    return 0;
+    blk_builder_init(&b, &w->limits);
+    for (; pages; pages--, address += PAGE_SIZE)
+        if (add_range(w, &b, &sector, address, PAGE_SIZE) != 0)
+            return -1;
+    return submit_built(w, &b, &sector);
 }
 
 /* The writes before it first, so a failed write is named as one. */
@@ -163,46 +179,18 @@ static int flush(struct writer *w)
 {
     int result = blk_writer_wait_all(w->blk, &w->failed_sector);
 
-    if (result != BLK_OK)
+    if (result != 0)
         return fail(w, "write-error", result);
     result = blk_writer_submit(w->blk, BLK_TYPE_FLUSH, 0, 0, 0);
-    if (result == BLK_OK)
+    if (result == 0)
         result = blk_writer_wait_all(w->blk, &w->failed_sector);
-    return result == BLK_OK ? 0 : fail(w, "flush-error", result);
-}
-
-static int submit_data(struct writer *w)
-{
-    struct data_request *r = w->request;
-
-    if (!r->count)
-        return 0;
-    int result = blk_writer_submit(w->blk, BLK_TYPE_OUT, r->sector, r->segments, r->count);
-    if (result != BLK_OK)
-        return fail(w, "write-error", result);
-    r->sector += (uint64_t)r->pages * (PAGE_SIZE / BLK_SECTOR_SIZE);
-    r->count = r->pages = 0;
-    return 0;
+    return result == 0 ? 0 : fail(w, "flush-error", result);
 }
 
 /* The data of the non-zero pages goes out in index order. */
 static int add_data_page(struct writer *w, uint64_t address)
 {
-    struct data_request *r = w->request;
-
-    if (r->count && r->segments[r->count - 1].address + r->segments[r->count - 1].length == address &&
-        r->pages < REQUEST_PAGES) {
-        r->segments[r->count - 1].length += PAGE_SIZE; /* the run goes on */
-    } else {
-        if (r->count == w->max_segments || r->pages == REQUEST_PAGES)
-            if (submit_data(w) != 0)
-                return -1;
-        r->segments[r->count++] = (struct blk_segment){ address, PAGE_SIZE };
-    }
-    r->pages++;
-    if (r->pages == REQUEST_PAGES)
-        return submit_data(w);
-    return 0;
+    return add_range(w, w->data, &w->data_sector, address, PAGE_SIZE);
 }
 
 static void fill_header(struct writer *w)
@@ -230,7 +218,7 @@ static int write_image(void *context)
 {
     struct writer *w = context;
     struct image_header *h = w->header;
-    struct data_request request = { .count = 0 };
+    struct blk_request_builder data;
     uint64_t pages = 0;
 
     /* the layout needs only the number of entries, which a walk of the
@@ -251,11 +239,10 @@ static int write_image(void *context)
     h->cpu = cpu;
     image_layout(h, pages, 0);
 
-    w->request = &request;
-    w->max_segments = blk_writer_max_segments(w->blk) < MAX_SEGMENTS ? blk_writer_max_segments(w->blk)
-                                                                      : MAX_SEGMENTS;
-    request.sector = h->data_sector;
-    if (page_alloc_walk(save_block, w) != 0 || submit_data(w) != 0)
+    blk_builder_init(&data, &w->limits);
+    w->data = &data;
+    w->data_sector = h->data_sector;
+    if (page_alloc_walk(save_block, w) != 0 || submit_built(w, &data, &w->data_sector) != 0)
         return -1;
     if (w->count != pages)
         return fail(w, "index-overflow", 0); /* cannot be: nothing changed since the count */
@@ -278,7 +265,7 @@ static int write_image(void *context)
 static const char *invalidate_image(struct writer *w)
 {
     memset(w->header, 0, PAGE_SIZE);
-    if (swap_disk_write_header(w->disk, w->header, 0) != BLK_OK)
+    if (swap_disk_write_header(w->disk, w->header, 0) != 0)
         return " image=invalidate-failed";
     return " image=invalidated";
 }
@@ -342,6 +329,7 @@ void hibernate(void)
         if (!w->blk) {
             w->reason = "disk-setup-failed";
         } else {
+            blk_writer_limits(w->blk, &w->limits);
             /* nothing but the region changes from here until power-off */
             interrupts_disable();
             memset(w->header, 0, PAGE_SIZE);
@@ -379,25 +367,8 @@ void hibernate(void)
     const char *image = w->sealed_header_sent ? invalidate_image(w) : "";
     console_printf("hibernate failed reason=%s", w->reason ? w->reason : "unknown");
     if (w->blk_error)
-        console_printf(" error=\"%s\" sector=%llu", blk_error_text(w->blk_error),
+        console_printf(" error=\"%s\" sector=%llu", error_text(w->blk_error),
                        (unsigned long long)w->failed_sector);
     console_printf("%s%s\n", thawed == 0 ? "" : " thaw=incomplete", image);
     page_free(region);
-}
-
-static void command_hibernate(int argc, char **argv)
-{
-    (void)argc;
-    (void)argv;
-    hibernate();
-}
-
-static const struct shell_command hibernate_commands[] = {
-    { "hibernate", "", "write memory to the torpor-swap disk and power off (S4)", 0, 0,
-      command_hibernate },
-};
-
-void hibernate_init(void)
-{
-    shell_register(hibernate_commands, sizeof(hibernate_commands) / sizeof(hibernate_commands[0]));
 }

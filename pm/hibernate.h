@@ -12,9 +12,6 @@
 
 struct resume_handoff;
 
-/* Registers the `hibernate` command. */
-void hibernate_init(void);
-
 /* The platform's resume chain (init/bringup.c), which the image kernel
  * runs right after its snapshot returns a second time: it brings the
  * machine up on the new firmware and returns 0, or -1 when a driver could

@@ -9,10 +9,10 @@
 
 #include <efi.h> // EFI_RUNTIME_SERVICES, EfiResetShutdown
 
-#include "arch/x86/cpu.h" // outb, outw, cpu_halt_forever
-#include "arch/x86/clock.h" // clock_delay_us
-#include "console/log.h"   // klog
 #include "acpi/acpi.h"      // acpi_get
+#include "arch/x86/clock.h" // clock_delay_us
+#include "arch/x86/cpu.h"   // outb, outw, cpu_halt_forever
+#include "console/log.h"    // klog
 
 #define SLP_EN (1u << 13)
 
@@ -29,19 +29,27 @@ static void firmware_reset(EFI_RESET_TYPE type)
         runtime->ResetSystem(type, EFI_SUCCESS, 0, 0);
 }
 
+/* Writes SLP_TYP with SLP_EN to the PM1 control registers; returns 1 when
+ * it tried (and the machine is still running), 0 when the state is not
+ * available. The write takes effect a few instructions later. */
+static int enter_sleep_state(const struct acpi_info *acpi, const struct acpi_sleep_type *type)
+{
+    if (!type->valid || !acpi->pm1a_control)
+        return 0;
+    outw(acpi->pm1a_control, (uint16_t)((type->type_a << 10) | SLP_EN));
+    if (acpi->pm1b_control)
+        outw(acpi->pm1b_control, (uint16_t)((type->type_b << 10) | SLP_EN));
+    clock_delay_us(200000);
+    return 1;
+}
+
 void power_off(void)
 {
     const struct acpi_info *acpi = acpi_get();
 
     interrupts_disable();
-    if (acpi->s5.valid && acpi->pm1a_control) {
-        outw(acpi->pm1a_control, (uint16_t)((acpi->s5.type_a << 10) | SLP_EN));
-        if (acpi->pm1b_control)
-            outw(acpi->pm1b_control, (uint16_t)((acpi->s5.type_b << 10) | SLP_EN));
-        /* the write takes effect a few instructions later */
-        clock_delay_us(200000);
+    if (enter_sleep_state(acpi, &acpi->s5))
         klog("power: ACPI S5 did not power off; trying the firmware");
-    }
     firmware_reset(EfiResetShutdown);
     klog("power: cannot power off; halting");
     cpu_halt_forever();
@@ -52,13 +60,8 @@ void power_hibernate(void)
     const struct acpi_info *acpi = acpi_get();
 
     interrupts_disable();
-    if (acpi->s4.valid && acpi->pm1a_control) {
-        outw(acpi->pm1a_control, (uint16_t)((acpi->s4.type_a << 10) | SLP_EN));
-        if (acpi->pm1b_control)
-            outw(acpi->pm1b_control, (uint16_t)((acpi->s4.type_b << 10) | SLP_EN));
-        clock_delay_us(200000);
+    if (enter_sleep_state(acpi, &acpi->s4))
         klog("power: ACPI S4 did not take effect; powering off");
-    }
     power_off();
 }
 

@@ -7,15 +7,15 @@
  */
 #include "pm/power_button.h"
 
+#include "acpi/acpi.h"          // acpi_get
+#include "arch/x86/clock.h"     // clock_delay_us
 #include "arch/x86/cpu.h"       // inw, outw, outb
 #include "arch/x86/interrupt.h" // interrupt_set_handler, VECTOR_SCI
 #include "arch/x86/ioapic.h"    // ioapic_route_isa_irq
-#include "arch/x86/clock.h"       // clock_delay_us
-#include "console/console.h"     // console_printf
-#include "console/log.h"         // klog
+#include "console/console.h"    // console_printf
+#include "console/log.h"        // klog
 #include "kernel/options.h"     // options_has
 #include "kernel/work.h"        // work_*
-#include "acpi/acpi.h"            // acpi_get
 #include "pm/hibernate.h"       // hibernate
 #include "pm/power.h"           // power_off
 

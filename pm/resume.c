@@ -10,23 +10,23 @@
  */
 #include "pm/resume.h"
 
-#include "arch/x86/cpu.h"        // interrupts_disable, rdtsc
-#include "boot/handoff.h"        // struct boot_handoff
-#include "mm/page.h"              // PAGE_SIZE
-#include "arch/x86/clock.h"        // clock_*
-#include "console/console.h"      // console_printf
-#include "console/log.h"          // klog
-#include "kernel/options.h"      // options_has
-#include "lib/string.h"          // memcpy, memset
-#include "mm/page_alloc.h"       // page_alloc_*
-#include "pm/image.h"            // image_*
-#include "pm/swap_disk.h"        // swap_disk_*
-#include "virtio/virtio.h"       // virtio_*
-#include "virtio/virtio_blk.h"   // blk_*
+#include "arch/x86/clock.h"    // clock_*
+#include "arch/x86/cpu.h"      // interrupts_disable, rdtsc
+#include "arch/x86/paging.h"   // PTE_*
+#include "boot/handoff.h"      // struct boot_handoff
+#include "console/console.h"   // console_printf
+#include "console/log.h"       // klog
+#include "kernel/options.h"    // options_has
+#include "lib/error.h"         // ERROR_*
+#include "lib/string.h"        // memcpy, memset
+#include "mm/page.h"           // PAGE_SIZE
+#include "mm/page_alloc.h"     // page_alloc_*
+#include "pm/image.h"          // image_*
+#include "pm/image_reader.h"   // image_read_pages
+#include "pm/swap_disk.h"      // swap_disk_*
+#include "virtio/virtio.h"     // virtio_*
+#include "virtio/virtio_blk.h" // blk_*
 
-#define READ_PAGES 256          /* pages per read request: 1 MiB */
-#define READS_IN_FLIGHT 8
-#define MAX_READ_SEGMENTS 128
 #define GIB (1ull << 30)
 #define MAX_IDENTITY_GIB 512    /* one page-directory-pointer table */
 #define BLOCK_MARGIN 64         /* free blocks that splitting may add while counting */
@@ -129,7 +129,7 @@ static int read_header_and_index(struct loader *l)
     if (!l->header)
         return refuse(l, "not-enough-memory");
     int result = blk_read(l->disk, 0, l->header, PAGE_SIZE, &l->failed_sector);
-    if (result != BLK_OK)
+    if (result != 0)
         return refuse(l, "read-error");
 
     size_t ram_count = boot_ram_ranges(ram, IMAGE_MAX_RANGES);
@@ -156,7 +156,7 @@ static int read_header_and_index(struct loader *l)
         return refuse(l, "not-enough-memory");
     if (index_bytes) {
         result = blk_read(l->disk, l->header->index_sector, l->index, index_bytes, &l->failed_sector);
-        if (result != BLK_OK)
+        if (result != 0)
             return refuse(l, "read-error");
     }
     refusal = image_check_index(l->header, l->index, ram, ram_count);
@@ -253,114 +253,18 @@ static int claim_and_plan(struct loader *l)
 
 /* ---- reading the data -------------------------------------------------- */
 
-struct read_request {
-    struct blk_request *request;
-    uint64_t first, end; /* index entries it carries (zero pages among them) */
-};
-
-static int verify_range(struct loader *l, uint64_t first, uint64_t end)
-{
-    for (uint64_t i = first; i < end; i++) {
-        const struct image_index_entry *e = &l->index[i];
-        if (e->pfn_and_flags & IMAGE_ENTRY_ZERO)
-            continue;
-        const void *page = (const void *)(uintptr_t)(l->load_pfn[i] * PAGE_SIZE);
-        if (image_checksum(page, PAGE_SIZE) != e->checksum) {
-            l->bad_pfn = IMAGE_ENTRY_PFN(e->pfn_and_flags);
-            return -1;
-        }
-    }
-    return 0;
-}
-
-/* Waits for the oldest read and checks its pages: 0, or the refusal. */
-static const char *finish_oldest(struct loader *l, struct read_request *queue, unsigned *head,
-                                 unsigned *used)
-{
-    struct read_request *r = &queue[*head];
-    int result = blk_wait(l->disk, r->request, &l->failed_sector);
-
-    *head = (*head + 1) % READS_IN_FLIGHT;
-    (*used)--;
-    if (result != BLK_OK)
-        return "read-error";
-    l->failed_sector = ~0ull;
-    return verify_range(l, r->first, r->end) == 0 ? 0 : "bad-page-checksum";
-}
-
-/* Refuses after every read in flight has landed: no device may still
- * write into memory that goes back to the allocator. */
-static int drain_and_refuse(struct loader *l, struct read_request *queue, unsigned head,
-                            unsigned used, const char *reason)
-{
-    for (; used; used--, head = (head + 1) % READS_IN_FLIGHT)
-        blk_wait(l->disk, queue[head].request, 0);
-    return refuse(l, reason);
-}
-
-/* Reads the data area in order, scattering each request over the planned
- * frames, and checks each page as its request completes. */
 static int load_pages(struct loader *l)
 {
-    struct read_request queue[READS_IN_FLIGHT];
-    struct blk_segment segments[MAX_READ_SEGMENTS];
-    struct blk_info info;
-    unsigned head = 0, used = 0, count = 0, pages = 0;
-    uint64_t sector = l->header->data_sector, request_first = 0;
+    struct image_reader reader = {
+        .disk = l->disk, .header = l->header, .index = l->index, .load_pfn = l->load_pfn,
+    };
     uint64_t started = clock_ns();
+    const char *failure = image_read_pages(&reader);
 
-    blk_disk_info(l->disk, &info);
-    unsigned max_segments = info.max_segments < MAX_READ_SEGMENTS ? info.max_segments : MAX_READ_SEGMENTS;
-    uint64_t max_segment_bytes = info.max_segment_bytes ? info.max_segment_bytes : ~0ull;
-    unsigned depth = blk_queue_depth(l->disk) < READS_IN_FLIGHT ? blk_queue_depth(l->disk) : READS_IN_FLIGHT;
-    l->failed_sector = ~0ull;
-
-    for (uint64_t i = 0; i <= l->header->page_count; i++) {
-        int last = i == l->header->page_count;
-        uint64_t address = 0;
-        if (!last) {
-            address = l->load_pfn[i] * PAGE_SIZE;
-            if (l->index[i].pfn_and_flags & IMAGE_ENTRY_ZERO) {
-                memset((void *)(uintptr_t)address, 0, PAGE_SIZE);
-                continue;
-            }
-            struct blk_segment *tail = count ? &segments[count - 1] : 0;
-            if (tail && tail->address + tail->length == address && pages < READ_PAGES &&
-                tail->length + PAGE_SIZE <= max_segment_bytes) {
-                tail->length += PAGE_SIZE;
-                pages++;
-                continue;
-            }
-        }
-        if (count && (last || count == max_segments || pages == READ_PAGES)) {
-            const char *failure = used == depth ? finish_oldest(l, queue, &head, &used) : 0;
-            if (failure)
-                return drain_and_refuse(l, queue, head, used, failure);
-            struct read_request *r = &queue[(head + used) % READS_IN_FLIGHT];
-            r->first = request_first;
-            r->end = i;
-            int result = blk_submit(l->disk, BLK_TYPE_IN, sector, segments, count, &r->request);
-            if (result != BLK_OK) {
-                l->failed_sector = sector;
-                return drain_and_refuse(l, queue, head, used, "read-error");
-            }
-            used++;
-            sector += (uint64_t)pages * (PAGE_SIZE / BLK_SECTOR_SIZE);
-            count = pages = 0;
-            request_first = i;
-        }
-        if (!last) {
-            if (!count)
-                request_first = i;
-            segments[count++] = (struct blk_segment){ address, PAGE_SIZE };
-            pages++;
-        }
-    }
-    while (used) {
-        const char *failure = finish_oldest(l, queue, &head, &used);
-        if (failure)
-            return drain_and_refuse(l, queue, head, used, failure);
-    }
+    l->failed_sector = reader.failed_sector;
+    l->bad_pfn = reader.bad_pfn;
+    if (failure)
+        return refuse(l, failure);
     l->read_ns = clock_ns() - started;
     return 0;
 }
@@ -378,12 +282,12 @@ static uint64_t build_page_tables(const struct loader *l, uint64_t directories)
 
     memset(pml4, 0, PAGE_SIZE);
     memset(pdpt, 0, PAGE_SIZE);
-    pml4[0] = (uint64_t)(uintptr_t)pdpt | 3; /* present, writable */
+    pml4[0] = (uint64_t)(uintptr_t)pdpt | PTE_TABLE;
     for (uint64_t g = 0; g < directories; g++) {
         uint64_t *directory = frame(l, (unsigned)(EXTRA_DIRECTORIES + g));
         for (uint64_t e = 0; e < 512; e++)
-            directory[e] = (g * GIB + e * (2ull << 20)) | 0x83; /* present, writable, 2 MiB */
-        pdpt[g] = (uint64_t)(uintptr_t)directory | 3;
+            directory[e] = (g * GIB + e * (2ull << 20)) | PTE_LEAF | PTE_LARGE; /* 2 MiB */
+        pdpt[g] = (uint64_t)(uintptr_t)directory | PTE_TABLE;
     }
     return (uint64_t)(uintptr_t)pml4;
 }
@@ -464,7 +368,7 @@ void resume_from_disk(const struct boot_handoff *handoff)
     l.header->state = IMAGE_STATE_RESUMING;
     image_seal(l.header);
     l.failed_sector = ~0ull;
-    if (swap_disk_write_header(l.disk, l.header, &l.failed_sector) != BLK_OK) {
+    if (swap_disk_write_header(l.disk, l.header, &l.failed_sector) != 0) {
         refuse(&l, "cannot-record-attempt");
         return;
     }
@@ -486,12 +390,12 @@ static int mark_used(uint64_t *page_count)
             page_free(address);
         return -1;
     }
-    if (blk_read(disk, 0, h, PAGE_SIZE, 0) == BLK_OK && h->magic == IMAGE_MAGIC &&
+    if (blk_read(disk, 0, h, PAGE_SIZE, 0) == 0 && h->magic == IMAGE_MAGIC &&
         h->state == IMAGE_STATE_RESUMING && h->build_id == swap_disk_build_id()) {
         *page_count = h->page_count;
         h->state = IMAGE_STATE_USED;
         image_seal(h);
-        if (swap_disk_write_header(disk, h, 0) == BLK_OK)
+        if (swap_disk_write_header(disk, h, 0) == 0)
             result = 0;
     }
     page_free(address);

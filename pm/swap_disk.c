@@ -19,7 +19,7 @@ int swap_disk_write_header(struct blk_disk *disk, const struct image_header *hea
 {
     int result = blk_write(disk, 0, header, PAGE_SIZE, failed_sector);
 
-    return result != BLK_OK ? result : blk_flush(disk, failed_sector);
+    return result != 0 ? result : blk_flush(disk, failed_sector);
 }
 
 uint64_t swap_disk_build_id(void)

@@ -304,6 +304,29 @@ uint32_t balloon_reclaim(struct balloon *b, uint32_t pages)
     return given;
 }
 
+void balloon_abandon_in_flight(struct balloon *b)
+{
+    for (unsigned i = 0; i < BALLOON_MAX_IN_FLIGHT; i++) {
+        struct balloon_request *r = &b->requests[i];
+        if (!r->busy)
+            continue;
+        if (r->queue == BALLOON_DEFLATE && !r->already_returned && b->must_tell_host) {
+            /* the host was never told: the pages stay ballooned, and a
+             * later deflate tells it (5.5.6.1) */
+            for (unsigned k = 0; k < r->count; k++)
+                if (list_push(b, &b->list, r->pfns[k]) == 0) {
+                    b->list_pages++;
+                    b->deflating--;
+                }
+            r->busy = 0;
+            continue;
+        }
+        /* as if acknowledged: an inflate's pages stay on the list (the
+         * host may hold them), a deflate's go back to the allocator */
+        balloon_complete(b, r);
+    }
+}
+
 void balloon_discard_all(struct balloon *b)
 {
     uint32_t pfn;

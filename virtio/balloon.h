@@ -90,6 +90,11 @@ unsigned balloon_requests_in_flight(const struct balloon *b);
 /* Deflate on OOM: gives up to `pages` pages back to the allocator now and
  * tells the host later. Returns the pages given (0 with MUST_TELL_HOST). */
 uint32_t balloon_reclaim(struct balloon *b, uint32_t pages);
+/* The device was reset with requests in flight (a freeze that timed
+ * out): no acknowledgement will ever come, so every request is settled
+ * now and the counters add up again (inflating and deflating return to
+ * 0, no page lost). */
+void balloon_abandon_in_flight(struct balloon *b);
 /* Resume from hibernation: the host process that took the pages is gone;
  * every listed page goes back to the allocator, no message sent. */
 void balloon_discard_all(struct balloon *b);

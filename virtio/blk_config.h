@@ -22,6 +22,19 @@
 #define BLK_F_WRITE_ZEROES 14
 
 #define BLK_CONFIG_MAX_SEGMENTS 126                 /* + header + status = 128 descriptors */
+
+/* The device configuration, as far as torpor reads it (5.2.4). */
+struct virtio_blk_config {
+    uint64_t capacity; /* 512-byte sectors */
+    uint32_t size_max; /* BLK_F_SIZE_MAX: bytes in one segment */
+    uint32_t seg_max;  /* BLK_F_SEG_MAX: segments in one request */
+    struct {
+        uint16_t cylinders;
+        uint8_t heads;
+        uint8_t sectors;
+    } geometry;        /* BLK_F_GEOMETRY */
+    uint32_t blk_size; /* BLK_F_BLK_SIZE */
+} __attribute__((packed));
 #define BLK_CONFIG_MAX_SECTORS (1ull << 48)         /* 128 PiB: beyond it the device lies */
 
 /* What the device reported; fields of features it did not offer are

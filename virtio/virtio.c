@@ -5,17 +5,14 @@
  */
 #include "virtio/virtio.h"
 
-#include "arch/x86/apic.h"      // apic_timer_add_hook
-#include "arch/x86/cpu.h"       // interrupts_*
-#include "arch/x86/interrupt.h" // interrupt_*
-#include "mm/page.h"             // PAGE_SIZE
-#include "console/console.h"     // console_printf
-#include "console/log.h"         // klog
-#include "shell/shell.h"       // shell_register
-#include "lib/string.h"         // memset, strcmp
-#include "mm/page_alloc.h"      // page_alloc, page_free
-#include "pci/pci.h"         // pci_*
-#include "virtio/virtio_pci.h"  // struct virtio_transport
+#include "arch/x86/apic.h"           // apic_timer_add_hook
+#include "console/log.h"             // klog
+#include "lib/error.h"               // ERROR_GONE
+#include "lib/string.h"              // memset
+#include "mm/page_alloc.h"           // page_alloc, page_free
+#include "pci/pci.h"                 // pci_*
+#include "virtio/virtio_interrupt.h" // virtio_setup_interrupts, virtio_service_isr
+#include "virtio/virtio_pci.h"       // struct virtio_transport
 
 #define VIRTIO_VENDOR 0x1af4
 #define MAX_DRIVERS 8
@@ -48,6 +45,18 @@ unsigned virtio_device_count(void)
 struct virtio_device *virtio_device_get(unsigned index)
 {
     return index < device_count ? &devices[index] : 0;
+}
+
+const char *virtio_feature_name(const struct virtio_device *d, unsigned bit)
+{
+    for (const struct virtio_feature_name *n = generic_feature_names; n->name; n++)
+        if (n->bit == bit)
+            return n->name;
+    if (d->driver && d->driver->feature_names)
+        for (const struct virtio_feature_name *n = d->driver->feature_names; n->name; n++)
+            if (n->bit == bit)
+                return n->name;
+    return 0;
 }
 
 const char *virtio_type_name(uint16_t type)
@@ -91,56 +100,7 @@ void virtio_write_config(struct virtio_device *d, unsigned offset, unsigned size
     d->transport->write_config(d, offset, size, value);
 }
 
-/* ---- interrupts -------------------------------------------------------- */
-
-static void run_queue_callbacks(struct virtio_device *d, int queue)
-{
-    for (unsigned q = 0; q < d->queue_count; q++) {
-        if ((queue == VIRTIO_MAX_QUEUES || (unsigned)queue == q) && d->queues[q].active &&
-            d->queues[q].request.callback)
-            d->queues[q].request.callback(d, q);
-    }
-}
-
-static void config_changed(struct virtio_device *d)
-{
-    d->config_changes++;
-    if (d->driver && d->driver->config_changed)
-        d->driver->config_changed(d);
-}
-
-static void msix_interrupt(struct interrupt_frame *frame, void *context)
-{
-    struct virtio_irq *irq = context;
-
-    (void)frame;
-    irq->device->interrupts++;
-    if (irq->queue < 0)
-        config_changed(irq->device);
-    else
-        run_queue_callbacks(irq->device, irq->queue);
-}
-
-/* INTx and the tick poll: the ISR says what happened and reading it
- * deasserts the line (4.1.4.5). */
-static void service_isr(struct virtio_device *d)
-{
-    uint8_t isr = d->transport->read_isr(d);
-
-    if (isr & 1)
-        run_queue_callbacks(d, VIRTIO_MAX_QUEUES);
-    if (isr & 2)
-        config_changed(d);
-}
-
-static void intx_interrupt(struct interrupt_frame *frame, void *context)
-{
-    struct virtio_device *d = context;
-
-    (void)frame;
-    d->interrupts++;
-    service_isr(d);
-}
+/* ---- the tick ---------------------------------------------------------- */
 
 static void tick_poll(void *context)
 {
@@ -149,57 +109,8 @@ static void tick_poll(void *context)
         struct virtio_device *d = &devices[i];
         /* a frozen device's registers may have moved (resume): never touch them */
         if (d->driver && !d->frozen && !d->msix && d->queue_count)
-            service_isr(d);
+            virtio_service_isr(d);
     }
-}
-
-/* Picks MSI-X (one entry for config changes plus one per queue, or one
- * shared by the queues) or INTx. Vectors are allocated once per device
- * and reprogrammed on every call, since resume starts from firmware
- * state. */
-static int setup_interrupts(struct virtio_device *d, unsigned queues)
-{
-    struct pci_function *f = d->pci;
-
-    d->msix = f->msix_table_size >= 2;
-    d->msix_per_queue = f->msix_table_size >= queues + 1;
-    if (d->msix) {
-        if (!d->config_vector) {
-            int config = interrupt_alloc_vector();
-            int first = interrupt_alloc_vector();
-            if (config < 0 || first < 0)
-                return -1;
-            for (unsigned q = 1; q < queues && d->msix_per_queue; q++)
-                if (interrupt_alloc_vector() < 0)
-                    return -1;
-            d->config_vector = (uint8_t)config;
-            d->queue_vector_base = (uint8_t)first;
-        }
-        if (pci_msix_enable(f) != 0)
-            return -1;
-        d->irqs[0] = (struct virtio_irq){ d, -1 };
-        interrupt_set_handler(d->config_vector, msix_interrupt, &d->irqs[0]);
-        pci_msix_set_vector(f, 0, d->config_vector);
-        unsigned entries = d->msix_per_queue ? queues : 1;
-        for (unsigned e = 0; e < entries; e++) {
-            d->irqs[1 + e] = (struct virtio_irq){ d, d->msix_per_queue ? (int)e : VIRTIO_MAX_QUEUES };
-            interrupt_set_handler((uint8_t)(d->queue_vector_base + e), msix_interrupt, &d->irqs[1 + e]);
-            pci_msix_set_vector(f, 1 + e, (uint8_t)(d->queue_vector_base + e));
-        }
-        if (d->transport->set_config_msix(d, 0) != 0)
-            return -1;
-        return 0;
-    }
-    if (!d->intx_vector) {
-        int vector = interrupt_alloc_vector();
-        if (vector < 0)
-            return -1;
-        d->intx_vector = (uint8_t)vector;
-    }
-    interrupt_set_handler(d->intx_vector, intx_interrupt, d);
-    d->intx_gsi = pci_intx_route(f, d->intx_vector);
-    pci_intx_mask(f, 0);
-    return 0;
 }
 
 /* ---- negotiation ------------------------------------------------------- */
@@ -266,7 +177,7 @@ int virtio_setup_queues(struct virtio_device *d, unsigned count,
     if (count == 0 || count > VIRTIO_MAX_QUEUES)
         return -1;
     d->queue_count = count;
-    if (setup_interrupts(d, count) != 0) {
+    if (virtio_setup_interrupts(d, count) != 0) {
         d->error = "no interrupt vector";
         return -1;
     }
@@ -403,18 +314,32 @@ static void bind(struct virtio_device *d)
     }
 }
 
-static void command_virtio(int argc, char **argv);
-static const struct shell_command virtio_commands[] = {
-    { "virtio", "[freeze|thaw|restore]",
-      "virtio devices; test only: run every driver's power hook", 0, 1, command_virtio },
-};
+/* A free entry: a never-used one, else one whose device vanished (its
+ * driver gave everything back when it was removed). */
+static struct virtio_device *free_entry(void)
+{
+    if (device_count < VIRTIO_MAX_DEVICES) {
+        devices[device_count].index = device_count;
+        return &devices[device_count++];
+    }
+    for (unsigned i = 0; i < device_count; i++)
+        if (devices[i].gone)
+            return &devices[i];
+    return 0;
+}
 
 static struct virtio_device *add_device(struct pci_function *f, int type)
 {
-    struct virtio_device *d = &devices[device_count];
+    struct virtio_device *d = free_entry();
 
+    if (!d) {
+        klog("virtio: %02x:%02x.%x ignored: more than %u devices", f->bus, f->device, f->function,
+             VIRTIO_MAX_DEVICES);
+        return 0;
+    }
+    unsigned index = d->index;
     memset(d, 0, sizeof(*d));
-    d->index = device_count++;
+    d->index = index;
     d->pci = f;
     d->pci_segment = f->segment;
     d->pci_bus = f->bus;
@@ -428,15 +353,13 @@ static struct virtio_device *add_device(struct pci_function *f, int type)
 
 void virtio_init(void)
 {
-    for (unsigned i = 0; i < pci_function_count() && device_count < VIRTIO_MAX_DEVICES; i++) {
+    for (unsigned i = 0; i < pci_function_count(); i++) {
         struct pci_function *f = pci_function_get(i);
         int type = virtio_type_of(f);
-        if (type < 0)
-            continue;
-        add_device(f, type);
+        if (type >= 0)
+            add_device(f, type);
     }
     apic_timer_add_hook(tick_poll, 0);
-    shell_register(virtio_commands, sizeof(virtio_commands) / sizeof(virtio_commands[0]));
     klog("virtio: %u devices", device_count);
 }
 
@@ -444,9 +367,21 @@ void virtio_init(void)
 
 enum pm_event { PM_FREEZE, PM_THAW, PM_RESTORE };
 
-/* devices from before the resume; those found by virtio_rescan were
- * probed fresh and have nothing to restore */
-static unsigned restorable_count = VIRTIO_MAX_DEVICES;
+/* The device is gone (or was never what the driver thought): the driver
+ * gives back what it held, and the entry is free for a new device. */
+static void drop(struct virtio_device *d, const char *why)
+{
+    if (d->driver && d->driver->remove)
+        d->driver->remove(d);
+    d->gone = 1;
+    d->frozen = 0;
+    d->driver = 0;
+    d->driver_data = 0;
+    d->pci = 0;
+    d->transport = 0;
+    d->queue_count = 0;
+    d->error = why;
+}
 
 static int call_all(enum pm_event event)
 {
@@ -454,14 +389,28 @@ static int call_all(enum pm_event event)
 
     for (unsigned i = 0; i < device_count; i++) {
         struct virtio_device *d = &devices[i];
-        if (!d->driver || d->gone || (event == PM_RESTORE && d->index >= restorable_count))
+        if (!d->driver || d->gone || (event == PM_RESTORE && d->probed_after_resume))
             continue;
         int (*hook)(struct virtio_device *) = event == PM_FREEZE ? d->driver->freeze
                                               : event == PM_THAW ? d->driver->thaw
                                                                  : d->driver->restore;
-        if (hook && hook(d) != 0 && !first_error)
-            first_error = -1;
+        int result = hook ? hook(d) : 0;
         d->frozen = event == PM_FREEZE;
+        if (result == ERROR_GONE) {
+            /* the driver read the device again and it is another one (a
+             * disk with another serial in this slot): the old one is
+             * removed, the new one probed like any new device */
+            struct pci_function *f = d->pci;
+            klog("virtio: %s at %02x:%02x.%x is another device after resume",
+                 virtio_type_name(d->type), d->pci_bus, d->pci_device, d->pci_function);
+            drop(d, "replaced after resume");
+            struct virtio_device *fresh = add_device(f, virtio_type_of(f));
+            if (fresh)
+                fresh->probed_after_resume = 1;
+            continue;
+        }
+        if (result != 0 && !first_error)
+            first_error = -1;
     }
     return first_error;
 }
@@ -480,7 +429,8 @@ int virtio_restore_all(void)
 {
     int result = call_all(PM_RESTORE);
 
-    restorable_count = VIRTIO_MAX_DEVICES;
+    for (unsigned i = 0; i < device_count; i++)
+        devices[i].probed_after_resume = 0;
     return result;
 }
 
@@ -495,6 +445,9 @@ void virtio_rescan(void)
 {
     unsigned known = device_count;
 
+    /* a device of the image counts as still there when a function of the
+     * same type sits at its address; whether it is the same device is
+     * its driver's to say at restore (by what it reads from it) */
     for (unsigned i = 0; i < known; i++) {
         struct virtio_device *d = &devices[i];
         if (d->gone)
@@ -510,116 +463,23 @@ void virtio_rescan(void)
         }
         klog("virtio: %s at %02x:%02x.%x is gone after resume", virtio_type_name(d->type),
              d->pci_bus, d->pci_device, d->pci_function);
-        if (d->driver && d->driver->remove)
-            d->driver->remove(d);
-        d->gone = 1;
-        d->driver = 0;
-        d->pci = 0;
-        d->queue_count = 0;
-        d->error = "gone after resume";
+        drop(d, "gone after resume");
     }
-    for (unsigned i = 0; i < pci_function_count() && device_count < VIRTIO_MAX_DEVICES; i++) {
+    for (unsigned i = 0; i < pci_function_count(); i++) {
         struct pci_function *f = pci_function_get(i);
         int type = virtio_type_of(f);
         if (type < 0)
             continue;
         int seen = 0;
-        for (unsigned k = 0; k < known && !seen; k++)
-            seen = devices[k].pci == f;
+        for (unsigned k = 0; k < device_count && !seen; k++)
+            seen = !devices[k].gone && devices[k].pci == f;
         if (seen)
             continue;
         struct virtio_device *d = add_device(f, type);
+        if (!d)
+            continue;
+        d->probed_after_resume = 1;
         klog("virtio: new %s at %02x:%02x.%x after resume", virtio_type_name(d->type), f->bus,
              f->device, f->function);
-    }
-    restorable_count = known;
-}
-
-/* ---- console ----------------------------------------------------------- */
-
-static void print_features(const struct virtio_device *d)
-{
-    const char *separator = "";
-
-    console_printf(" features=");
-    for (unsigned bit = 0; bit < 64; bit++) {
-        if (!((d->features >> bit) & 1))
-            continue;
-        const char *name = 0;
-        for (const struct virtio_feature_name *n = generic_feature_names; n->name && !name; n++)
-            if (n->bit == bit)
-                name = n->name;
-        if (d->driver && d->driver->feature_names)
-            for (const struct virtio_feature_name *n = d->driver->feature_names; n->name && !name; n++)
-                if (n->bit == bit)
-                    name = n->name;
-        if (name)
-            console_printf("%s%s", separator, name);
-        else
-            console_printf("%sbit%u", separator, bit);
-        separator = ",";
-    }
-    if (!*separator)
-        console_printf("none");
-}
-
-static unsigned active_queues(const struct virtio_device *d)
-{
-    unsigned active = 0;
-
-    for (unsigned q = 0; q < d->queue_count; q++)
-        active += d->queues[q].active;
-    return active;
-}
-
-static void command_virtio(int argc, char **argv)
-{
-    if (argc == 2) {
-        int (*hook)(void) = strcmp(argv[1], "freeze") == 0   ? virtio_freeze_all
-                            : strcmp(argv[1], "thaw") == 0    ? virtio_thaw_all
-                            : strcmp(argv[1], "restore") == 0 ? virtio_restore_all
-                                                              : 0;
-        if (!hook) {
-            shell_error("virtio: unknown argument '%s' (freeze, thaw or restore)", argv[1]);
-            return;
-        }
-        int result = hook();
-        if (result != 0)
-            shell_error("virtio: %s failed", argv[1]);
-        else
-            console_printf("virtio %s ok\n", argv[1]);
-        return;
-    }
-    for (unsigned i = 0; i < device_count; i++) {
-        struct virtio_device *d = &devices[i];
-        console_printf("virtio dev=%u type=%s pci=%02x:%02x.%x transport=%s driver=%s irq=%s",
-                       d->index, virtio_type_name(d->type), d->pci_bus, d->pci_device,
-                       d->pci_function, d->transport ? d->transport->name : "none",
-                       d->driver ? d->driver->name : "-",
-                       !d->driver || !active_queues(d) ? "-"
-                       : d->msix ? (d->msix_per_queue ? "msix" : "msix-shared") : "intx");
-        print_features(d);
-        console_printf(" queues=%u interrupts=%llu", active_queues(d), (unsigned long long)d->interrupts);
-        if (d->error)
-            console_printf(" error=\"%s\"", d->error);
-        console_printf("\n");
-        for (unsigned q = 0; q < d->queue_count; q++) {
-            const struct virtio_queue *queue = &d->queues[q];
-            if (!queue->active)
-                continue;
-            const struct virtqueue *vq = &queue->ring;
-            const struct vq_stats *s = &vq->stats;
-            console_printf("virtqueue dev=%u index=%u size=%u layout=%s indirect_max=%u in_flight=%u "
-                           "added=%llu completed=%llu kicks=%llu kicks_suppressed=%llu "
-                           "bad_id=%llu stale_id=%llu bad_length=%llu bad_index=%llu broken=%d\n",
-                           d->index, q, vq->config.size,
-                           vq->config.layout == VQ_SPLIT ? "split" : "packed",
-                           vq->config.indirect_max, vq_in_flight(vq),
-                           (unsigned long long)s->added, (unsigned long long)s->completed,
-                           (unsigned long long)s->kicks, (unsigned long long)s->kicks_suppressed,
-                           (unsigned long long)s->bad_id, (unsigned long long)s->stale_id,
-                           (unsigned long long)s->bad_length, (unsigned long long)s->bad_index,
-                           vq->broken);
-        }
     }
 }

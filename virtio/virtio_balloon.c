@@ -6,14 +6,13 @@
  */
 #include "virtio/virtio_balloon.h"
 
-#include "mm/page.h"        // PAGE_SIZE
-#include "arch/x86/clock.h"   // clock_ns
-#include "console/console.h" // console_printf
-#include "console/log.h"     // klog
+#include "arch/x86/clock.h" // clock_ns
+#include "arch/x86/cpu.h"   // cpu_relax
+#include "console/log.h"    // klog
 #include "kernel/options.h" // options_number
-#include "shell/shell.h"   // shell_register
 #include "kernel/work.h"    // work_*
-#include "lib/string.h"     // strcmp
+#include "lib/error.h"      // ERROR_*
+#include "mm/page.h"        // PAGE_SIZE
 #include "mm/page_alloc.h"  // page_alloc, page_free, stats
 #include "virtio/balloon.h" // balloon_*
 #include "virtio/virtio.h"  // virtio_*
@@ -26,9 +25,13 @@
 #define BALLOON_F_PAGE_POISON 4
 #define BALLOON_F_REPORTING 5
 
-/* config (5.5.4) */
-#define CONFIG_NUM_PAGES 0
-#define CONFIG_ACTUAL 4
+/* The device configuration (5.5.4). */
+struct virtio_balloon_config {
+    uint32_t num_pages;             /* the host's target */
+    uint32_t actual;                /* what the driver says it holds */
+    uint32_t free_page_hint_cmd_id; /* BALLOON_F_FREE_PAGE_HINT */
+    uint32_t poison_val;            /* BALLOON_F_PAGE_POISON */
+} __attribute__((packed));
 
 /* statistics tags (5.5.6.3) */
 enum {
@@ -48,7 +51,7 @@ struct balloon_stat {
 #define REPORT_ORDER 9       /* 2 MiB blocks and larger */
 #define REPORT_IN_FLIGHT 16
 #define REPORT_PERIOD_TICKS 200 /* 2 s, as Linux waits before reporting */
-#define FREEZE_TIMEOUT_NS (10ull * 1000000000)
+#define FREEZE_TIMEOUT_MS 10000
 
 struct report {
     uint64_t address;
@@ -69,6 +72,7 @@ static struct {
     struct work work;
     struct report reports[REPORT_IN_FLIGHT];
     uint64_t reported_pages, report_requests, stats_updates;
+    uint64_t freeze_timeout_ms; /* boot option balloon_freeze_timeout_ms (test only) */
     int frozen;
 } balloon;
 
@@ -78,11 +82,6 @@ static const struct virtio_feature_name balloon_feature_names[] = {
     { BALLOON_F_PAGE_POISON, "page_poison" }, { BALLOON_F_REPORTING, "reporting" },
     { 0, 0 },
 };
-
-uint64_t virtio_balloon_pages(void)
-{
-    return balloon.device ? balloon_actual(&balloon.core) + balloon.core.inflating : 0;
-}
 
 /* ---- the state machine's view of the world ---------------------------- */
 
@@ -143,7 +142,7 @@ static void kick(void *context, enum balloon_queue queue)
 static void set_actual(void *context, uint32_t pages)
 {
     (void)context;
-    virtio_write_config(balloon.device, CONFIG_ACTUAL, 4, pages);
+    VIRTIO_WRITE_CONFIG(balloon.device, struct virtio_balloon_config, actual, pages);
 }
 
 static void report_shortfall(void *context, uint32_t target, uint32_t reached)
@@ -240,7 +239,7 @@ static void balloon_work(void *context)
     if (balloon.config_changed) {
         balloon.config_changed = 0;
         balloon_set_target(&balloon.core,
-                           (uint32_t)virtio_read_config(balloon.device, CONFIG_NUM_PAGES, 4));
+                           (uint32_t)VIRTIO_READ_CONFIG(balloon.device, struct virtio_balloon_config, num_pages));
     }
     balloon_step(&balloon.core);
     if (balloon.stats_queue >= 0) {
@@ -356,7 +355,7 @@ static int reports_in_flight(void)
  * plan). It lets requests in flight finish so no page is half given. */
 static int balloon_freeze(struct virtio_device *device)
 {
-    uint64_t deadline = clock_ns() + FREEZE_TIMEOUT_NS;
+    uint64_t deadline = clock_ns() + balloon.freeze_timeout_ms * 1000000;
 
     balloon.frozen = 1; /* the work item stays out of the way */
     while ((balloon_requests_in_flight(&balloon.core) || reports_in_flight()) &&
@@ -365,10 +364,23 @@ static int balloon_freeze(struct virtio_device *device)
         drain_queue(QUEUE_DEFLATE);
         if (balloon.reporting_queue >= 0)
             drain_queue((unsigned)balloon.reporting_queue);
-        __asm__ volatile("pause");
+        cpu_relax();
     }
-    virtio_delete_queues(device);
-    return balloon_requests_in_flight(&balloon.core) || reports_in_flight() ? -1 : 0;
+    int timed_out = balloon_requests_in_flight(&balloon.core) || reports_in_flight();
+    virtio_delete_queues(device); /* the reset: no answer comes after this */
+    if (!timed_out)
+        return 0;
+    /* what was in flight is settled here, so a thaw finds the counters
+     * true and no page leaks */
+    klog("balloon: freeze timed out with %u requests and %d reports in flight",
+         balloon_requests_in_flight(&balloon.core), reports_in_flight());
+    balloon_abandon_in_flight(&balloon.core);
+    for (unsigned i = 0; i < REPORT_IN_FLIGHT; i++)
+        if (balloon.reports[i].busy) {
+            page_free_reported(balloon.reports[i].address);
+            balloon.reports[i].busy = 0;
+        }
+    return -1;
 }
 
 static int restart(struct virtio_device *device)
@@ -397,6 +409,9 @@ static int balloon_restore(struct virtio_device *device)
         return 0; /* only a frozen balloon can wake in a new host */
     balloon_discard_all(&balloon.core);
     klog("balloon: resume discarded %u ballooned pages back to the allocator", discarded);
+    /* the new host was told of no free block either: report them again */
+    if (balloon.reporting_queue >= 0)
+        page_forget_reported();
     return restart(device);
 }
 
@@ -410,6 +425,12 @@ static void balloon_remove(struct virtio_device *device)
     balloon_discard_all(&balloon.core);
     balloon.frozen = 1; /* the work item stays out of the way */
     balloon.device = 0;
+    /* everything the driver held goes back: a balloon that reappears
+     * is probed afresh */
+    page_free(balloon.batch_memory);
+    page_free(balloon.stats_page);
+    balloon.batch_memory = balloon.stats_page = 0;
+    balloon.stats = 0;
     klog("balloon: device gone, %u ballooned pages back to the allocator", discarded);
 }
 
@@ -427,67 +448,47 @@ static const struct virtio_driver balloon_driver = {
     .config_changed = config_interrupt,
 };
 
-/* ---- console ----------------------------------------------------------- */
+/* ---- what the shell shows and sets ------------------------------------ */
 
-static void command_balloon(int argc, char **argv)
+int virtio_balloon_get_info(struct virtio_balloon_info *info)
 {
-    uint64_t value, in_flight = 0;
-
-    if (!balloon.device) {
-        shell_error("balloon: no virtio-balloon device");
-        return;
-    }
-    if (argc >= 3 && strcmp(argv[1], "reserve") == 0) {
-        if (shell_parse_number(argv[2], "balloon", &value))
-            return;
-        balloon.reserve_pages = value * 256;
-        console_printf("balloon reserve_pages=%llu\n", (unsigned long long)balloon.reserve_pages);
-        work_schedule(&balloon.work);
-        return;
-    }
-    if (argc >= 3 && strcmp(argv[1], "batch") == 0) {
-        if (shell_parse_number(argv[2], "balloon", &value) ||
-            (argc > 3 && shell_parse_number(argv[3], "balloon", &in_flight)))
-            return;
-        if (balloon_set_batching(&balloon.core, (unsigned)value,
-                                 argc > 3 ? (unsigned)in_flight : balloon.core.max_in_flight) != 0) {
-            shell_error("balloon: batch must be 1-%u PFNs and 1-%u requests in flight",
-                        BALLOON_MAX_BATCH, BALLOON_MAX_IN_FLIGHT);
-            return;
-        }
-        console_printf("balloon batch=%u in_flight=%u\n", balloon.core.batch_size, balloon.core.max_in_flight);
-        return;
-    }
-    if (argc != 1) {
-        shell_error("usage: balloon | balloon reserve MIB | balloon batch PFNS [IN_FLIGHT]");
-        return;
-    }
     const struct balloon *b = &balloon.core;
-    const struct balloon_stats *s = &b->stats;
-    console_printf("balloon target_pages=%u actual_pages=%u list_pages=%u inflating=%u deflating=%u "
-                   "reserve_pages=%llu batch=%u in_flight=%u features=",
-                   b->target, balloon_actual(b), b->list_pages, b->inflating, b->deflating,
-                   (unsigned long long)balloon.reserve_pages, b->batch_size, b->max_in_flight);
-    const char *separator = "";
-    for (const struct virtio_feature_name *n = balloon_feature_names; n->name; n++)
-        if (virtio_has_feature(balloon.device, n->bit)) {
-            console_printf("%s%s", separator, n->name);
-            separator = ",";
-        }
-    console_printf("%s inflated_pages=%llu deflated_pages=%llu inflate_requests=%llu "
-                   "deflate_requests=%llu oom_pages=%llu discarded_pages=%llu shortfalls=%llu "
-                   "reported_pages=%llu stats_updates=%llu\n",
-                   *separator ? "" : "none", (unsigned long long)s->inflated_pages,
-                   (unsigned long long)s->deflated_pages, (unsigned long long)s->inflate_requests,
-                   (unsigned long long)s->deflate_requests, (unsigned long long)s->oom_pages,
-                   (unsigned long long)s->discarded_pages, (unsigned long long)s->shortfalls, (unsigned long long)balloon.reported_pages,
-                   (unsigned long long)balloon.stats_updates);
+
+    if (!balloon.device)
+        return ERROR_NOT_FOUND;
+    *info = (struct virtio_balloon_info){
+        .target_pages = b->target,
+        .actual_pages = balloon_actual(b),
+        .list_pages = b->list_pages,
+        .inflating = b->inflating,
+        .deflating = b->deflating,
+        .reserve_pages = balloon.reserve_pages,
+        .batch = b->batch_size,
+        .in_flight = b->max_in_flight,
+        .features = balloon.device->features,
+        .feature_names = balloon_feature_names,
+        .core = b->stats,
+        .reported_pages = balloon.reported_pages,
+        .stats_updates = balloon.stats_updates,
+    };
+    return 0;
 }
 
-static const struct shell_command balloon_commands[] = {
-    { "balloon", "[reserve MIB|batch N [K]]", "the balloon: target, list, counters; tuning",
-      0, 3, command_balloon },
-};
+int virtio_balloon_set_reserve(uint64_t pages)
+{
+    if (!balloon.device)
+        return ERROR_NOT_FOUND;
+    balloon.reserve_pages = pages;
+    work_schedule(&balloon.work);
+    return 0;
+}
+
+int virtio_balloon_set_batching(unsigned batch, unsigned in_flight)
+{
+    if (!balloon.device)
+        return ERROR_NOT_FOUND;
+    return balloon_set_batching(&balloon.core, batch, in_flight) == 0 ? 0 : ERROR_INVALID;
+}
 
 void virtio_balloon_register(void)
 {
@@ -495,9 +496,10 @@ void virtio_balloon_register(void)
 
     if (options_number("balloon_reserve", &mib) != 0)
         mib = BALLOON_DEFAULT_RESERVE_MIB;
+    if (options_number("balloon_freeze_timeout_ms", &balloon.freeze_timeout_ms) != 0)
+        balloon.freeze_timeout_ms = FREEZE_TIMEOUT_MS;
     balloon.reserve_pages = mib * 256;
     balloon.work.run = balloon_work;
     work_register(&balloon.work);
     virtio_register_driver(&balloon_driver);
-    shell_register(balloon_commands, sizeof(balloon_commands) / sizeof(balloon_commands[0]));
 }

@@ -6,10 +6,10 @@
  */
 #include "virtio/virtio_pci.h"
 
-#include "arch/x86/cpu.h"     // inb/outb and friends
-#include "pci/pci.h"       // pci_*
-#include "virtio/virtio.h"    // struct virtio_device
-#include "virtio/virtqueue.h" // vq_*_area
+#include "arch/x86/cpu.h"         // inb/outb and friends
+#include "pci/pci.h"              // pci_*
+#include "virtio/virtio_device.h" // struct virtio_device
+#include "virtio/virtqueue.h"     // vq_*_area
 
 /* ---- modern ------------------------------------------------------------ */
 

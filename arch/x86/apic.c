@@ -6,10 +6,10 @@
  */
 #include "arch/x86/apic.h"
 
-#include "arch/x86/cpu.h"       // rdmsr, wrmsr
-#include "arch/x86/interrupt.h" // VECTOR_TIMER, VECTOR_SPURIOUS
-#include "arch/x86/clock.h"       // clock_delay_us
-#include "console/log.h"         // klog
+#include "arch/x86/clock.h"   // clock_delay_us
+#include "arch/x86/cpu.h"     // rdmsr, wrmsr
+#include "arch/x86/vectors.h" // VECTOR_TIMER, VECTOR_SPURIOUS
+#include "console/log.h"      // klog
 
 #define MSR_APIC_BASE 0x1b
 #define APIC_BASE_ENABLE (1u << 11)
@@ -76,7 +76,7 @@ void apic_end_of_interrupt(void)
     write_register(REG_EOI, 0);
 }
 
-static void timer_interrupt(struct interrupt_frame *frame, void *context)
+void apic_timer_interrupt(struct interrupt_frame *frame, void *context)
 {
     (void)frame;
     (void)context;
@@ -103,7 +103,6 @@ void apic_timer_start(void)
     uint32_t counted = 0xffffffffu - read_register(REG_TIMER_CURRENT);
     uint64_t hz = (uint64_t)counted * (1000000 / CALIBRATION_US);
 
-    interrupt_set_handler(VECTOR_TIMER, timer_interrupt, 0);
     write_register(REG_LVT_TIMER, LVT_TIMER_PERIODIC | VECTOR_TIMER);
     write_register(REG_TIMER_INITIAL, (uint32_t)(hz / TIMER_HZ));
     klog("apic: timer %llu Hz / 16, tick %u Hz", (unsigned long long)hz, TIMER_HZ);

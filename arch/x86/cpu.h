@@ -1,15 +1,11 @@
 /*
  * x86_64 instructions the kernel needs as C functions (port I/O, MSRs,
- * control registers, TSC) and the CPU tables set up by cpu_init.
+ * control registers, TSC, interrupt flag). A leaf: it includes nothing.
  */
 #ifndef ARCH_X86_CPU_H
 #define ARCH_X86_CPU_H
 
 #include <stdint.h>
-
-#define GDT_KERNEL_CODE 0x08
-#define GDT_KERNEL_DATA 0x10
-#define GDT_TSS 0x18
 
 static inline void outb(uint16_t port, uint8_t value) { __asm__ volatile("outb %0, %1" : : "a"(value), "Nd"(port)); }
 static inline void outw(uint16_t port, uint16_t value) { __asm__ volatile("outw %0, %1" : : "a"(value), "Nd"(port)); }
@@ -56,12 +52,30 @@ static inline void cpu_relax(void) { __asm__ volatile("pause"); }
  * between the caller's check and hlt still wakes the hlt */
 static inline void cpu_idle_with_interrupts(void) { __asm__ volatile("sti; hlt" ::: "memory"); }
 
+#define RFLAGS_IF (1u << 9) /* interrupts enabled */
+
 static inline uint64_t read_flags(void)
 {
     uint64_t flags;
 
     __asm__ volatile("pushfq; popq %0" : "=r"(flags));
     return flags;
+}
+
+/* Interrupts off for a critical section; interrupts_restore turns them
+ * back on only if they were on before, so sections nest. */
+static inline uint64_t interrupts_save(void)
+{
+    uint64_t flags = read_flags();
+
+    interrupts_disable();
+    return flags;
+}
+
+static inline void interrupts_restore(uint64_t flags)
+{
+    if (flags & RFLAGS_IF)
+        interrupts_enable();
 }
 
 static inline void cpuid(uint32_t leaf, uint32_t sub, uint32_t out[4])
@@ -75,8 +89,5 @@ static inline __attribute__((noreturn)) void cpu_halt_forever(void)
         __asm__ volatile("cli; hlt");
 }
 
-/* Loads the kernel's GDT (with a TSS whose IST1 stack serves faults that
- * must not use a possibly broken stack) and its IDT. */
-void cpu_init(void);
 
 #endif

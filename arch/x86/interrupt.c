@@ -5,10 +5,10 @@
  */
 #include "arch/x86/interrupt.h"
 
-#include "arch/x86/apic.h"   // apic_end_of_interrupt
-#include "arch/x86/cpu.h"    // read_cr*, cpu_halt_forever
+#include "arch/x86/apic.h"    // apic_end_of_interrupt
+#include "arch/x86/cpu.h"     // read_cr*, cpu_halt_forever
+#include "arch/x86/symbols.h" // symbols_lookup
 #include "console/console.h"  // console_printf
-#include "arch/x86/symbols.h"  // symbols_lookup
 
 struct handler_slot {
     interrupt_handler handler;

@@ -8,12 +8,7 @@
 
 #include <stdint.h>
 
-#define VECTOR_PIC_BASE 0x20
-#define VECTOR_UART 0x30
-#define VECTOR_SCI 0x31
-#define VECTOR_DEVICE_FIRST 0x38 /* later drivers allocate from here */
-#define VECTOR_TIMER 0xf0
-#define VECTOR_SPURIOUS 0xff
+#include "arch/x86/vectors.h" // VECTOR_*
 
 /* Layout pushed by interrupt_entry.asm; keep the two in step. */
 struct interrupt_frame {

@@ -5,10 +5,10 @@
  */
 #include "arch/x86/ioapic.h"
 
+#include "acpi/acpi.h"          // struct acpi_info
 #include "arch/x86/cpu.h"       // outb
 #include "arch/x86/interrupt.h" // VECTOR_PIC_BASE
-#include "console/log.h"         // klog
-#include "acpi/acpi.h"            // struct acpi_info
+#include "console/log.h"        // klog
 
 #define REG_VERSION 0x01
 #define REG_REDIRECTION 0x10

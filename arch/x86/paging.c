@@ -11,24 +11,10 @@
 
 #include "arch/x86/cpu.h"  // write_cr3
 #include "boot/handoff.h"  // struct boot_handoff
-#include "mm/page.h"       // PAGE_SIZE
 #include "lib/string.h"    // memset
+#include "mm/page.h"       // PAGE_SIZE
 #include "mm/page_alloc.h" // page_alloc
 
-#define PTE_PRESENT 0x1ull
-#define PTE_WRITABLE 0x2ull
-#define PTE_WRITE_THROUGH 0x8ull
-#define PTE_CACHE_DISABLE 0x10ull
-#define PTE_ACCESSED 0x20ull
-#define PTE_DIRTY 0x40ull
-#define PTE_LARGE 0x80ull
-/* Every entry is made with accessed (and leaf entries dirty) already set,
- * so the CPU never writes a page table: hibernation checksums the tables
- * like any page and writes them later, and a table that changed under the
- * writer would fail its checksum on resume (Intel SDM vol. 3, 4.8). */
-#define PTE_TABLE (PTE_PRESENT | PTE_WRITABLE | PTE_ACCESSED)
-#define PTE_LEAF (PTE_PRESENT | PTE_WRITABLE | PTE_ACCESSED | PTE_DIRTY)
-#define PTE_ADDRESS 0x000ffffffffff000ull
 #define LARGE_PAGE (2ull << 20)
 
 static uint64_t *pml4;

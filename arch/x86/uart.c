@@ -5,8 +5,7 @@
  */
 #include "arch/x86/uart.h"
 
-#include "arch/x86/cpu.h"       // inb, outb
-#include "arch/x86/interrupt.h" // struct interrupt_frame
+#include "arch/x86/cpu.h" // inb, outb
 
 #define COM1 0x3f8
 #define REG_DATA 0

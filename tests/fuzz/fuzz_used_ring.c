@@ -36,9 +36,9 @@
 
 #include <cmocka.h> /* only for sim_device.c's fail_msg: _fail and print_error are defined here */
 
+#include "tests/fuzz/fuzz_check.h"
 #include "tests/unit/sim_device.h"
 #include "virtio/virtqueue.h"
-#include "tests/fuzz/fuzz_check.h"
 
 #if defined(__has_feature)
 #if __has_feature(address_sanitizer)

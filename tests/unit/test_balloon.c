@@ -1082,6 +1082,77 @@ static void test_reclaim_stops_at_the_listed_pages(void **state)
     assert_int_equal(f->nfree, 3000);
 }
 
+/* ---- abandon (a freeze that timed out, then thaw) ----------------------- */
+
+/* The device was reset with requests in flight: none is ever acked. */
+static void abandon(struct fake *f)
+{
+    balloon_abandon_in_flight(&f->b);
+    for (size_t i = 0; i < f->nsent; i++)
+        f->sent[i].done = 1;
+    assert_int_equal(balloon_requests_in_flight(&f->b), 0);
+}
+
+static void test_abandoned_inflate_stays_on_the_list_and_deflates_exactly(void **state)
+{
+    (void)state;
+    struct fake *f = fake_new(4000, 0, 0, 256, 4);
+
+    balloon_set_target(&f->b, 2000);
+    assert_true(step(f) > 0); /* requests in flight, none acked */
+    assert_true(f->b.inflating > 0);
+    abandon(f);
+    assert_int_equal(f->b.inflating, 0);
+    uint32_t listed = f->b.list_pages;
+    assert_true(listed > 0);
+    check_rest(f, listed);
+    /* thawed: the balloon follows targets exactly again, both ways */
+    settle(f);
+    check_rest(f, 2000);
+    balloon_set_target(&f->b, 0);
+    settle(f);
+    check_rest(f, 0);
+    assert_int_equal(f->nfree, 4000);
+}
+
+static void test_abandoned_deflate_gives_its_pages_back(void **state)
+{
+    (void)state;
+    struct fake *f = fake_new(4000, 0, 0, 256, 4);
+
+    balloon_set_target(&f->b, 2000);
+    settle(f);
+    balloon_set_target(&f->b, 500);
+    assert_true(step(f) > 0);
+    assert_true(f->b.deflating > 0);
+    abandon(f);
+    assert_int_equal(f->b.deflating, 0);
+    check_rest(f, f->b.list_pages);
+    settle(f);
+    check_rest(f, 500);
+    balloon_set_target(&f->b, 0);
+    settle(f);
+    check_rest(f, 0);
+    assert_int_equal(f->nfree, 4000);
+}
+
+static void test_abandoned_deflate_with_must_tell_host_stays_ballooned(void **state)
+{
+    (void)state;
+    struct fake *f = fake_new(4000, 0, 1, 256, 4);
+
+    balloon_set_target(&f->b, 1000);
+    settle(f);
+    balloon_set_target(&f->b, 0);
+    assert_true(step(f) > 0);
+    abandon(f);
+    /* the host never heard of that deflate: the pages are the host's still */
+    check_rest(f, 1000);
+    settle(f); /* and the next deflate tells it */
+    check_rest(f, 0);
+    assert_int_equal(f->nfree, 4000);
+}
+
 /* ---- discard_all (resume from hibernation) --------------------------------- */
 
 static void test_discard_all_returns_every_listed_page(void **state)
@@ -1232,6 +1303,9 @@ int main(void)
         cmocka_unit_test_teardown(test_reclaim_is_refused_with_must_tell_host, fake_teardown),
         cmocka_unit_test_teardown(test_reclaim_is_refused_while_an_inflate_is_in_flight, fake_teardown),
         cmocka_unit_test_teardown(test_reclaim_stops_at_the_listed_pages, fake_teardown),
+        cmocka_unit_test_teardown(test_abandoned_inflate_stays_on_the_list_and_deflates_exactly, fake_teardown),
+        cmocka_unit_test_teardown(test_abandoned_deflate_gives_its_pages_back, fake_teardown),
+        cmocka_unit_test_teardown(test_abandoned_deflate_with_must_tell_host_stays_ballooned, fake_teardown),
         cmocka_unit_test_teardown(test_discard_all_returns_every_listed_page, fake_teardown),
         cmocka_unit_test_teardown(test_discard_all_with_a_deflate_in_flight_returns_each_page_once, fake_teardown),
         cmocka_unit_test_teardown(test_discard_all_with_reclaimed_pages_still_to_tell, fake_teardown),

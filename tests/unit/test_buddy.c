@@ -10,6 +10,8 @@
 
 #include <cmocka.h>
 
+#include "tests/unit/test_random.h" // rng_next, rng_below
+
 #include "mm/buddy.h"
 
 /* ---- helpers ---------------------------------------------------------- */
@@ -67,19 +69,6 @@ static int free_tracked(void **state)
         tracked[i] = NULL;
     }
     return 0;
-}
-
-static uint64_t rng_next(uint64_t *state) /* splitmix64 */
-{
-    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-static uint64_t rng_below(uint64_t *state, uint64_t bound)
-{
-    return rng_next(state) % bound;
 }
 
 static void shuffle_u64(uint64_t *items, size_t n, uint64_t *rng)
@@ -1223,39 +1212,6 @@ static void claim_and_check(struct buddy_zone *zone, struct claim_log *log)
     tracked_free(was_free);
 }
 
-static void test_claim_free_takes_every_free_block_in_address_order(void **state)
-{
-    (void)state;
-    const struct zone_layout *layouts[] = { &layout_unaligned, &layout_odd, &layout_aligned };
-    const uint64_t seeds[] = { 1, 0xC0FFEE };
-    for (size_t l = 0; l < sizeof(layouts) / sizeof(layouts[0]); l++) {
-        for (size_t s = 0; s < sizeof(seeds) / sizeof(seeds[0]); s++) {
-            print_message("layout %s, seed %#llx\n", layouts[l]->name,
-                          (unsigned long long)seeds[s]);
-            struct buddy_zone zone;
-            struct buddy_page *meta;
-            setup_zone(&zone, &meta, layouts[l]);
-            assert_true(fragment_zone(&zone, seeds[s], 60) > 0);
-            assert_true(zone.allocated_pages > 0);
-            assert_true(zone.free_pages > 0);
-            struct claim_log log = { &zone, CLAIM_TAG, 0, 0, { 0 } };
-            claim_and_check(&zone, &log);
-            assert_true(log.blocks.n > 1);
-            listing_free(&log.blocks);
-            tracked_free(meta);
-        }
-    }
-
-    /* a fresh zone: everything but the holes is claimed */
-    struct buddy_zone zone;
-    struct buddy_page *meta;
-    setup_zone(&zone, &meta, &layout_odd);
-    struct claim_log log = { &zone, 0, 0, 0, { 0 } }; /* tag 0 is a tag like any other */
-    claim_and_check(&zone, &log);
-    assert_int_equal(zone.allocated_pages, layout_odd.count - layout_reserved_pages(&layout_odd));
-    listing_free(&log.blocks);
-    tracked_free(meta);
-}
 
 static void test_claim_free_of_zone_without_free_pages_visits_nothing(void **state)
 {
@@ -1327,29 +1283,75 @@ static void check_claim_and_give_back(struct buddy_zone *zone, uint64_t seed)
     listing_free(&before.blocks);
 }
 
+/* Runs check(layout, seed) over every test layout and each seed. */
+static void for_each_layout_and_seed(const uint64_t *seeds, size_t seed_count,
+                                     void (*check)(const struct zone_layout *layout, uint64_t seed))
+{
+    const struct zone_layout *layouts[] = { &layout_unaligned, &layout_odd, &layout_aligned };
+
+    for (size_t l = 0; l < sizeof(layouts) / sizeof(layouts[0]); l++)
+        for (size_t s = 0; s < seed_count; s++) {
+            print_message("layout %s, seed %#llx\n", layouts[l]->name, (unsigned long long)seeds[s]);
+            check(layouts[l], seeds[s]);
+        }
+}
+
+static void claim_fragmented_zone(const struct zone_layout *layout, uint64_t seed)
+{
+    struct buddy_zone zone;
+    struct buddy_page *meta;
+
+    setup_zone(&zone, &meta, layout);
+    assert_true(fragment_zone(&zone, seed, 60) > 0);
+    assert_true(zone.allocated_pages > 0);
+    assert_true(zone.free_pages > 0);
+    struct claim_log log = { &zone, CLAIM_TAG, 0, 0, { 0 } };
+    claim_and_check(&zone, &log);
+    assert_true(log.blocks.n > 1);
+    listing_free(&log.blocks);
+    tracked_free(meta);
+}
+
+static void claim_and_give_back_twice(const struct zone_layout *layout, uint64_t seed)
+{
+    struct buddy_zone zone;
+    struct buddy_page *meta;
+
+    setup_zone(&zone, &meta, layout);
+    fragment_zone(&zone, seed, 50);
+    check_claim_and_give_back(&zone, seed);
+    tracked_free(meta);
+
+    /* an untouched zone merges back into its largest blocks */
+    setup_zone(&zone, &meta, layout);
+    check_claim_and_give_back(&zone, seed);
+    assert_fresh_layout(&zone, layout);
+    tracked_free(meta);
+}
+
+static void test_claim_free_takes_every_free_block_in_address_order(void **state)
+{
+    (void)state;
+    const uint64_t seeds[] = { 1, 0xC0FFEE };
+    for_each_layout_and_seed(seeds, 2, claim_fragmented_zone);
+
+    /* a fresh zone: everything but the holes is claimed */
+    struct buddy_zone zone;
+    struct buddy_page *meta;
+    setup_zone(&zone, &meta, &layout_odd);
+    struct claim_log log = { &zone, 0, 0, 0, { 0 } }; /* tag 0 is a tag like any other */
+    claim_and_check(&zone, &log);
+    assert_int_equal(zone.allocated_pages, layout_odd.count - layout_reserved_pages(&layout_odd));
+    listing_free(&log.blocks);
+    tracked_free(meta);
+}
+
+
 static void test_claimed_blocks_can_be_freed_back(void **state)
 {
     (void)state;
-    const struct zone_layout *layouts[] = { &layout_unaligned, &layout_odd, &layout_aligned };
     const uint64_t seeds[] = { 7, 0xFEED };
-    for (size_t l = 0; l < sizeof(layouts) / sizeof(layouts[0]); l++) {
-        for (size_t s = 0; s < sizeof(seeds) / sizeof(seeds[0]); s++) {
-            print_message("layout %s, seed %#llx\n", layouts[l]->name,
-                          (unsigned long long)seeds[s]);
-            struct buddy_zone zone;
-            struct buddy_page *meta;
-            setup_zone(&zone, &meta, layouts[l]);
-            fragment_zone(&zone, seeds[s], 50);
-            check_claim_and_give_back(&zone, seeds[s]);
-            tracked_free(meta);
-
-            /* an untouched zone merges back into its largest blocks */
-            setup_zone(&zone, &meta, layouts[l]);
-            check_claim_and_give_back(&zone, seeds[s]);
-            assert_fresh_layout(&zone, layouts[l]);
-            tracked_free(meta);
-        }
-    }
+    for_each_layout_and_seed(seeds, 2, claim_and_give_back_twice);
 
     /* two 1 GiB blocks, the first broken up by small allocations: the
      * second is claimed whole and a BUDDY_MAX_ORDER allocation works again */
@@ -1534,6 +1536,42 @@ static void test_claim_free_takes_reported_blocks_too(void **state)
 
     listing_free(&log.blocks);
     listing_free(&before.blocks);
+    tracked_free(reported);
+    tracked_free(meta);
+}
+
+static void test_forget_reported_makes_every_block_reportable_again(void **state)
+{
+    (void)state;
+    struct buddy_zone zone;
+    struct buddy_page *meta;
+    setup_zone(&zone, &meta, &layout_odd);
+    fragment_zone(&zone, 9, 40);
+    uint64_t free_before = zone.free_pages;
+
+    /* report everything of order 2 and up */
+    uint64_t *reported = tracked_calloc(zone.page_count, sizeof(*reported));
+    size_t n = 0;
+    uint64_t pfn, reported_pages = 0;
+    unsigned order;
+    while (buddy_take_unreported(&zone, 2, 0x77, &pfn, &order) == 0) {
+        reported[n++] = pfn;
+        reported_pages += 1ull << order;
+    }
+    assert_true(n > 0);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(buddy_free_reported(&zone, reported[i]), 0);
+    assert_int_equal(buddy_take_unreported(&zone, 2, 0x77, &pfn, &order), -1);
+
+    /* a new host: forgotten, the same pages are offered once more */
+    assert_int_equal(buddy_forget_reported(&zone), reported_pages);
+    assert_int_equal(buddy_check(&zone), 0);
+    assert_int_equal(zone.free_pages, free_before);
+    uint64_t again = 0;
+    while (buddy_take_unreported(&zone, 2, 0x77, &pfn, &order) == 0)
+        again += 1ull << order;
+    assert_int_equal(again, reported_pages);
+    assert_int_equal(buddy_forget_reported(&zone), 0); /* taken, none are free and reported */
     tracked_free(reported);
     tracked_free(meta);
 }
@@ -1731,6 +1769,7 @@ int main(void)
         cmocka_unit_test_teardown(test_claimed_blocks_can_be_freed_back, free_tracked),
         cmocka_unit_test_teardown(test_claim_free_stops_early_and_keeps_taken_blocks, free_tracked),
         cmocka_unit_test_teardown(test_claim_free_takes_reported_blocks_too, free_tracked),
+        cmocka_unit_test_teardown(test_forget_reported_makes_every_block_reportable_again, free_tracked),
         cmocka_unit_test_teardown(test_big_zone_has_1gib_blocks, free_tracked),
         cmocka_unit_test_teardown(test_big_unaligned_zone_at_high_pfn, free_tracked),
         cmocka_unit_test_teardown(test_regression_double_free_after_merge_is_refused, free_tracked),

@@ -9,6 +9,8 @@
 
 #include <cmocka.h>
 
+#include "tests/unit/test_random.h" // rng_next, rng_below
+
 #include "lib/parse.h"
 
 /* ---- parse_words -------------------------------------------------------- */
@@ -206,14 +208,6 @@ static void test_u64_rejects_malformed_text(void **state)
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         expect_u64_rejected(bad[i]);
-}
-
-static uint64_t rng_next(uint64_t *state) /* splitmix64 */
-{
-    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
 }
 
 static void test_u64_round_trips_printed_values(void **state)

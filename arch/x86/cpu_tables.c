@@ -3,8 +3,9 @@
  * the page allocator hands out). Long mode needs one code and one data
  * segment; the TSS only carries IST stacks (Intel SDM vol. 3, 8.7).
  */
-#include "arch/x86/cpu.h"
+#include "arch/x86/cpu_tables.h"
 
+#include "arch/x86/cpu.h"       // read_cr*
 #include "arch/x86/interrupt.h" // VECTOR_*
 #include "lib/string.h"         // memset
 

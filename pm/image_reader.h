@@ -1,0 +1,30 @@
+/*
+ * Reading a hibernation image's data into memory: each saved page goes to
+ * the frame the restore planner chose (pm/image.h), every request keeps to
+ * the disk's limits, a full ring is back-pressure, and each page's
+ * checksum is checked as its data arrives.
+ */
+#ifndef PM_IMAGE_READER_H
+#define PM_IMAGE_READER_H
+
+#include <stdint.h>
+
+struct blk_disk;
+struct image_header;
+struct image_index_entry;
+
+struct image_reader {
+    struct blk_disk *disk;
+    const struct image_header *header;       /* checked already */
+    const struct image_index_entry *index;   /* checked already */
+    const uint64_t *load_pfn;                /* per index entry: where it is read to */
+    uint64_t failed_sector;                  /* out: the failed request, ~0 if none */
+    uint64_t bad_pfn;                        /* out: the page whose checksum failed */
+};
+
+/* Reads and checks every page. Returns NULL, or the refusal word
+ * (`read-error`, `bad-page-checksum`); after a failure no request is in
+ * flight (the disk is reset, so none can still write). */
+const char *image_read_pages(struct image_reader *reader);
+
+#endif

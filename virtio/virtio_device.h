@@ -1,0 +1,107 @@
+/*
+ * The virtio device model's types: a device, the driver that serves it,
+ * its queues and interrupt routing. Shared by the core (virtio.c) and the
+ * PCI transports (virtio_pci.c); drivers get them through virtio.h.
+ */
+#ifndef VIRTIO_VIRTIO_DEVICE_H
+#define VIRTIO_VIRTIO_DEVICE_H
+
+#include <stdint.h>
+
+#include "virtio/virtqueue.h" // struct virtqueue
+
+#define VIRTIO_MAX_DEVICES 16
+#define VIRTIO_MAX_QUEUES 8
+
+#define VIRTIO_TYPE_BLOCK 2
+#define VIRTIO_TYPE_BALLOON 5
+
+/* device status bits (2.1) */
+#define VIRTIO_STATUS_ACKNOWLEDGE 1
+#define VIRTIO_STATUS_DRIVER 2
+#define VIRTIO_STATUS_DRIVER_OK 4
+#define VIRTIO_STATUS_FEATURES_OK 8
+#define VIRTIO_STATUS_NEEDS_RESET 64
+#define VIRTIO_STATUS_FAILED 128
+
+struct pci_function;
+struct virtio_device;
+
+struct virtio_feature_name {
+    unsigned bit;
+    const char *name;
+};
+
+struct virtio_driver {
+    const char *name;
+    uint16_t device_type;
+    uint64_t features; /* device-specific bits the driver understands */
+    const struct virtio_feature_name *feature_names; /* ends with a NULL name */
+    int (*probe)(struct virtio_device *device);
+    /* the device is gone (it vanished across a resume): give back what
+     * the driver held without touching the device */
+    void (*remove)(struct virtio_device *device);
+    /* hibernation (pm/): freeze stops the device and deletes its queues;
+     * thaw brings it back after a failed hibernation, restore after resume
+     * from an image. Both start from a device in an unknown state. restore
+     * returns ERROR_GONE when the device it finds is not the one it had
+     * (the core then removes it and probes the device as new). */
+    int (*freeze)(struct virtio_device *device);
+    int (*thaw)(struct virtio_device *device);
+    int (*restore)(struct virtio_device *device);
+    void (*config_changed)(struct virtio_device *device); /* interrupt context */
+};
+
+typedef void (*virtio_queue_callback)(struct virtio_device *device, unsigned queue);
+
+struct virtio_queue_request {
+    uint16_t size;         /* wanted entries, 0 for the device's maximum (capped at VQ_MAX_SIZE) */
+    uint16_t indirect_max; /* table entries per chain when indirect descriptors are negotiated */
+    virtio_queue_callback callback; /* interrupt context */
+};
+
+struct virtio_transport;
+
+struct virtio_queue {
+    struct virtqueue ring;
+    int active;
+    uint64_t ring_memory, state_memory; /* page_alloc blocks */
+    struct virtio_queue_request request;
+    uint16_t notify_offset;             /* modern: queue_notify_off */
+};
+
+struct virtio_irq {
+    struct virtio_device *device;
+    int queue; /* -1: config change; VIRTIO_MAX_QUEUES: every queue */
+};
+
+struct virtio_device {
+    unsigned index;
+    struct pci_function *pci;
+    uint16_t pci_segment;   /* where it sits, to find it again after resume */
+    uint8_t pci_bus, pci_device, pci_function;
+    int gone;               /* vanished across a resume: dropped */
+    int frozen;             /* between freeze and thaw/restore: left alone */
+    int probed_after_resume; /* new at this resume: nothing to restore */
+    const struct virtio_transport *transport;
+    uint16_t type;
+    uint64_t device_features;
+    uint64_t features; /* negotiated */
+    const struct virtio_driver *driver;
+    void *driver_data;
+    const char *error;  /* why the device is not in use, or NULL */
+    unsigned queue_count;
+    struct virtio_queue queues[VIRTIO_MAX_QUEUES];
+    int msix;           /* interrupts through MSI-X; else INTx */
+    int msix_per_queue; /* one MSI-X entry per queue, else one shared */
+    uint8_t config_vector, queue_vector_base, intx_vector;
+    int intx_gsi;
+    struct virtio_irq irqs[VIRTIO_MAX_QUEUES + 2];
+    uint64_t interrupts, config_changes;
+    /* transport state */
+    uint16_t io_base;                    /* legacy: BAR0 */
+    volatile uint8_t *common, *isr, *device_config, *notify_base; /* modern */
+    uint32_t notify_multiplier;
+};
+
+#endif
