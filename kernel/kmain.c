@@ -29,6 +29,7 @@
 #include "virtio/virtio.h"   // virtio_init
 #include "virtio/virtio_balloon.h" // virtio_balloon_register
 #include "virtio/virtio_blk.h" // virtio_blk_register
+#include "virtio/virtio_console.h" // virtio_console_register
 
 void kmain(const struct boot_handoff *handoff)
 {
@@ -72,6 +73,7 @@ void kmain(const struct boot_handoff *handoff)
     pci_init(acpi);
     virtio_blk_register();
     virtio_balloon_register();
+    virtio_console_register();
     virtio_init();
     hibernate_init();
     /* needs the swap disk; returns unless it jumps into an image */

@@ -473,7 +473,7 @@ static int data_received(struct console_ports *cp, unsigned port, void *token, u
             post_data_receive(cp, port);
         return -1;
     }
-    if (!usable || !p->guest_open || p->handle < 0) {
+    if (!usable || !p->guest_open || p->handle < 0 || length == 0) {
         cp->stats.dropped_bytes += length;
         if (usable)
             post_data_receive(cp, port);
