@@ -5,7 +5,6 @@ test-only echo (boot option vconsole_echo=NAME), on the modern and the
 legacy transport, with packed rings, and again after a hibernation and a
 resume in a new QEMU process."""
 
-import os
 import socket
 import time
 
@@ -117,10 +116,8 @@ def test_port_opens_again_after_resume(guest, tmp_path):
     check_echo(first, sock_path)
     first.command("fill 8 3")
     hibernate_ok(first)
-    # the freeze reset the device: QEMU saw the guest side close
-    closed = [e["data"] for e in first.events if e["event"] == "VSERPORT_CHANGE"]
-    assert closed[-1] == {"id": "channel0", "open": False}, closed
-    os.unlink(sock_path)
+    # (the freeze closes the guest side, but QEMU holds VSERPORT_CHANGE back
+    # for up to a second per port and exits first: the thaw test sees it)
 
     second = guest(options=["--swap", swap], qemu_args=console_args(sock_path))
     second.connect_qmp()
