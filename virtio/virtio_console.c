@@ -335,11 +335,13 @@ int virtio_console_get_port_info(int handle, struct virtio_console_port_info *in
     return 0;
 }
 
-/* The value of `name=` among the boot options, copied into `value`. */
+/* The value of the last `name=` among the boot options (a later word
+ * wins, docs/console.md), copied into `value`. */
 static int option_string(const char *name, char *value, unsigned size)
 {
     const char *line = options_line();
     unsigned length = (unsigned)strlen(name);
+    int found = -1;
 
     for (const char *p = line; *p; p++) {
         if ((p != line && p[-1] != ' ') || strncmp(p, name, length) != 0 || p[length] != '=')
@@ -350,9 +352,9 @@ static int option_string(const char *name, char *value, unsigned size)
             n++;
         memcpy(value, start, n);
         value[n] = 0;
-        return n ? 0 : -1;
+        found = n ? 0 : -1;
     }
-    return -1;
+    return found;
 }
 
 void virtio_console_register(void)
