@@ -581,9 +581,11 @@ void console_ports_start(struct console_ports *cp, uint32_t max_ports, uint32_t 
 {
     forget_all(cp);
     cp->max_ports = max_ports < CONSOLE_PORTS_MAX ? max_ports : CONSOLE_PORTS_MAX;
-    if (data_ports > CONSOLE_DATA_PORTS_MAX)
-        data_ports = CONSOLE_DATA_PORTS_MAX;
-    cp->data_ports = data_ports < cp->max_ports ? data_ports : cp->max_ports;
+    cp->data_ports = data_ports;
+    if (cp->data_ports > CONSOLE_DATA_PORTS_MAX)
+        cp->data_ports = CONSOLE_DATA_PORTS_MAX;
+    if (cp->data_ports > cp->max_ports)
+        cp->data_ports = cp->max_ports;
     cp->control_rx_count = control_rx_count < CONSOLE_CONTROL_RX_BUFFERS ? control_rx_count
                                                                         : CONSOLE_CONTROL_RX_BUFFERS;
     cp->started = 1;

@@ -346,11 +346,11 @@ static int option_string(const char *name, char *value, unsigned size)
     for (const char *p = line; *p; p++) {
         if ((p != line && p[-1] != ' ') || strncmp(p, name, length) != 0 || p[length] != '=')
             continue;
-        const char *start = p + length + 1;
+        const char *word = p + length + 1;
         unsigned n = 0;
-        while (start[n] && start[n] != ' ' && n + 1 < size)
+        while (word[n] && word[n] != ' ' && n + 1 < size)
             n++;
-        memcpy(value, start, n);
+        memcpy(value, word, n);
         value[n] = 0;
         found = n ? 0 : -1;
     }
