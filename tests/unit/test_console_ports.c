@@ -842,6 +842,56 @@ static void test_pending_messages_overflow_is_counted(void **state)
                      80 + 1);
 }
 
+
+/* A device that speaks out of QEMU's order: the host side opens before the
+ * name comes, a name before its PORT_ADD, a port removed before the driver
+ * answered it. */
+static void test_out_of_order_device(void **state)
+{
+    struct fake *f = *state;
+    char buffer[8];
+
+    int h = console_ports_open(&f->cp, AGENT);
+    console_ports_start(&f->cp, 31, 3, 32); /* the simulated device has no ports */
+    deliver(f);
+    assert_int_equal(f->log_count, 1);
+
+    raw_event(f, 1, CONSOLE_PORT_ADD, 1);
+    raw_event(f, 1, CONSOLE_PORT_OPEN, 1); /* before the name */
+    raw_name(f, 2, "org.example.early\0", 18, 8 + 18); /* before its PORT_ADD */
+    raw_event(f, 2, CONSOLE_PORT_ADD, 1);
+    raw_event(f, 2, CONSOLE_PORT_REMOVE, 1); /* before the driver's answer went out */
+    deliver(f);
+    assert_int_equal(f->cp.stats.unknown_port, 1);
+    assert_false(f->cp.ports[2].added);
+    assert_int_equal(console_ports_find(&f->cp, "org.example.early"), -1);
+    assert_true(f->cp.ports[1].host_open);
+    assert_int_equal(console_ports_handle_port(&f->cp, h), -1);
+    assert_int_equal(f->change_count, 0);
+
+    raw_name(f, 1, AGENT, (uint32_t)strlen(AGENT), 8 + (uint32_t)strlen(AGENT));
+    deliver(f);
+    assert_int_equal(console_ports_handle_port(&f->cp, h), 1);
+    assert_int_equal(count_messages(f, 1, CONSOLE_PORT_OPEN, 1), 1);
+    /* both sides open: the reader hears it once */
+    assert_int_equal(f->change_count, 1);
+    assert_int_equal(f->changes[0].change, CONSOLE_CHANGE_OPENED);
+    /* the PORT_READY answers went out in the order the ports were added */
+    assert_int_equal(f->log[1].event, CONSOLE_PORT_READY);
+    assert_int_equal(f->log[1].id, 1);
+    assert_int_equal(f->log[2].event, CONSOLE_PORT_READY);
+    assert_int_equal(f->log[2].id, 2);
+
+    /* the port works, on the buffers posted at its PORT_ADD */
+    struct posted b;
+    assert_true(pop(f, 4, &b));
+    memcpy(b.data, "hey", 3);
+    push(f, 4, b.token, 3);
+    deliver(f);
+    assert_int_equal(console_ports_read(&f->cp, h, buffer, sizeof(buffer)), 3);
+    assert_memory_equal(buffer, "hey", 3);
+}
+
 /* ---- hot plug, freeze, thaw, restore ----------------------------------------------- */
 
 static void test_port_remove_and_add_again(void **state)
@@ -982,6 +1032,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_a_name_of_the_longest_length_is_taken, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lying_used_buffers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_post_failures_are_retried, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_out_of_order_device, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pending_messages_overflow_is_counted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_port_remove_and_add_again, setup, teardown),
         cmocka_unit_test_setup_teardown(test_thaw_reopens, setup, teardown),
