@@ -32,6 +32,14 @@ def wait_port_open(g, timeout=60):
     assert event["data"] == {"id": "channel0", "open": True}, event
 
 
+def chardev_open(g, label="ga"):
+    """QEMU's view of the guest side of the port (query-chardev frontend-open)."""
+    for chardev in g.qmp("query-chardev"):
+        if chardev["label"] == label:
+            return chardev["frontend-open"]
+    raise AssertionError("no chardev %s" % label)
+
+
 def connect(path, timeout=10):
     deadline = time.monotonic() + timeout
     while True:
@@ -71,6 +79,7 @@ def pattern(size, seed):
 
 def check_echo(g, sock_path):
     wait_port_open(g)
+    assert chardev_open(g) is True
     sock = connect(sock_path)
     try:
         echo(sock, b'{"execute":"guest-ping"}\n')
@@ -102,9 +111,11 @@ def test_without_the_echo_option_the_port_stays_closed(guest, tmp_path):
     g = guest(qemu_args=args)
     g.connect_qmp()
     g.wait_ready()
-    g.command("log")  # the driver has had the idle loop for a while
-    assert not [e for e in g.events if e["event"] == "VSERPORT_CHANGE"], g.events
     assert "vconsole: max_nr_ports=31" in "\n".join(g.command("log"))
+    # by now the idle loop has run the handshake; the port's chardev shows
+    # whether the guest side is open, and a QMP reply comes after any event
+    assert chardev_open(g) is False
+    assert not [e for e in g.events if e["event"] == "VSERPORT_CHANGE"], g.events
 
 
 def test_port_opens_again_after_resume(guest, tmp_path):
