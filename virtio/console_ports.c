@@ -512,7 +512,7 @@ int console_ports_used(struct console_ports *cp, unsigned queue, void *token, ui
     if (queue == CONSOLE_CONTROL_RECEIVE_QUEUE)
         return control_received(cp, token, length);
     if (queue == CONSOLE_CONTROL_TRANSMIT_QUEUE)
-        return control_sent(cp, token); /* the length means nothing (5.3.6.2.3) */
+        return control_sent(cp, token); /* the length means nothing (5.3.6.3) */
     unsigned port = queue < 2 ? 0 : (queue - 2) / 2;
     if (port >= cp->data_ports) {
         cp->stats.bad_token++;

@@ -10,7 +10,7 @@
 #include "kernel/log.h"          // klog
 #include "kernel/options.h"      // options_line
 #include "kernel/work.h"         // work_*
-#include "lib/string.h"          // memcpy, strncmp
+#include "lib/string.h"          // memcpy, strlen, strncmp
 #include "mm/page_alloc.h"       // page_alloc, page_order_for
 #include "virtio/console_ports.h" // console_ports_*
 #include "virtio/virtio.h"       // virtio_*
@@ -22,7 +22,7 @@
 #define CONSOLE_F_MULTIPORT 1
 #define CONSOLE_F_EMERG_WRITE 2
 
-/* config (5.3.4): le16 cols, le16 rows, le32 max_nr_ports, le32 emerg_wr */
+/* config (5.3.4): two le16 console sizes, then le32 max_nr_ports, le32 emerg_wr */
 #define CONFIG_MAX_NR_PORTS 4
 
 #define ECHO_BYTES 1024
