@@ -91,7 +91,8 @@ $(BUILD)/hibimg: tools/hibimg.c pm/image.c pm/image.h pm/image_format.h
 	@mkdir -p $(dir $@)
 	$(HOST_CC) $(HOST_CFLAGS) tools/hibimg.c pm/image.c -o $@
 
-UNIT_TESTS := buddy format parse line_edit acpi_parse virtqueue balloon image blk_config blk_request
+UNIT_TESTS := buddy format parse line_edit acpi_parse virtqueue balloon image blk_config blk_request \
+	console_ports
 unit_sources_buddy := mm/buddy.c
 unit_sources_format := lib/format.c
 unit_sources_parse := lib/parse.c
@@ -102,6 +103,7 @@ unit_sources_balloon := virtio/balloon.c
 unit_sources_image := pm/image.c
 unit_sources_blk_config := virtio/blk_config.c
 unit_sources_blk_request := virtio/blk_request.c
+unit_sources_console_ports := virtio/console_ports.c
 
 define unit_test_rule
 $(BUILD)/host/test_$(1): tests/unit/test_$(1).c $$(unit_sources_$(1)) $$(wildcard */*.h)
@@ -127,10 +129,11 @@ FUZZ_CFLAGS := -std=gnu11 -O1 -g $(WARNINGS) -I. -fsanitize=fuzzer,address,undef
 	-fno-sanitize-recover=all -fno-omit-frame-pointer -DTORPOR_HOST_TEST
 FUZZ_SECONDS ?= 60
 FUZZ_FLAGS ?=
-FUZZ_TARGETS := fuzz_image fuzz_line fuzz_used_ring
+FUZZ_TARGETS := fuzz_image fuzz_line fuzz_used_ring fuzz_console_ports
 fuzz_sources_fuzz_image := pm/image.c
 fuzz_sources_fuzz_line := lib/line_edit.c lib/parse.c
 fuzz_sources_fuzz_used_ring := virtio/virtqueue.c tests/unit/sim_device.c
+fuzz_sources_fuzz_console_ports := virtio/console_ports.c
 
 define fuzz_rule
 $(BUILD)/fuzz/$(1): tests/fuzz/$(1).c $$(fuzz_sources_$(1)) $$(wildcard */*.h tests/unit/*.h)

@@ -45,6 +45,7 @@
 #include "virtio/virtio.h"         // virtio_*
 #include "virtio/virtio_balloon.h" // virtio_balloon_register
 #include "virtio/virtio_blk.h"     // virtio_blk_register
+#include "virtio/virtio_console.h" // virtio_console_register
 
 /* What the steps share: the facts of this boot's firmware. */
 struct bringup {
@@ -202,6 +203,7 @@ static void drivers_boot(struct bringup *b)
     (void)b;
     virtio_blk_register();
     virtio_balloon_register();
+    virtio_console_register();
     virtio_init();
 }
 

@@ -151,9 +151,65 @@ def ring_seeds():
     return seeds
 
 
+# ---- fuzz_console_ports: three config bytes, then a script (fuzz_console_ports.c's OP_*) ----
+
+(C_RAW, C_EVENT, C_NAME, C_DATA, C_COMPLETE, C_BAD_TOKEN, C_OPEN, C_CLOSE, C_READ, C_WRITE,
+ C_FLUSH, C_RESET, C_FAIL_POST) = range(13)
+DEVICE_READY, PORT_ADD, PORT_REMOVE, PORT_READY, CONSOLE_PORT, RESIZE, PORT_OPEN, PORT_NAME = range(8)
+HONEST = 5  # pick_length: the true length
+
+
+def event(port, kind, value=1):
+    return bytes([C_EVENT, port, kind, value])
+
+
+def name(port, which):
+    """one of fuzz_console_ports.c's names (0: the guest agent's)"""
+    return bytes([C_NAME, port, which, HONEST])
+
+
+def raw_name(port, data, length_how=HONEST):
+    return bytes([C_NAME, port, 0x80, len(data)]) + data + bytes([length_how])
+
+
+def data(port, n):
+    return bytes([C_DATA, port]) + struct.pack("<H", n) + bytes([HONEST])
+
+
+def complete(which, count):
+    return bytes([C_COMPLETE, which, count, 0])
+
+
+def console_seeds():
+    handshake = event(1, PORT_ADD) + event(2, PORT_ADD) + complete(1, 4) + name(1, 0) + \
+        name(2, 1) + bytes([C_FLUSH]) + event(1, PORT_OPEN) + complete(1, 4)
+    seeds = {}
+    # QEMU's order, the agent opened before it appears, an echo, then a restore
+    seeds["handshake-echo-restore"] = bytes([31, 3, 32, C_OPEN, 0]) + handshake + \
+        data(1, 5) + bytes([C_READ, 0, 64, 0, C_WRITE, 0, 5, 0]) + complete(2, 2) + \
+        bytes([C_RESET, 31, 3, 32]) + handshake + data(1, 512) + bytes([C_READ, 0, 16, 0])
+    # the ring fills and wraps, held buffers drain in pieces
+    seeds["ring-wrap"] = bytes([31, 2, 32, C_OPEN, 0]) + handshake + data(1, 512) * 14 + \
+        bytes([C_READ, 0, 0xff, 0x03]) + data(1, 512) * 4 + bytes([C_READ, 0, 0x00, 0x10]) * 3
+    # a device that lies: bad ids, duplicates, names without an end, short and long lengths
+    seeds["lying"] = bytes([8, 4, 32, C_OPEN, 0]) + event(1, PORT_ADD) + event(1, PORT_ADD) + \
+        event(0xf0, PORT_ADD) + event(9, PORT_OPEN) + event(3, PORT_READY) + \
+        raw_name(1, b"x" * 128) + raw_name(1, b"bad\nname\x00") + raw_name(1, b"") + \
+        raw_name(1, b"org.qemu.guest_agent.0\x00", 1) + \
+        bytes([C_RAW, 0, 4, 1, 0, 0, 0, 4]) + bytes([C_RAW, 1, 12, 2, 0, 0, 0, 7, 0, 1, 0, 65, 66, 67, 0, 2]) + \
+        bytes([C_BAD_TOKEN, 0, 2, 0x10, 0x00, 8, 0, 0, 0, C_BAD_TOKEN, 1, 4, 0, 0, 1, 0, 0, 0]) + \
+        data(1, 100) + bytes([C_DATA, 1, 0, 2, 1]) + event(1, PORT_REMOVE) + event(1, PORT_REMOVE)
+    # no room: post failures, a queue of three control buffers, busy transmit slots
+    seeds["small-queues"] = bytes([31, 3, 3, C_FAIL_POST, 1, C_OPEN, 0, C_FAIL_POST, 0, C_FLUSH]) + \
+        event(1, PORT_ADD) + event(2, PORT_ADD) + name(1, 0) + event(2, CONSOLE_PORT) + \
+        bytes([C_FLUSH]) + complete(1, 1) + bytes([C_FLUSH]) + name(2, 1) + \
+        bytes([C_OPEN, 1, C_CLOSE, 1]) * 20 + complete(1, 7) + bytes([C_FLUSH]) + complete(1, 7)
+    return seeds
+
+
 def main():
     for target, seeds in (("fuzz_image", image_seeds()), ("fuzz_line", line_seeds()),
-                          ("fuzz_used_ring", ring_seeds())):
+                          ("fuzz_used_ring", ring_seeds()), ("fuzz_console_ports", console_seeds())):
         directory = os.path.join(HERE, "corpus", target)
         os.makedirs(directory, exist_ok=True)
         for name, data in seeds.items():
