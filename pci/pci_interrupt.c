@@ -12,8 +12,8 @@
 #include "arch/x86/ioapic.h"    // ioapic_route_gsi
 #include "arch/x86/paging.h"    // paging_map_mmio
 #include "console/log.h"        // klog
+#include "pci/msix_layout.h"     // msix_layout_check
 
-#define MSIX_TABLE_BIR 0x7
 #define MSIX_ENTRY_WORDS 4 /* address low, address high, data, vector control */
 #define MSIX_ENTRY_MASKED 0x1
 #define MSI_ADDRESS_BASE 0xfee00000u /* Intel SDM vol. 3, 11.11.1 */
@@ -48,17 +48,20 @@ static void msix_set_control(struct pci_function *f, uint16_t set, uint16_t clea
 
 int pci_msix_enable(struct pci_function *f)
 {
+    struct msix_layout layout;
+
     if (!f->msix_capability || !f->msix_table_size)
         return -1;
-    uint32_t table = pci_read32(f, f->msix_capability + PCI_MSIX_TABLE);
-    const struct pci_bar *bar = &f->bars[table & MSIX_TABLE_BIR];
-    uint64_t offset = table & ~(uint32_t)MSIX_TABLE_BIR;
-    uint64_t bytes = (uint64_t)f->msix_table_size * MSIX_ENTRY_WORDS * 4;
-    if (bar->is_io || !bar->address || offset + bytes > bar->size)
+    const char *refused = msix_layout_check(pci_read32(f, f->msix_capability + PCI_MSIX_TABLE),
+                                            pci_read32(f, f->msix_capability + PCI_MSIX_PBA),
+                                            f->msix_table_size, f->bars, &layout);
+    if (refused) {
+        klog("pci: %02x:%02x.%x: %s", f->bus, f->device, f->function, refused);
         return -1;
-    if (paging_map_mmio(bar->address + offset, bytes) != 0)
+    }
+    if (paging_map_mmio(layout.table, layout.table_bytes) != 0)
         return -1;
-    f->msix_table = (volatile uint32_t *)(uintptr_t)(bar->address + offset);
+    f->msix_table = (volatile uint32_t *)(uintptr_t)layout.table;
 
     /* the table answers only while memory decoding is on; entries are
      * written with the whole function masked so none fires half set up */

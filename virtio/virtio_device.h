@@ -8,7 +8,8 @@
 
 #include <stdint.h>
 
-#include "virtio/virtqueue.h" // struct virtqueue
+#include "virtio/virtio_pci_layout.h" // struct virtio_pci_layout
+#include "virtio/virtqueue.h"         // struct virtqueue
 
 #define VIRTIO_MAX_DEVICES 16
 #define VIRTIO_MAX_QUEUES 8
@@ -67,7 +68,7 @@ struct virtio_queue {
     int active;
     uint64_t ring_memory, state_memory; /* page_alloc blocks */
     struct virtio_queue_request request;
-    uint16_t notify_offset;             /* modern: queue_notify_off */
+    volatile uint16_t *doorbell;        /* modern: checked inside the notify region */
 };
 
 struct virtio_irq {
@@ -100,8 +101,9 @@ struct virtio_device {
     uint64_t interrupts, config_changes;
     /* transport state */
     uint16_t io_base;                    /* legacy: BAR0 */
-    volatile uint8_t *common, *isr, *device_config, *notify_base; /* modern */
-    uint32_t notify_multiplier;
+    uint32_t io_size;                    /* legacy: BAR0's size */
+    struct virtio_pci_layout layout;     /* modern: every region, checked */
+    volatile uint8_t *common, *isr, *device_config; /* modern: from the layout */
 };
 
 #endif

@@ -13,11 +13,6 @@
 
 /* ---- modern ------------------------------------------------------------ */
 
-#define CAP_VENDOR 0x09
-#define CFG_COMMON 1
-#define CFG_NOTIFY 2
-#define CFG_ISR 3
-#define CFG_DEVICE 4
 
 /* struct virtio_pci_common_cfg offsets (4.1.4.3) */
 #define COMMON_DEVICE_FEATURE_SELECT 0x00
@@ -85,6 +80,8 @@ static uint8_t modern_config_generation(struct virtio_device *d)
 
 static uint64_t modern_read_config(struct virtio_device *d, unsigned offset, unsigned size)
 {
+    if (!virtio_pci_region_holds(&d->layout.device, offset, size))
+        return 0; /* outside what the device said its config is */
     volatile uint8_t *p = d->device_config + offset;
 
     switch (size) {
@@ -97,6 +94,8 @@ static uint64_t modern_read_config(struct virtio_device *d, unsigned offset, uns
 
 static void modern_write_config(struct virtio_device *d, unsigned offset, unsigned size, uint64_t value)
 {
+    if (!virtio_pci_region_holds(&d->layout.device, offset, size))
+        return;
     volatile uint8_t *p = d->device_config + offset;
 
     switch (size) {
@@ -128,17 +127,22 @@ static int modern_setup_queue(struct virtio_device *d, unsigned queue, struct vi
     write64_split(d, COMMON_QUEUE_DESC, vq_descriptor_area(ring));
     write64_split(d, COMMON_QUEUE_DRIVER, vq_driver_area(ring));
     write64_split(d, COMMON_QUEUE_DEVICE, vq_device_area(ring));
-    d->queues[queue].notify_offset = *common16(d, COMMON_QUEUE_NOTIFY_OFF);
+    /* the doorbell comes from device data: it must lie inside the notify
+     * region, or a device could aim our store anywhere (4.1.4.4) */
+    uint64_t doorbell = virtio_pci_doorbell(&d->layout, *common16(d, COMMON_QUEUE_NOTIFY_OFF));
+    if (!doorbell) {
+        d->error = "queue doorbell outside the notify region";
+        return -1;
+    }
+    d->queues[queue].doorbell = (volatile uint16_t *)(uintptr_t)doorbell;
     *common16(d, COMMON_QUEUE_ENABLE) = 1;
     return 0;
 }
 
 static void modern_notify(struct virtio_device *d, unsigned queue)
 {
-    volatile uint16_t *doorbell = (volatile uint16_t *)(d->notify_base +
-        (uint64_t)d->queues[queue].notify_offset * d->notify_multiplier);
-
-    *doorbell = (uint16_t)queue;
+    if (d->queues[queue].doorbell)
+        *d->queues[queue].doorbell = (uint16_t)queue;
 }
 
 static uint8_t modern_read_isr(struct virtio_device *d)
@@ -195,9 +199,20 @@ static uint64_t legacy_get_features(struct virtio_device *d) { return inl(d->io_
 static void legacy_set_features(struct virtio_device *d, uint64_t features) { outl(d->io_base + LEGACY_GUEST_FEATURES, (uint32_t)features); }
 static uint8_t legacy_config_generation(struct virtio_device *d) { (void)d; return 0; }
 
+/* Whether a config access stays inside BAR0. */
+static int legacy_config_holds(struct virtio_device *d, unsigned offset, unsigned size)
+{
+    uint32_t start = (uint32_t)(legacy_config_base(d) - d->io_base) + offset;
+
+    return start + size <= d->io_size;
+}
+
 static uint64_t legacy_read_config(struct virtio_device *d, unsigned offset, unsigned size)
 {
     uint16_t port = (uint16_t)(legacy_config_base(d) + offset);
+
+    if (!legacy_config_holds(d, offset, size))
+        return 0;
 
     switch (size) {
     case 1: return inb(port);
@@ -210,6 +225,9 @@ static uint64_t legacy_read_config(struct virtio_device *d, unsigned offset, uns
 static void legacy_write_config(struct virtio_device *d, unsigned offset, unsigned size, uint64_t value)
 {
     uint16_t port = (uint16_t)(legacy_config_base(d) + offset);
+
+    if (!legacy_config_holds(d, offset, size))
+        return;
 
     switch (size) {
     case 1: outb(port, (uint8_t)value); break;
@@ -275,50 +293,46 @@ static const struct virtio_transport legacy_transport = {
 
 /* ---- choosing one ------------------------------------------------------ */
 
-static volatile uint8_t *capability_address(struct pci_function *f, uint8_t cap, uint32_t min_length)
-{
-    uint8_t bar = pci_read8(f, cap + 4);
-    uint32_t offset = pci_read32(f, cap + 8);
-    uint32_t length = pci_read32(f, cap + 12);
-
-    if (bar > 5 || f->bars[bar].is_io || !f->bars[bar].address || length < min_length ||
-        (uint64_t)offset + length > f->bars[bar].size)
-        return 0;
-    return (volatile uint8_t *)(uintptr_t)(f->bars[bar].address + offset);
-}
+#define MAX_VENDOR_CAPS 16
+#define LEGACY_HEADER_BYTES 0x14
 
 int virtio_pci_attach(struct virtio_device *d)
 {
     struct pci_function *f = d->pci;
-    volatile uint8_t *common = 0, *notify = 0, *isr = 0, *device = 0;
-    uint32_t multiplier = 0;
+    struct virtio_pci_cap caps[MAX_VENDOR_CAPS];
+    struct virtio_pci_bar bars[6];
+    unsigned count = 0;
 
-    for (uint8_t cap = pci_find_capability(f, CAP_VENDOR, 0); cap;
-         cap = pci_find_capability(f, CAP_VENDOR, cap)) {
-        uint8_t type = pci_read8(f, cap + 3);
-        /* the first capability of each type is the one to use (4.1.4.1) */
-        if (type == CFG_COMMON && !common)
-            common = capability_address(f, cap, 0x38);
-        else if (type == CFG_NOTIFY && !notify) {
-            notify = capability_address(f, cap, 2);
-            multiplier = pci_read32(f, cap + 16);
-        } else if (type == CFG_ISR && !isr)
-            isr = capability_address(f, cap, 1);
-        else if (type == CFG_DEVICE && !device)
-            device = capability_address(f, cap, 1);
-    }
-    if (common && notify && isr) {
+    for (uint8_t cap = pci_find_capability(f, PCI_CAP_ID_VENDOR, 0); cap && count < MAX_VENDOR_CAPS;
+         cap = pci_find_capability(f, PCI_CAP_ID_VENDOR, cap))
+        caps[count++] = (struct virtio_pci_cap){
+            .type = pci_read8(f, cap + 3),
+            .bar = pci_read8(f, cap + 4),
+            .offset = pci_read32(f, cap + 8),
+            .length = pci_read32(f, cap + 12),
+            .notify_multiplier = pci_read8(f, cap + 3) == VIRTIO_PCI_CAP_NOTIFY ? pci_read32(f, cap + 16) : 0,
+        };
+    for (unsigned i = 0; i < 6; i++)
+        bars[i] = (struct virtio_pci_bar){ f->bars[i].address, f->bars[i].size, f->bars[i].is_io };
+    const char *reason;
+    switch (virtio_pci_layout_check(caps, count, bars, &d->layout, &reason)) {
+    case VIRTIO_PCI_LAYOUT_OK:
         d->transport = &modern_transport;
-        d->common = common;
-        d->notify_base = notify;
-        d->notify_multiplier = multiplier;
-        d->isr = isr;
-        d->device_config = device;
+        d->common = (volatile uint8_t *)(uintptr_t)d->layout.common.address;
+        d->isr = (volatile uint8_t *)(uintptr_t)d->layout.isr.address;
+        d->device_config = (volatile uint8_t *)(uintptr_t)d->layout.device.address;
         return 0;
+    case VIRTIO_PCI_LAYOUT_REFUSED:
+        d->error = reason;
+        return -1;
+    case VIRTIO_PCI_LAYOUT_NOT_MODERN:
+        break;
     }
-    if (f->bars[0].is_io && f->bars[0].address && f->bars[0].size >= 0x14) {
+    if (f->bars[0].is_io && f->bars[0].address && f->bars[0].size >= LEGACY_HEADER_BYTES &&
+        f->bars[0].address + f->bars[0].size <= 0x10000) {
         d->transport = &legacy_transport;
         d->io_base = (uint16_t)f->bars[0].address;
+        d->io_size = (uint32_t)f->bars[0].size;
         return 0;
     }
     d->error = "no usable virtio transport (no modern capabilities, no legacy I/O BAR)";
