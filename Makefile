@@ -92,7 +92,7 @@ $(BUILD)/hibimg: tools/hibimg.c pm/image.c pm/image.h pm/image_format.h
 	$(HOST_CC) $(HOST_CFLAGS) tools/hibimg.c pm/image.c -o $@
 
 UNIT_TESTS := buddy format parse line_edit acpi_parse virtqueue balloon image blk_config blk_request \
-	console_ports virtio_pci_layout
+	console_ports virtio_pci_layout memory_map
 unit_sources_buddy := mm/buddy.c
 unit_sources_format := lib/format.c
 unit_sources_parse := lib/parse.c
@@ -105,6 +105,7 @@ unit_sources_blk_config := virtio/blk_config.c
 unit_sources_blk_request := virtio/blk_request.c
 unit_sources_console_ports := virtio/console_ports.c
 unit_sources_virtio_pci_layout := virtio/virtio_pci_layout.c pci/msix_layout.c
+unit_sources_memory_map := mm/memory_map.c
 
 define unit_test_rule
 $(BUILD)/host/test_$(1): tests/unit/test_$(1).c $$(unit_sources_$(1)) $$(wildcard */*.h)

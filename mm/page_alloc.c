@@ -7,6 +7,7 @@
 #include "mm/page_alloc.h"
 
 #include "boot/handoff.h" // struct memory_range
+#include "mm/memory_map.h" // memory_map_spans
 #include "console/log.h"  // klog
 #include "mm/page.h"      // PAGE_SIZE
 
@@ -16,59 +17,10 @@ static uint64_t dropped_pages;
 static uint64_t (*oom_handler)(unsigned order);
 static int in_oom_handler;
 
-static int is_ram(const struct memory_range *range)
-{
-    return range->kind == MEMORY_USABLE || range->kind == MEMORY_KERNEL;
-}
-
-/* Visits each zone-to-be: a maximal run of touching RAM ranges. */
-struct zone_span {
-    unsigned first, last; /* range indexes */
-    uint64_t base_pfn, page_count;
-};
-
-static unsigned find_spans(const struct memory_range *ranges, unsigned count,
-                           struct zone_span *spans, unsigned max_spans)
-{
-    unsigned found = 0;
-
-    for (unsigned i = 0; i < count;) {
-        if (!is_ram(&ranges[i])) {
-            i++;
-            continue;
-        }
-        unsigned j = i;
-        while (j + 1 < count && is_ram(&ranges[j + 1]) &&
-               ranges[j].base + ranges[j].pages * PAGE_SIZE == ranges[j + 1].base)
-            j++;
-        struct zone_span span = {
-            i, j, ranges[i].base / PAGE_SIZE,
-            (ranges[j].base + ranges[j].pages * PAGE_SIZE - ranges[i].base) / PAGE_SIZE,
-        };
-        if (found < max_spans) {
-            spans[found++] = span;
-        } else {
-            /* keep the largest spans: replace the smallest if this is bigger */
-            unsigned smallest = 0;
-            for (unsigned k = 1; k < found; k++)
-                if (spans[k].page_count < spans[smallest].page_count)
-                    smallest = k;
-            uint64_t lost = span.page_count;
-            if (span.page_count > spans[smallest].page_count) {
-                lost = spans[smallest].page_count;
-                spans[smallest] = span;
-            }
-            dropped_pages += lost;
-        }
-        i = j + 1;
-    }
-    return found;
-}
-
 int page_alloc_init(const struct memory_range *ranges, unsigned count)
 {
-    struct zone_span spans[PAGE_ALLOC_MAX_ZONES];
-    unsigned span_count = find_spans(ranges, count, spans, PAGE_ALLOC_MAX_ZONES);
+    static struct memory_map_span spans[PAGE_ALLOC_MAX_ZONES];
+    unsigned span_count = memory_map_spans(ranges, count, spans, PAGE_ALLOC_MAX_ZONES, &dropped_pages);
     uint64_t metadata_bytes = 0;
 
     for (unsigned s = 0; s < span_count; s++)

@@ -10,7 +10,7 @@
 
 #include "mm/buddy.h" // struct buddy_zone, buddy_visit_fn
 
-#define PAGE_ALLOC_MAX_ZONES 32
+#define PAGE_ALLOC_MAX_ZONES 128 /* a hibernation image records at most IMAGE_MAX_RANGES */
 
 /* Who holds an allocated block; hibernation and `mem` read these. */
 enum page_tag {

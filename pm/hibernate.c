@@ -174,13 +174,17 @@ static int write_contiguous(struct writer *w, uint64_t sector, uint64_t address,
     return submit_built(w, &b, &sector);
 }
 
-/* The writes before it first, so a failed write is named as one. */
+/* The writes before it first, so a failed write is named as one. A disk
+ * without VIRTIO_BLK_F_FLUSH is write-through (no volatile cache to
+ * flush: a completed write is on the medium), so waiting is the flush. */
 static int flush(struct writer *w)
 {
     int result = blk_writer_wait_all(w->blk, &w->failed_sector);
 
     if (result != 0)
         return fail(w, "write-error", result);
+    if (!w->limits.has_flush)
+        return 0;
     result = blk_writer_submit(w->blk, BLK_TYPE_FLUSH, 0, 0, 0);
     if (result == 0)
         result = blk_writer_wait_all(w->blk, &w->failed_sector);
@@ -254,6 +258,16 @@ static int write_image(void *context)
     fill_header(w);
     h->written_ns = clock_ns() - w->started_ns;
     image_seal(h);
+    /* the header must pass what resume will check, or it is not sent:
+     * an image that can never resume must not say `hibernate ok` */
+    struct image_expectation self = {
+        .build_id = h->build_id, .ram_bytes = h->ram_bytes,
+        .disk_bytes = info.sectors * BLK_SECTOR_SIZE,
+        .ranges = h->ranges, .range_count = h->range_count,
+    };
+    enum image_refusal refusal = image_check_header(h, &self);
+    if (refusal != IMAGE_OK)
+        return fail(w, image_refusal_text(refusal), 0);
     w->sealed_header_sent = 1;
     if (write_contiguous(w, 0, (uint64_t)(uintptr_t)h, 1) != 0 || flush(w) != 0)
         return -1;
@@ -285,6 +299,14 @@ void hibernate(void)
         return;
     }
     blk_disk_info(disk, &info);
+    struct page_alloc_stats stats;
+    page_alloc_get_stats(&stats);
+    if (stats.zone_count > IMAGE_MAX_RANGES) {
+        /* the header records every RAM run; more cannot be resumed */
+        console_printf("hibernate failed reason=too-many-ram-ranges ranges=%u max=%u\n",
+                       stats.zone_count, IMAGE_MAX_RANGES);
+        return;
+    }
     page_alloc_walk(count_block, &pages);
     uint64_t capacity = pages + INDEX_MARGIN_PAGES;
     struct image_header bound = { 0 };

@@ -103,6 +103,14 @@ static int refuse(struct loader *l, const char *reason)
     return -1;
 }
 
+/* A read that failed may have timed out and still be the device's: a
+ * reset stops it before its buffer goes back to the allocator. */
+static int refuse_read_error(struct loader *l)
+{
+    blk_disk_restart(l->disk);
+    return refuse(l, "read-error");
+}
+
 /* This boot's RAM runs: the allocator's zones. */
 static size_t boot_ram_ranges(struct image_ram_range *ranges, size_t capacity)
 {
@@ -130,7 +138,7 @@ static int read_header_and_index(struct loader *l)
         return refuse(l, "not-enough-memory");
     int result = blk_read(l->disk, 0, l->header, PAGE_SIZE, &l->failed_sector);
     if (result != 0)
-        return refuse(l, "read-error");
+        return refuse_read_error(l);
 
     size_t ram_count = boot_ram_ranges(ram, IMAGE_MAX_RANGES);
     struct image_expectation expect = {
@@ -157,7 +165,7 @@ static int read_header_and_index(struct loader *l)
     if (index_bytes) {
         result = blk_read(l->disk, l->header->index_sector, l->index, index_bytes, &l->failed_sector);
         if (result != 0)
-            return refuse(l, "read-error");
+            return refuse_read_error(l);
     }
     refusal = image_check_index(l->header, l->index, ram, ram_count);
     if (refusal != IMAGE_OK)

@@ -17,9 +17,15 @@ struct blk_disk *swap_disk_find(void)
 int swap_disk_write_header(struct blk_disk *disk, const struct image_header *header,
                            uint64_t *failed_sector)
 {
+    struct blk_info info;
     int result = blk_write(disk, 0, header, PAGE_SIZE, failed_sector);
 
-    return result != 0 ? result : blk_flush(disk, failed_sector);
+    /* without VIRTIO_BLK_F_FLUSH the disk is write-through: the completed
+     * write is already on the medium (Linux's virtio_blk assumes the same) */
+    blk_disk_info(disk, &info);
+    if (result != 0 || !info.has_flush)
+        return result;
+    return blk_flush(disk, failed_sector);
 }
 
 uint64_t swap_disk_build_id(void)

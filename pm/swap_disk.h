@@ -17,7 +17,8 @@ struct image_header;
 /* The disk with serial torpor-swap, or NULL. */
 struct blk_disk *swap_disk_find(void);
 
-/* Writes one header page to sector 0 and flushes it: 0 or a blk error. */
+/* Writes one header page to sector 0 and flushes it (a disk without
+ * FLUSH is write-through: the write is the flush); 0 or an error code. */
 int swap_disk_write_header(struct blk_disk *disk, const struct image_header *header,
                            uint64_t *failed_sector);
 

@@ -1,0 +1,209 @@
+"""Devices that come, go or move between hibernate and resume. QEMU gives
+PCI slots in command-line order, so a disk added, removed or reordered
+moves the others: a disk must be known by its identity (serial, capacity,
+limits), never by its slot. After each change every disk is named right,
+the data disk's bytes (checked from the host) survive the resume and the
+next hibernate, no console command can crash the kernel, and what a
+removed device held goes back to the allocator."""
+
+import hashlib
+import os
+import re
+
+import pytest
+
+import harness
+from test_hibernate import hibernate_ok, values
+from test_resume import resume_ok
+
+MEMORY = 256
+DATA_MIB = 16
+
+
+def data_disk(tmp_path, name="data.img"):
+    """A data disk full of bytes the guest never wrote; returns (path, digest)."""
+    path = str(tmp_path / name)
+    with open(path, "wb") as f:
+        f.write(os.urandom(DATA_MIB << 20))
+    return path, digest(path)
+
+
+def digest(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def disk_args(kind, path):
+    serial = {"swap": "torpor-swap", "data": "torpor-data"}[kind]
+    return ["-drive", "if=none,id=%s,format=raw,file=%s" % (kind, path),
+            "-device", "virtio-blk-pci,drive=%s,serial=%s" % (kind, serial)]
+
+
+def start(guest, machine, disks, balloon=True):
+    """A guest whose disks are exactly `disks` [(kind, path)], in that order."""
+    options = ["--no-data", "--no-swap"] + ([] if balloon else ["--no-balloon"])
+    args = [arg for kind, path in disks for arg in disk_args(kind, path)]
+    return guest(machine=machine, memory=MEMORY, options=options, qemu_args=args)
+
+
+def disks_by_name(g):
+    """{name: values} of the `blk` lines."""
+    found = {}
+    for line in g.command("blk"):
+        if line.startswith("blk "):
+            v = harness.parse_values(line)
+            found[v["disk"]] = v
+    return found
+
+
+def assert_named_right(g, expected):
+    """Each disk answers to its own serial and capacity, and no other."""
+    disks = disks_by_name(g)
+    assert set(disks) == set(expected), disks
+    for name, mib in expected.items():
+        assert disks[name]["serial"] == name, disks[name]
+        assert int(disks[name]["mib"]) == mib, disks[name]
+
+
+def every_command(g, gone=()):
+    """Every console command and its common forms; none may crash the
+    kernel, whatever devices came or went (`gone` names disks no longer
+    there: asking for them is an error line, nothing worse)."""
+    lines = []
+    for command in ("help", "mem", "mem map", "log", "uptime", "pci", "virtio", "blk",
+                    "balloon", "verify", "free 99", "blk read torpor-swap 0",
+                    "blk read torpor-swap 0 2", "blk read 0 0", "blk read 7 0", "blk flush torpor-swap",
+                    "balloon reserve 16", "balloon batch 256 4", "balloon batch 1024 8",
+                    "blk bench nosuchdisk 1", "blk write nosuchdisk 0 1"):
+        lines += g.command(command, timeout=60)
+    for name in gone:
+        for command in ("blk read %s 0" % name, "blk write %s 0 0x5a" % name, "blk flush %s" % name):
+            out = g.command(command, timeout=60)
+            assert out == ["error: blk: no disk '%s' (see blk)" % name], out
+    filled = g.command_values("fill 1")
+    lines += g.command("free %s" % filled["id"])
+    text = "\n".join(lines)
+    assert "exception" not in text.lower() and "fault" not in text.lower(), text
+    assert g.command("uptime")[0].startswith("uptime ms=")  # still alive
+
+
+def hibernate_and_resume_again(guest, machine, disks, data_path, data_digest, expected):
+    """The next hibernate after a change: it writes only the swap disk."""
+    g = start(guest, machine, disks)
+    resume_ok(g)
+    assert g.command("verify")[0].startswith("verify ok regions=1")
+    assert_named_right(g, expected)
+    hibernate_ok(g)
+    if data_path:
+        assert digest(data_path) == data_digest, "the data disk changed"
+    return g
+
+
+@pytest.mark.parametrize("machine", ["q35", "pc"])
+def test_disks_reordered_between_hibernate_and_resume(guest, machine, tmp_path):
+    swap = str(tmp_path / "swap.img")
+    os.truncate(swap, (MEMORY + 64) << 20)
+    data, data_digest = data_disk(tmp_path)
+
+    first = start(guest, machine, [("swap", swap), ("data", data)])
+    first.wait_ready()
+    assert first.command("fill 32 7")[0].startswith("fill id=0")
+    before = disks_by_name(first)
+    hibernate_ok(first)
+    assert digest(data) == data_digest
+
+    # the two disks trade slots
+    second = start(guest, machine, [("data", data), ("swap", swap)])
+    resume_ok(second)
+    assert second.command("verify")[0].startswith("verify ok regions=1")
+    after = disks_by_name(second)
+    expected = {"torpor-swap": (MEMORY + 64), "torpor-data": DATA_MIB}
+    assert_named_right(second, expected)
+    assert after["torpor-swap"]["pci"] == before["torpor-data"]["pci"], (before, after)
+    every_command(second)
+    hibernate_ok(second)
+    assert digest(data) == data_digest, "the next hibernate wrote the data disk"
+
+    # and that image resumes, on either order
+    hibernate_and_resume_again(guest, machine, [("swap", swap), ("data", data)], data, data_digest,
+                               expected).close()
+
+
+@pytest.mark.parametrize("machine", ["q35", "pc"])
+def test_disk_added_between_hibernate_and_resume(guest, machine, tmp_path):
+    """The issue's case: hibernate without the data disk, resume with it in
+    front, where it takes the swap disk's old slot."""
+    swap = str(tmp_path / "swap.img")
+    os.truncate(swap, (MEMORY + 64) << 20)
+    data, data_digest = data_disk(tmp_path)
+
+    first = start(guest, machine, [("swap", swap)])
+    first.wait_ready()
+    assert first.command("fill 32 8")[0].startswith("fill id=0")
+    slot = disks_by_name(first)["torpor-swap"]["pci"]
+    hibernate_ok(first)
+
+    second = start(guest, machine, [("data", data), ("swap", swap)])
+    resume_ok(second)
+    assert second.command("verify")[0].startswith("verify ok regions=1")
+    disks = disks_by_name(second)
+    assert disks["torpor-data"]["pci"] == slot, disks  # the data disk sits where swap was
+    assert_named_right(second, {"torpor-swap": MEMORY + 64, "torpor-data": DATA_MIB})
+    assert re.search(r"virtio: blk at \S+ is another device after resume", second.output)
+    every_command(second)
+    hibernate_ok(second)
+    assert digest(data) == data_digest, "the next hibernate wrote the data disk"
+    hibernate_and_resume_again(guest, machine, [("data", data), ("swap", swap)], data, data_digest,
+                               {"torpor-swap": MEMORY + 64, "torpor-data": DATA_MIB}).close()
+
+
+@pytest.mark.parametrize("machine", ["q35", "pc"])
+def test_disk_removed_between_hibernate_and_resume(guest, machine, tmp_path):
+    swap = str(tmp_path / "swap.img")
+    os.truncate(swap, (MEMORY + 64) << 20)
+    data, data_digest = data_disk(tmp_path)
+
+    first = start(guest, machine, [("data", data), ("swap", swap)])
+    first.wait_ready()
+    assert first.command("fill 32 9")[0].startswith("fill id=0")
+    hibernate_ok(first)
+
+    second = start(guest, machine, [("swap", swap)])
+    resume_ok(second)
+    assert second.command("verify")[0].startswith("verify ok regions=1")
+    assert_named_right(second, {"torpor-swap": MEMORY + 64})
+    every_command(second, gone=("torpor-data",))
+    hibernate_ok(second)
+    assert digest(data) == data_digest
+    hibernate_and_resume_again(guest, machine, [("swap", swap)], None, None,
+                               {"torpor-swap": MEMORY + 64}).close()
+
+
+def test_removed_devices_give_back_what_they_held(guest, tmp_path):
+    """A disk and the balloon leave across one resume and come back across
+    the next: free memory returns to the page it was, so a removed device
+    leaked nothing and a new probe took no more than the first."""
+    swap = str(tmp_path / "swap.img")
+    os.truncate(swap, (MEMORY + 64) << 20)
+    data, _ = data_disk(tmp_path)
+
+    first = start(guest, "q35", [("data", data), ("swap", swap)])
+    first.wait_ready()
+    assert first.command("fill 16 3")[0].startswith("fill id=0")
+    free_with = values(first, "mem")["free_kib"]
+    hibernate_ok(first)
+
+    second = start(guest, "q35", [("swap", swap)], balloon=False)
+    resume_ok(second)
+    free_without = values(second, "mem")["free_kib"]
+    assert free_without > free_with, (free_with, free_without)
+    every_command(second, gone=("torpor-data",))
+    assert second.command("balloon") == ["error: balloon: no virtio-balloon device"]
+    assert values(second, "mem")["free_kib"] == free_without  # the commands leaked nothing
+    hibernate_ok(second)
+
+    third = start(guest, "q35", [("data", data), ("swap", swap)])
+    resume_ok(third)
+    assert third.command("verify")[0].startswith("verify ok regions=1")
+    assert values(third, "balloon")["target_pages"] == 0
+    assert values(third, "mem")["free_kib"] == free_with
