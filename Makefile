@@ -91,7 +91,8 @@ $(BUILD)/hibimg: tools/hibimg.c pm/image.c pm/image.h pm/image_format.h
 	@mkdir -p $(dir $@)
 	$(HOST_CC) $(HOST_CFLAGS) tools/hibimg.c pm/image.c -o $@
 
-UNIT_TESTS := buddy format parse line_edit acpi_parse virtqueue balloon image blk_config
+UNIT_TESTS := buddy format parse line_edit acpi_parse virtqueue balloon image blk_config \
+	json guest_agent
 unit_sources_buddy := mm/buddy.c
 unit_sources_format := lib/format.c
 unit_sources_parse := lib/parse.c
@@ -101,6 +102,8 @@ unit_sources_virtqueue := virtio/virtqueue.c tests/unit/sim_device.c
 unit_sources_balloon := virtio/balloon.c
 unit_sources_image := pm/image.c
 unit_sources_blk_config := virtio/blk_config.c
+unit_sources_json := agent/json.c
+unit_sources_guest_agent := agent/guest_agent.c agent/json.c
 
 define unit_test_rule
 $(BUILD)/host/test_$(1): tests/unit/test_$(1).c $$(unit_sources_$(1)) $$(wildcard */*.h)

@@ -118,6 +118,23 @@ static int32_t hex4(const uint8_t *s)
 
 /* ---- reader: scanning one token ----------------------------------------- */
 
+/* The four hex digits of the \uXXXX whose backslash is at text[i]: the
+ * code unit, -1 for a byte that is not hex, -2 when the text ends first. */
+static int32_t unicode_escape(const uint8_t *text, size_t length, size_t i)
+{
+    int32_t value = 0;
+
+    for (size_t k = 2; k < 6; k++) {
+        if (i + k >= length)
+            return -2;
+        int digit = hex_value(text[i + k]);
+        if (digit < 0)
+            return -1;
+        value = value << 4 | digit;
+    }
+    return value;
+}
+
 /* Checks the string whose opening quote is at text[pos]. On success sets
  * *end past the closing quote, the decoded length and the flags. */
 static enum json_error scan_string(const uint8_t *text, size_t length, size_t pos,
@@ -150,24 +167,16 @@ static enum json_error scan_string(const uint8_t *text, size_t length, size_t po
             }
             uint8_t e = text[i + 1];
             if (e == 'u') {
-                if (length - i < 6) {
-                    *end = i;
-                    return JSON_ERROR_TRUNCATED;
-                }
-                int32_t unit = hex4(text + i + 2);
-                if (unit < 0) {
-                    *end = i;
-                    return JSON_ERROR_BAD_UNICODE;
-                }
+                int32_t unit = unicode_escape(text, length, i);
+                *end = i;
+                if (unit < 0)
+                    return unit == -2 ? JSON_ERROR_TRUNCATED : JSON_ERROR_BAD_UNICODE;
+                if (unit >= 0xDC00 && unit <= 0xDFFF)
+                    return JSON_ERROR_BAD_UNICODE; /* a low surrogate first */
                 units = 6;
                 codepoint = (uint32_t)unit;
-                if (unit >= 0xDC00 && unit <= 0xDFFF) {
-                    *end = i;
-                    return JSON_ERROR_BAD_UNICODE; /* a low surrogate first */
-                }
                 if (unit >= 0xD800 && unit <= 0xDBFF) {
                     /* RFC 8259, 7: a pair of escapes for one character past the BMP */
-                    *end = i;
                     if (i + 6 >= length)
                         return JSON_ERROR_TRUNCATED;
                     if (text[i + 6] != '\\')
@@ -176,13 +185,11 @@ static enum json_error scan_string(const uint8_t *text, size_t length, size_t po
                         return JSON_ERROR_TRUNCATED;
                     if (text[i + 7] != 'u')
                         return JSON_ERROR_BAD_UNICODE;
-                    if (length - i < 12)
+                    int32_t second = unicode_escape(text, length, i + 6);
+                    if (second == -2)
                         return JSON_ERROR_TRUNCATED;
-                    int32_t second = hex4(text + i + 8);
-                    if (second < 0xDC00 || second > 0xDFFF) {
-                        *end = i;
+                    if (second < 0xDC00 || second > 0xDFFF)
                         return JSON_ERROR_BAD_UNICODE;
-                    }
                     codepoint = 0x10000 + (((uint32_t)unit - 0xD800) << 10) +
                                 ((uint32_t)second - 0xDC00);
                     units = 12;
