@@ -27,7 +27,7 @@ KERNEL_CFLAGS := -std=gnu11 -O2 -g $(WARNINGS) \
 KERNEL_LDFLAGS := -nostdlib -shared --no-undefined -Bsymbolic -znocombreloc -T link.ld \
 	-L$(EFI_LIB)
 
-KERNEL_C_SOURCES := $(wildcard boot/*.c arch/x86/*.c kernel/*.c mm/*.c pm/*.c \
+KERNEL_C_SOURCES := $(wildcard boot/*.c arch/x86/*.c kernel/*.c mm/*.c pm/*.c agent/*.c \
 	virtio/*.c lib/*.c)
 KERNEL_ASM_SOURCES := $(wildcard boot/*.asm arch/x86/*.asm)
 KERNEL_OBJECTS := $(KERNEL_C_SOURCES:%.c=$(BUILD)/kernel/%.o) \
