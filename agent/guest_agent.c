@@ -713,8 +713,7 @@ static int frame_byte(struct guest_agent *agent, uint8_t c)
             keep(agent, c);
             return 0;
         }
-        if (finish_request(agent))
-            return 1;
+        (void)finish_request(agent); /* a bare value is never a command */
         return frame_byte(agent, c); /* once: the frame is IDLE now */
     case GUEST_AGENT_CONTAINER:
         if (c == '"') {

@@ -666,6 +666,7 @@ static void test_request_members_are_checked_as_qmp_dispatch_does(void **state)
         { "{\"execute\" \"guest-ping\"}", "JSON parse error, missing : in object pair" },
         { "{\"execute\":\"guest-ping\" \"x\"}", "JSON parse error, expected separator or end of container" },
         { "hello\n", "JSON parse error, invalid keyword 'hello'" },
+        { "{\"execute\":True}", "JSON parse error, invalid keyword 'True'" },
         { "}", "JSON parse error, expecting value" },
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
