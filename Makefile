@@ -28,7 +28,7 @@ KERNEL_LDFLAGS := -nostdlib -shared --no-undefined -Bsymbolic -znocombreloc -T l
 	-L$(EFI_LIB)
 
 KERNEL_C_SOURCES := $(wildcard boot/*.c init/*.c arch/x86/*.c console/*.c acpi/*.c kernel/*.c mm/*.c \
-	pci/*.c pm/*.c virtio/*.c shell/*.c lib/*.c)
+	pci/*.c pm/*.c virtio/*.c agent/*.c shell/*.c lib/*.c)
 KERNEL_ASM_SOURCES := $(wildcard boot/*.asm arch/x86/*.asm)
 KERNEL_OBJECTS := $(KERNEL_C_SOURCES:%.c=$(BUILD)/kernel/%.o) \
 	$(KERNEL_ASM_SOURCES:%.asm=$(BUILD)/kernel/%.asm.o)
@@ -92,7 +92,8 @@ $(BUILD)/hibimg: tools/hibimg.c pm/image.c pm/image.h pm/image_format.h
 	$(HOST_CC) $(HOST_CFLAGS) tools/hibimg.c pm/image.c -o $@
 
 UNIT_TESTS := buddy format parse line_edit acpi_parse virtqueue balloon image blk_config blk_request \
-	console_ports virtio_pci_layout memory_map
+	console_ports virtio_pci_layout memory_map \
+	json guest_agent
 unit_sources_buddy := mm/buddy.c
 unit_sources_format := lib/format.c
 unit_sources_parse := lib/parse.c
@@ -106,6 +107,8 @@ unit_sources_blk_request := virtio/blk_request.c
 unit_sources_console_ports := virtio/console_ports.c
 unit_sources_virtio_pci_layout := virtio/virtio_pci_layout.c pci/msix_layout.c
 unit_sources_memory_map := mm/memory_map.c
+unit_sources_json := agent/json.c
+unit_sources_guest_agent := agent/guest_agent.c agent/json.c
 
 define unit_test_rule
 $(BUILD)/host/test_$(1): tests/unit/test_$(1).c $$(unit_sources_$(1)) $$(wildcard */*.h)
@@ -131,11 +134,12 @@ FUZZ_CFLAGS := -std=gnu11 -O1 -g $(WARNINGS) -I. -fsanitize=fuzzer,address,undef
 	-fno-sanitize-recover=all -fno-omit-frame-pointer -DTORPOR_HOST_TEST
 FUZZ_SECONDS ?= 60
 FUZZ_FLAGS ?=
-FUZZ_TARGETS := fuzz_image fuzz_line fuzz_used_ring fuzz_console_ports
+FUZZ_TARGETS := fuzz_image fuzz_line fuzz_used_ring fuzz_console_ports fuzz_agent
 fuzz_sources_fuzz_image := pm/image.c
 fuzz_sources_fuzz_line := lib/line_edit.c lib/parse.c
 fuzz_sources_fuzz_used_ring := virtio/virtqueue.c tests/unit/sim_device.c
 fuzz_sources_fuzz_console_ports := virtio/console_ports.c
+fuzz_sources_fuzz_agent := agent/guest_agent.c agent/json.c
 
 define fuzz_rule
 $(BUILD)/fuzz/$(1): tests/fuzz/$(1).c $$(fuzz_sources_$(1)) $$(wildcard */*.h tests/unit/*.h)

@@ -207,9 +207,59 @@ def console_seeds():
     return seeds
 
 
+# ---- fuzz_agent: bytes from the host on the guest agent's port ----
+
+def request(command, arguments=None, id=None):
+    """one request as libvirt writes it (compact JSON, one line)"""
+    text = '{"execute":"%s"' % command
+    if arguments is not None:
+        text += ',"arguments":' + arguments
+    if id is not None:
+        text += ',"id":' + id
+    return (text + "}\n").encode("latin-1")  # \xNN in a name is that raw byte
+
+
+def agent_seeds():
+    every = b"".join(request(c) for c in (
+        "guest-ping", "guest-info", "guest-get-time", "guest-set-time", "guest-get-osinfo",
+        "guest-get-host-name", "guest-get-timezone", "guest-get-vcpus", "guest-get-memory-blocks",
+        "guest-get-memory-block-info", "guest-suspend-disk"))
+    return {
+        "libvirt-session": request("guest-sync", '{"id":1796153527863}') + request("guest-info") +
+        request("guest-get-time") + request("guest-set-time", '{"time":1796153527863814000}') +
+        request("guest-ping") + request("guest-shutdown", '{"mode":"powerdown"}'),
+        "sync-delimited": b"\xff" + request("guest-sync-delimited", '{"id":9223372036854775807}') +
+        b'{"execute":"guest-sync","arguments":{"id":\xff' + request("guest-ping", id='"x"'),
+        "every-command": every + request("guest-shutdown", '{"mode":"reboot"}') +
+        request("guest-shutdown", '{"mode":"halt"}') + request("guest-shutdown"),
+        "argument-errors": request("guest-sync") + request("guest-sync", '{"id":"a"}') +
+        request("guest-sync", '{"id":1.5}') + request("guest-sync", '{"id":1,"x":2}') +
+        request("guest-ping", "[]") + request("guest-shutdown", '{"mode":"bogus"}') +
+        request("guest-set-time", '{"time":-1}') + request("guest-nope", id="7") +
+        b'{"execute":5}\n{"arguments":{}}\n{"execute":"guest-ping","foo":1}\n42 [1] "x" true\n' +
+        b'{"execute":"guest-ping","execute":"guest-info"}\n',
+        "garbage": b"hello\n\x01\x02{\"execute\":\"a\x03b\"}\n{'execute':'guest-ping'}\n#}],:" +
+        b'{"execute":\xc3\xa9}\n\xfe{"execute":"guest-\nping"}\n' + request("guest-ping"),
+        "multiline": b'{"execute":\n  "guest-ping"\n}{"execute":"guest-ping"} {"execute":\r\n' +
+        b'"guest-sync","arguments":\t{"id":\n-5}}',
+        "unicode": request("guest-\\u0070ing") + request("guest-ping", id='"\\ud83d\\ude00\\u0000"') +
+        request("\\ud800") + request("\\udc00x") + request("a/\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80") +
+        request("\xc0\x80") + request("\xed\xa0\x80") + request("bad\\x") +
+        request("guest-ping", id='"\\b\\f\\n\\r\\t\\"\\\\\\/"'),
+        "deep": request("guest-ping", id="[" * 14 + "{}" + "]" * 14) +
+        request("guest-ping", id="[" * 15 + "{}" + "]" * 15) + b"[" * 40 + b"]" * 40 + b"\n",
+        "oversized": request("guest-ping", id='"' + "p" * 4100 + '"') + request("guest-ping"),
+        "numbers": b"".join(request("guest-sync", '{"id":%s}' % n) for n in (
+            "0", "-0", "9223372036854775807", "-9223372036854775808", "9223372036854775808",
+            "1e3", "1.0", "01", "-", "123456789012345678901234567890")),
+        "json-value": b'{"a": [1, -2.5e+3, true, false, null, "s\\u00e9", {"b": []}], "c": {}}',
+    }
+
+
 def main():
     for target, seeds in (("fuzz_image", image_seeds()), ("fuzz_line", line_seeds()),
-                          ("fuzz_used_ring", ring_seeds()), ("fuzz_console_ports", console_seeds())):
+                          ("fuzz_used_ring", ring_seeds()), ("fuzz_console_ports", console_seeds()),
+                          ("fuzz_agent", agent_seeds())):
         directory = os.path.join(HERE, "corpus", target)
         os.makedirs(directory, exist_ok=True)
         for name, data in seeds.items():
