@@ -215,6 +215,9 @@ static void fill_header(struct writer *w)
         h->ranges[h->range_count++] = (struct image_ram_range){ zone->base_pfn * PAGE_SIZE, zone->page_count };
     }
     h->index_checksum = image_checksum(w->index, w->count * sizeof(*w->index));
+    struct blk_info info;
+    blk_disk_info(w->disk, &info);
+    image_set_disk_identity(h, info.serial, info.sectors); /* resumed from this disk only */
 }
 
 /* Runs on the writer's stack, interrupts off, after the snapshot. */
