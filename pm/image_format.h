@@ -66,10 +66,16 @@ _Static_assert(__builtin_offsetof(struct image_cpu_state, gdt_limit) == 104, "CP
 _Static_assert(__builtin_offsetof(struct image_cpu_state, idt_base) == 120, "CPU_IDT_BASE");
 _Static_assert(__builtin_offsetof(struct image_cpu_state, fxsave) == 128, "CPU_FXSAVE");
 
+/* What changes after the image is written (state, and so header_checksum)
+ * lies in the first 512-byte sector with magic and version: a change of
+ * state rewrites the header page with only sector 0's bytes different, so
+ * a write torn at a sector boundary leaves the old header or the new one,
+ * never a mix. No padding anywhere: every byte is a field. */
 struct image_header {
     uint64_t magic;
     uint32_t version;
     uint32_t state;            /* enum image_state */
+    uint64_t header_checksum;  /* image_checksum of the header with this field 0 */
     uint64_t build_id;         /* image_checksum of the writing kernel's .text */
     uint64_t image_base;       /* where that kernel ran */
     uint64_t ram_bytes;        /* usable RAM of the writing boot */
@@ -88,15 +94,15 @@ struct image_header {
     uint8_t disk_serial[IMAGE_DISK_SERIAL_BYTES]; /* its GET_ID serial, NUL-padded */
     uint32_t reserved;         /* 0 */
     struct image_cpu_state cpu;
-    uint64_t header_checksum;  /* image_checksum of the header with this field 0 */
 };
 
 _Static_assert(sizeof(struct image_header) <= IMAGE_PAGE_SIZE, "the header fits one page");
 /* docs/image-format.md gives these offsets */
-_Static_assert(__builtin_offsetof(struct image_header, disk_sectors) == 1128, "disk_sectors");
+_Static_assert(__builtin_offsetof(struct image_header, header_checksum) == 16, "header_checksum");
+_Static_assert(__builtin_offsetof(struct image_header, ranges) == 56, "ranges");
+_Static_assert(__builtin_offsetof(struct image_header, disk_sectors) == 1136, "disk_sectors");
 _Static_assert(__builtin_offsetof(struct image_header, cpu) == 1168, "cpu");
-_Static_assert(__builtin_offsetof(struct image_header, header_checksum) == 1808, "header_checksum");
-_Static_assert(sizeof(struct image_header) == 1824, "header size");
+_Static_assert(sizeof(struct image_header) == 1808, "header size");
 _Static_assert(sizeof(struct image_index_entry) == 16, "index entries are 16 bytes");
 
 #endif

@@ -3,7 +3,7 @@
  *
  * Input: a header page (the first 4096 bytes, zero-padded when shorter)
  * followed by index entries (16 bytes each). struct image_header takes the
- * first 1824 bytes of the page; the page's last 16 bytes, which no header
+ * first 1808 bytes of the page; the page's last 16 bytes, which no header
  * field covers, steer the harness (CONTROL_* below), so one input says
  * both what is on the disk and how the boot that reads it looks.
  *

@@ -15,7 +15,7 @@ MASK = (1 << 64) - 1
 # ---- fuzz_image: a header page, then index entries (pm/image_format.h) ----
 
 PAGE = 4096
-HEADER_SIZE = 1824
+HEADER_SIZE = 1808
 IMAGE_MAGIC = 0x4E52425450524F54
 IMAGE_VERSION = 2
 STATE_VALID, STATE_RESUMING, STATE_USED, STATE_SKIPPED = 1, 2, 3, 4
@@ -79,15 +79,15 @@ def image(entries, ranges, state=STATE_VALID, control=b"", seal=True, page_count
     zero_pages = sum(1 for _, zero in entries if zero)
     index_bytes = (count * 16 + PAGE - 1) // PAGE * PAGE
     header = bytearray(PAGE)
-    struct.pack_into("<QIIQQQII", header, 0, magic, version, state, build_id, 0x1000000, ram_bytes,
-                     len(ranges), 0)
+    struct.pack_into("<QII", header, 0, magic, version, state)
+    struct.pack_into("<QQQII", header, 24, build_id, 0x1000000, ram_bytes, len(ranges), 0)
     for i, (base, pages) in enumerate(ranges):
-        struct.pack_into("<QQ", header, 48 + 16 * i, base, pages)
-    struct.pack_into("<QQQQQQQ", header, 1072, count, zero_pages, count - zero_pages,
+        struct.pack_into("<QQ", header, 56 + 16 * i, base, pages)
+    struct.pack_into("<QQQQQQQ", header, 1080, count, zero_pages, count - zero_pages,
                      8, 8 + index_bytes // 512, checksum(index), 123456789)
-    struct.pack_into("<Q20s", header, 1128, disk_sectors, serial)  # the disk it was written to
-    if seal:
-        struct.pack_into("<Q", header, 1808, checksum(bytes(header[:HEADER_SIZE])))
+    struct.pack_into("<Q20s", header, 1136, disk_sectors, serial)  # the disk it was written to
+    if seal:  # header_checksum at 16, over the header with it 0
+        struct.pack_into("<Q", header, 16, checksum(bytes(header[:HEADER_SIZE])))
     header[CONTROL:CONTROL + len(control)] = control
     return bytes(header) + index
 

@@ -81,25 +81,22 @@ def checksum_version1(data: bytes) -> int:
     return total ^ len(data)
 
 
-# struct image_header of pm/image_format.h, field by field, little-endian.
-# `cpu` (struct image_cpu_state) is 16-byte aligned for its fxsave area, so
-# 8 bytes of padding come before it, and 8 more end the struct after
-# header_checksum: sizeof(struct image_header) == 1824. Keep in step with
+# struct image_header of pm/image_format.h, field by field, little-endian,
+# with no padding: sizeof(struct image_header) == 1808. Keep in step with
 # pm/image_format.h; pack_header is the only place that knows the layout.
 HEADER_FORMAT = (
-    "<QIIQQQII"          # magic version state build_id image_base ram_bytes range_count flags
-    + "%dQ" % (2 * MAX_RANGES)  # ranges[64]: base, pages
+    "<QIIQ"              # magic version state header_checksum (offset 16)
+    + "QQQII"            # build_id image_base ram_bytes range_count flags
+    + "%dQ" % (2 * MAX_RANGES)  # ranges[64]: base, pages (offset 56)
     + "7Q"               # page_count zero_pages data_pages index_sector data_sector
                          # index_checksum written_ns
-    + "Q20sI"            # disk_sectors (offset 1128), disk_serial[20], reserved
-    + "8x"               # padding: cpu is 16-byte aligned (offset 1168)
-    + "13Q4H2Q512s"      # cpu: rip rsp rbx rbp r12-r15 rflags cr0 cr3 cr4 efer,
-                         # gdt_limit idt_limit reserved[2], gdt_base idt_base, fxsave
-    + "Q8x"              # header_checksum (offset 1808), tail padding
+    + "Q20sI"            # disk_sectors (offset 1136), disk_serial[20], reserved
+    + "13Q4H2Q512s"      # cpu (offset 1168): rip rsp rbx rbp r12-r15 rflags cr0 cr3 cr4
+                         # efer, gdt_limit idt_limit reserved[2], gdt_base idt_base, fxsave
 )
 HEADER_SIZE = struct.calcsize(HEADER_FORMAT)
-HEADER_CHECKSUM_OFFSET = 1808
-assert HEADER_SIZE == 1824
+HEADER_CHECKSUM_OFFSET = 16
+assert HEADER_SIZE == 1808
 
 
 def pack_header(magic=MAGIC, version=VERSION, state=STATE_VALID, build_id=BUILD_ID,
@@ -123,13 +120,13 @@ def pack_header(magic=MAGIC, version=VERSION, state=STATE_VALID, build_id=BUILD_
         flat += ranges[i] if i < len(ranges) else (0, 0)
     cpu = [0xFFFFFFFF81000000, 0x7FF000] + [0] * 7 + [0x80000011, 0x1000, 0x20, 0xD01]
     cpu += [0x37, 0xFFF, 0, 0, 0x9000, 0xA000, bytes(range(256)) * 2]
-    fields = [magic, version, state, build_id, image_base, ram_bytes, range_count, flags,
+    fields = [build_id, image_base, ram_bytes, range_count, flags,
               *flat, page_count, zero_pages, data_pages & MASK, index_sector, data_sector,
               index_checksum, written_ns, disk_sectors, disk_serial, 0, *cpu]
-    header = struct.pack(HEADER_FORMAT, *fields, 0)
+    header = struct.pack(HEADER_FORMAT, magic, version, state, 0, *fields)
     if header_checksum is None:
         header_checksum = checksum(header)
-    header = struct.pack(HEADER_FORMAT, *fields, header_checksum)
+    header = struct.pack(HEADER_FORMAT, magic, version, state, header_checksum, *fields)
     return header + bytes(PAGE - HEADER_SIZE)
 
 
@@ -246,7 +243,7 @@ def test_checksum_known_answers():
     assert checksum(bytes((7 * i + 3) & 0xFF for i in range(4096))) == 0x796398CD432797CC
     assert checksum(bytes((7 * i + 3) & 0xFF for i in range(100)), 0x746F72706F722D32) == \
         0x892137BBA14FC602
-    assert HEADER_SIZE == 1824 and len(pack_header()) == PAGE
+    assert HEADER_SIZE == 1808 and len(pack_header()) == PAGE
 
 
 def test_info_valid_image(tmp_path):
@@ -339,11 +336,11 @@ def test_page_bad_pfn(tmp_path):
 
 def test_flipped_header_byte(tmp_path):
     image = standard()
-    # build_id, ram_bytes, range_count, a range, page_count, data_sector,
-    # index_checksum, disk_sectors, disk_serial, reserved, the padding before
-    # cpu, cpu, fxsave, the checksum itself, the tail padding
-    for offset in (16, 33, 40, 48, 56, 1072, 1104, 1112, 1128, 1140, 1156, 1160, 1168, 1500,
-                   1808, 1815, 1816):
+    # the checksum itself, build_id, ram_bytes, range_count, flags, a range,
+    # page_count, data_sector, index_checksum, written_ns, disk_sectors,
+    # disk_serial, reserved, cpu, fxsave, the last byte
+    for offset in (16, 23, 24, 41, 48, 52, 56, 64, 1080, 1112, 1120, 1128, 1136, 1150, 1164,
+                   1168, 1500, 1807):
         path = write(tmp_path, flipped(image.disk, offset))
         info = run("info", path)
         assert_one_complaint(info, 1, "bad-header-checksum")
@@ -536,12 +533,14 @@ def test_usage_and_io_errors(tmp_path):
 
 def version1_image():
     """A valid image as a version 1 kernel wrote it: the 1792-byte header of
-    that format (no disk identity, cpu at 1136, checksum at 1776) sealed with
-    the version 1 checksum, then an index and data like today's."""
+    that format (build_id at 16, no disk identity, cpu at 1136, checksum at
+    1776) sealed with the version 1 checksum, then an index and data like
+    today's."""
     image = standard()
     old = bytearray(PAGE)
-    old[:1128] = image.header[:1128]  # magic .. written_ns: the same offsets
+    old[:16] = image.header[:16]  # magic, version, state
     struct.pack_into("<I", old, 8, 1)  # version
+    old[16:1128] = image.header[24:1136]  # build_id .. written_ns
     old[1136:1776] = image.header[1168:1808]  # cpu
     struct.pack_into("<Q", old, 1776, checksum_version1(bytes(old[:1792])))
     return bytes(old) + image.disk[PAGE:]
@@ -598,12 +597,8 @@ def test_disk_serial_is_shown_as_one_word(tmp_path):
 
 
 def header_fields(disk):
-    """The header struct as hibimg would change it: every field but state and
-    header_checksum."""
-    header = bytearray(disk[:HEADER_SIZE])
-    header[12:16] = bytes(4)
-    header[HEADER_CHECKSUM_OFFSET:HEADER_CHECKSUM_OFFSET + 8] = bytes(8)
-    return bytes(header)
+    """The header page but state and header_checksum, which `set state` changes."""
+    return disk[:12] + disk[24:PAGE]
 
 
 @pytest.mark.parametrize("state", [STATE_USED, STATE_RESUMING, STATE_SKIPPED, STATE_VALID])
@@ -623,7 +618,7 @@ def test_set_state_valid_re_arms_a_sound_image(tmp_path, state):
 
 REARM_REFUSALS = {
     # what is wrong with a used image, and the reason `set state valid` gives
-    "header": (lambda image: flipped(image.disk, 1140), "bad-header-checksum"),
+    "header": (lambda image: flipped(image.disk, 1150), "bad-header-checksum"),
     "index": (lambda image: flipped(image.disk, image.index_offset + 16 * 5 + 2), "bad-index-checksum"),
     "data": (lambda image: flipped(image.disk, image.data_offset_of(5) + 4000), "bad-page-checksum"),
     "truncated": (lambda image: image.disk[:image.data_offset + PAGE], "image-beyond-disk"),

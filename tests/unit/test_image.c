@@ -723,6 +723,34 @@ static void test_set_state_and_armed(void **state)
     free_image(&b);
 }
 
+/* A change of state changes bytes of the first sector only (magic, version, state and the
+ * checksum live there): a header write torn at a sector boundary leaves the old header or
+ * the new one, each sound. */
+static void test_state_change_touches_only_sector_0(void **state)
+{
+    (void)state;
+    struct built b;
+    static const uint32_t states[] = { IMAGE_STATE_VALID, IMAGE_STATE_RESUMING, IMAGE_STATE_USED,
+                                       IMAGE_STATE_SKIPPED };
+
+    assert_true(offsetof(struct image_header, header_checksum) + 8 <= IMAGE_SECTOR_SIZE);
+    build_standard(&b);
+    for (size_t from = 0; from < 4; from++) {
+        for (size_t to = 0; to < 4; to++) {
+            image_set_state(&b.h, states[from]);
+            struct image_header before = b.h;
+            image_set_state(&b.h, states[to]);
+            assert_memory_equal((const uint8_t *)&before + IMAGE_SECTOR_SIZE,
+                                (const uint8_t *)&b.h + IMAGE_SECTOR_SIZE,
+                                sizeof(b.h) - IMAGE_SECTOR_SIZE);
+            /* and each of the two possible results checks out */
+            assert_int_equal(image_check_contents(&before, DISK_SECTORS(&b)), IMAGE_OK);
+            assert_int_equal(image_check_contents(&b.h, DISK_SECTORS(&b)), IMAGE_OK);
+        }
+    }
+    free_image(&b);
+}
+
 /* ---- the disk the image was written to ----------------------------------------- */
 
 static void test_disk_identity_is_recorded_nul_padded(void **state)
@@ -1841,6 +1869,7 @@ int main(void)
         cmocka_unit_test(test_bad_header_checksum_for_every_flipped_bit),
         cmocka_unit_test(test_used_and_resuming_states),
         cmocka_unit_test(test_set_state_and_armed),
+        cmocka_unit_test(test_state_change_touches_only_sector_0),
         cmocka_unit_test(test_disk_identity_is_recorded_nul_padded),
         cmocka_unit_test(test_disk_changed),
         cmocka_unit_test(test_disk_change_is_reported_last),
