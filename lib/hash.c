@@ -60,10 +60,10 @@ static inline struct lanes lanes_start(uint64_t seed)
     return (struct lanes){ seed + PRIME1 + PRIME2, seed + PRIME2, seed, seed - PRIME1 };
 }
 
-/* The four loads of a stripe first, then its arithmetic: under TCG each
- * load is a point where QEMU writes back the guest state computed so far,
- * so loads between the arithmetic cost more (measured: about 1.5 times as
- * long per page as this order). */
+/* The four loads of a stripe first, then its arithmetic. Loads scattered
+ * between the multiplies took about 1.5 times as long per page under TCG
+ * (measured); the likely reason is that a guest load can fault, so QEMU
+ * brings the guest's registers and flags up to date before each one. */
 #define STRIPE(l, p)                                                        \
     do {                                                                    \
         uint64_t w1 = load64(p), w2 = load64((p) + 8), w3 = load64((p) + 16), \
