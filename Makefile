@@ -87,13 +87,13 @@ HOST_CFLAGS := -std=gnu11 -O1 -g $(WARNINGS) -I. -fsanitize=address,undefined \
 HOST_LIBS := -lcmocka
 
 # hibimg: reads hibernation images on the host (docs/image-format.md), with pm/image.c's checks.
-$(BUILD)/hibimg: tools/hibimg.c pm/image.c pm/image.h pm/image_format.h
+$(BUILD)/hibimg: tools/hibimg.c pm/image.c pm/image.h pm/image_format.h lib/hash.c lib/hash.h
 	@mkdir -p $(dir $@)
-	$(HOST_CC) $(HOST_CFLAGS) tools/hibimg.c pm/image.c -o $@
+	$(HOST_CC) $(HOST_CFLAGS) tools/hibimg.c pm/image.c lib/hash.c -o $@
 
 UNIT_TESTS := buddy format parse line_edit acpi_parse virtqueue balloon image blk_config blk_request \
 	console_ports virtio_pci_layout memory_map \
-	json guest_agent
+	json guest_agent hash
 unit_sources_buddy := mm/buddy.c
 unit_sources_format := lib/format.c
 unit_sources_parse := lib/parse.c
@@ -101,7 +101,7 @@ unit_sources_line_edit := lib/line_edit.c
 unit_sources_acpi_parse := acpi/acpi_parse.c
 unit_sources_virtqueue := virtio/virtqueue.c tests/unit/sim_device.c
 unit_sources_balloon := virtio/balloon.c
-unit_sources_image := pm/image.c
+unit_sources_image := pm/image.c lib/hash.c
 unit_sources_blk_config := virtio/blk_config.c
 unit_sources_blk_request := virtio/blk_request.c
 unit_sources_console_ports := virtio/console_ports.c
@@ -109,6 +109,7 @@ unit_sources_virtio_pci_layout := virtio/virtio_pci_layout.c pci/msix_layout.c
 unit_sources_memory_map := mm/memory_map.c
 unit_sources_json := agent/json.c
 unit_sources_guest_agent := agent/guest_agent.c agent/json.c
+unit_sources_hash := lib/hash.c
 
 define unit_test_rule
 $(BUILD)/host/test_$(1): tests/unit/test_$(1).c $$(unit_sources_$(1)) $$(wildcard */*.h)
@@ -135,7 +136,7 @@ FUZZ_CFLAGS := -std=gnu11 -O1 -g $(WARNINGS) -I. -fsanitize=fuzzer,address,undef
 FUZZ_SECONDS ?= 60
 FUZZ_FLAGS ?=
 FUZZ_TARGETS := fuzz_image fuzz_line fuzz_used_ring fuzz_console_ports fuzz_agent
-fuzz_sources_fuzz_image := pm/image.c
+fuzz_sources_fuzz_image := pm/image.c lib/hash.c
 fuzz_sources_fuzz_line := lib/line_edit.c lib/parse.c
 fuzz_sources_fuzz_used_ring := virtio/virtqueue.c tests/unit/sim_device.c
 fuzz_sources_fuzz_console_ports := virtio/console_ports.c

@@ -215,6 +215,9 @@ static void fill_header(struct writer *w)
         h->ranges[h->range_count++] = (struct image_ram_range){ zone->base_pfn * PAGE_SIZE, zone->page_count };
     }
     h->index_checksum = image_checksum(w->index, w->count * sizeof(*w->index));
+    struct blk_info info;
+    blk_disk_info(w->disk, &info);
+    image_set_disk_identity(h, info.serial, info.sectors); /* resumed from this disk only */
 }
 
 /* Runs on the writer's stack, interrupts off, after the snapshot. */
@@ -262,7 +265,7 @@ static int write_image(void *context)
      * an image that can never resume must not say `hibernate ok` */
     struct image_expectation self = {
         .build_id = h->build_id, .ram_bytes = h->ram_bytes,
-        .disk_bytes = info.sectors * BLK_SECTOR_SIZE,
+        .disk_sectors = info.sectors, .disk_serial = info.serial,
         .ranges = h->ranges, .range_count = h->range_count,
     };
     enum image_refusal refusal = image_check_header(h, &self);

@@ -5,6 +5,8 @@
  */
 #include "pm/image.h"
 
+#include "lib/hash.h" // hash64, hash64_zero_test
+
 static const char *const refusal_texts[IMAGE_REFUSAL_COUNT] = {
     [IMAGE_OK] = "ok",
     [IMAGE_NONE] = "no-image",
@@ -13,11 +15,13 @@ static const char *const refusal_texts[IMAGE_REFUSAL_COUNT] = {
     [IMAGE_BAD_HEADER_CHECKSUM] = "bad-header-checksum",
     [IMAGE_ALREADY_USED] = "already-used",
     [IMAGE_UNFINISHED_RESUME] = "earlier-resume-did-not-finish",
+    [IMAGE_SKIPPED] = "skipped",
     [IMAGE_OTHER_BUILD] = "different-build",
     [IMAGE_RAM_CHANGED] = "ram-size-changed",
     [IMAGE_RAM_LAYOUT_CHANGED] = "ram-layout-changed",
     [IMAGE_BAD_LAYOUT] = "bad-layout",
     [IMAGE_DISK_TOO_SMALL] = "image-beyond-disk",
+    [IMAGE_DISK_CHANGED] = "disk-changed",
     [IMAGE_BAD_INDEX_CHECKSUM] = "bad-index-checksum",
     [IMAGE_INDEX_NOT_SORTED] = "index-not-sorted",
     [IMAGE_PAGE_NOT_RAM] = "page-not-ram",
@@ -33,16 +37,7 @@ const char *image_refusal_text(enum image_refusal refusal)
 
 uint64_t image_checksum(const void *data, size_t bytes)
 {
-    const uint64_t *words = data;
-    uint64_t sum = 0xcbf29ce484222325ull;
-
-    /* xor then multiply by an odd constant: both invertible. Unrolled: the
-     * writer and the reader run this over every page, and under TCG the
-     * loop's own instructions cost as much as the work */
-#pragma GCC unroll 8
-    for (size_t i = 0; i < bytes / 8; i++)
-        sum = (sum ^ words[i]) * 0x100000001b3ull;
-    return sum ^ bytes;
+    return hash64(data, bytes, IMAGE_CHECKSUM_SEED);
 }
 
 int image_page_is_zero(const void *page)
@@ -57,16 +52,7 @@ int image_page_is_zero(const void *page)
 
 uint64_t image_page_summary(const void *page, int *is_zero)
 {
-    const uint64_t *words = page;
-    uint64_t sum = 0xcbf29ce484222325ull, any = 0;
-
-#pragma GCC unroll 8
-    for (size_t i = 0; i < IMAGE_PAGE_SIZE / 8; i++) {
-        sum = (sum ^ words[i]) * 0x100000001b3ull;
-        any |= words[i];
-    }
-    *is_zero = any == 0;
-    return sum ^ IMAGE_PAGE_SIZE;
+    return hash64_zero_test(page, IMAGE_PAGE_SIZE, IMAGE_CHECKSUM_SEED, is_zero);
 }
 
 uint64_t image_index_bytes(uint64_t page_count)
@@ -103,8 +89,39 @@ void image_seal(struct image_header *header)
     header->header_checksum = header_sum(header);
 }
 
-enum image_refusal image_check_header(const struct image_header *h,
-                                      const struct image_expectation *expect)
+void image_set_state(struct image_header *header, enum image_state state)
+{
+    header->state = state;
+    image_seal(header);
+}
+
+void image_set_disk_identity(struct image_header *header, const char *serial, uint64_t sectors)
+{
+    size_t i = 0;
+
+    for (; serial && i < IMAGE_DISK_SERIAL_BYTES && serial[i]; i++)
+        header->disk_serial[i] = (uint8_t)serial[i];
+    for (; i < IMAGE_DISK_SERIAL_BYTES; i++)
+        header->disk_serial[i] = 0;
+    header->disk_sectors = sectors;
+}
+
+/* The stored serial against a string, as image_set_disk_identity would store it. */
+static int same_serial(const struct image_header *h, const char *serial)
+{
+    size_t i = 0;
+
+    for (; i < IMAGE_DISK_SERIAL_BYTES && serial[i]; i++)
+        if (h->disk_serial[i] != (uint8_t)serial[i])
+            return 0;
+    for (; i < IMAGE_DISK_SERIAL_BYTES; i++)
+        if (h->disk_serial[i])
+            return 0;
+    return 1;
+}
+
+/* Whether the header is one at all and undamaged: the first checks, whatever the state. */
+static enum image_refusal check_seal(const struct image_header *h)
 {
     if (h->magic == 0 && h->state == IMAGE_STATE_EMPTY)
         return IMAGE_NONE;
@@ -114,24 +131,24 @@ enum image_refusal image_check_header(const struct image_header *h,
         return IMAGE_BAD_VERSION;
     if (h->header_checksum != header_sum(h))
         return IMAGE_BAD_HEADER_CHECKSUM;
-    if (h->state == IMAGE_STATE_USED)
-        return IMAGE_ALREADY_USED;
-    if (h->state == IMAGE_STATE_RESUMING)
-        return IMAGE_UNFINISHED_RESUME;
-    if (h->state != IMAGE_STATE_VALID)
-        return IMAGE_BAD_LAYOUT;
-    if (expect && h->build_id != expect->build_id)
-        return IMAGE_OTHER_BUILD;
-    if (expect && h->ram_bytes != expect->ram_bytes)
-        return IMAGE_RAM_CHANGED;
+    return IMAGE_OK;
+}
 
-    /* the layout must be exactly what image_layout makes */
+int image_is_armed(const struct image_header *h)
+{
+    return check_seal(h) == IMAGE_OK && h->state == IMAGE_STATE_VALID;
+}
+
+/* The layout must be exactly what image_layout makes, and the RAM ranges sound; sets
+ * *bytes to the image's size on the disk. */
+static enum image_refusal check_layout(const struct image_header *h, uint64_t *bytes)
+{
     struct image_header expected = *h;
-    uint64_t bytes;
+
     if (h->zero_pages > h->page_count || h->page_count > (1ull << 40) ||
         h->range_count > IMAGE_MAX_RANGES || h->range_count == 0)
         return IMAGE_BAD_LAYOUT;
-    bytes = image_layout(&expected, h->page_count, h->zero_pages);
+    *bytes = image_layout(&expected, h->page_count, h->zero_pages);
     if (expected.index_sector != h->index_sector || expected.data_sector != h->data_sector ||
         expected.data_pages != h->data_pages)
         return IMAGE_BAD_LAYOUT;
@@ -146,6 +163,44 @@ enum image_refusal image_check_header(const struct image_header *h,
     }
     if (h->page_count > ram_pages)
         return IMAGE_BAD_LAYOUT;
+    return IMAGE_OK;
+}
+
+/* The image against the disk it is read from: it must fit (a truncated disk says so), and
+ * the disk must be the one it was written to. */
+static enum image_refusal check_disk(const struct image_header *h, uint64_t bytes,
+                                     uint64_t disk_sectors, const char *disk_serial)
+{
+    if (bytes / IMAGE_SECTOR_SIZE > disk_sectors) /* bytes: whole sectors, at most 2^53 */
+        return IMAGE_DISK_TOO_SMALL;
+    if (h->disk_sectors != disk_sectors || (disk_serial && !same_serial(h, disk_serial)))
+        return IMAGE_DISK_CHANGED;
+    return IMAGE_OK;
+}
+
+enum image_refusal image_check_header(const struct image_header *h,
+                                      const struct image_expectation *expect)
+{
+    enum image_refusal r = check_seal(h);
+    uint64_t bytes;
+
+    if (r != IMAGE_OK)
+        return r;
+    if (h->state == IMAGE_STATE_USED)
+        return IMAGE_ALREADY_USED;
+    if (h->state == IMAGE_STATE_RESUMING)
+        return IMAGE_UNFINISHED_RESUME;
+    if (h->state == IMAGE_STATE_SKIPPED)
+        return IMAGE_SKIPPED;
+    if (h->state != IMAGE_STATE_VALID)
+        return IMAGE_BAD_LAYOUT;
+    if (expect && h->build_id != expect->build_id)
+        return IMAGE_OTHER_BUILD;
+    if (expect && h->ram_bytes != expect->ram_bytes)
+        return IMAGE_RAM_CHANGED;
+    r = check_layout(h, &bytes);
+    if (r != IMAGE_OK)
+        return r;
     if (expect && expect->ranges) {
         if (expect->range_count != h->range_count)
             return IMAGE_RAM_LAYOUT_CHANGED;
@@ -154,9 +209,21 @@ enum image_refusal image_check_header(const struct image_header *h,
                 expect->ranges[i].pages != h->ranges[i].pages)
                 return IMAGE_RAM_LAYOUT_CHANGED;
     }
-    if (expect && bytes > expect->disk_bytes)
-        return IMAGE_DISK_TOO_SMALL;
-    return IMAGE_OK;
+    return expect ? check_disk(h, bytes, expect->disk_sectors, expect->disk_serial) : IMAGE_OK;
+}
+
+enum image_refusal image_check_contents(const struct image_header *h, uint64_t disk_sectors)
+{
+    enum image_refusal r = check_seal(h);
+    uint64_t bytes;
+
+    if (r != IMAGE_OK)
+        return r;
+    if (h->state != IMAGE_STATE_VALID && h->state != IMAGE_STATE_RESUMING &&
+        h->state != IMAGE_STATE_USED && h->state != IMAGE_STATE_SKIPPED)
+        return IMAGE_BAD_LAYOUT;
+    r = check_layout(h, &bytes);
+    return r != IMAGE_OK ? r : check_disk(h, bytes, disk_sectors, NULL);
 }
 
 int image_ranges_contain(const struct image_ram_range *ranges, size_t count, uint64_t pfn)

@@ -21,12 +21,14 @@ enum image_refusal {
     IMAGE_BAD_VERSION,
     IMAGE_BAD_HEADER_CHECKSUM,
     IMAGE_ALREADY_USED,
-    IMAGE_UNFINISHED_RESUME,    /* an earlier boot jumped in and never arrived */
+    IMAGE_UNFINISHED_RESUME,    /* an earlier boot began a resume that never ended */
+    IMAGE_SKIPPED,              /* a boot went on fresh while the image was on the disk */
     IMAGE_OTHER_BUILD,          /* written by a different torpor binary */
     IMAGE_RAM_CHANGED,          /* the RAM size differs */
     IMAGE_RAM_LAYOUT_CHANGED,   /* same size, but RAM sits elsewhere */
     IMAGE_BAD_LAYOUT,           /* counts, sectors or ranges that cannot be */
     IMAGE_DISK_TOO_SMALL,       /* the image runs past the end of the disk */
+    IMAGE_DISK_CHANGED,         /* not the disk it was written to: serial or capacity */
     IMAGE_BAD_INDEX_CHECKSUM,
     IMAGE_INDEX_NOT_SORTED,     /* frames out of order or repeated */
     IMAGE_PAGE_NOT_RAM,         /* a saved frame is not RAM in this boot */
@@ -38,9 +40,8 @@ enum image_refusal {
 
 const char *image_refusal_text(enum image_refusal refusal);
 
-/* A 64-bit checksum over whole 8-byte words (bytes must be a multiple of
- * 8): each step is a bijection of the running value, so any single
- * changed word, and so any flipped bit, changes the result. */
+/* Every checksum of the format: XXH64 (lib/hash.h) of any bytes, seed
+ * IMAGE_CHECKSUM_SEED. Each output bit depends on every input bit. */
 uint64_t image_checksum(const void *data, size_t bytes);
 int image_page_is_zero(const void *page);
 /* Both in one pass over the page (the writer reads each page once):
@@ -52,13 +53,25 @@ uint64_t image_index_bytes(uint64_t page_count);
 /* Fills the sector fields for page_count entries with zero_pages zero
  * pages; returns the bytes the whole image needs on the disk. */
 uint64_t image_layout(struct image_header *header, uint64_t page_count, uint64_t zero_pages);
+/* Records the disk the image goes to: its serial as the driver read it
+ * (a string; only the first IMAGE_DISK_SERIAL_BYTES are kept, the rest of
+ * the field is zeros) and its capacity in 512-byte sectors. */
+void image_set_disk_identity(struct image_header *header, const char *serial, uint64_t sectors);
 /* Sets header_checksum (call last). */
 void image_seal(struct image_header *header);
+/* Sets the state and seals again. */
+void image_set_state(struct image_header *header, enum image_state state);
+/* Whether this header, as read from the disk, is an image a later boot
+ * would resume (magic, version and checksum right, state valid): a boot
+ * that goes on fresh after reading it must first write it back skipped
+ * (image_set_state). */
+int image_is_armed(const struct image_header *header);
 
 struct image_expectation {
     uint64_t build_id;
     uint64_t ram_bytes;
-    uint64_t disk_bytes;
+    uint64_t disk_sectors;      /* the resuming disk's capacity, 512-byte sectors */
+    const char *disk_serial;    /* and its serial (a string); NULL: not checked */
     /* this boot's RAM runs (sorted); they must be the image's exactly, so
      * every page the image kernel thinks free is RAM here too. NULL: not
      * checked. */
@@ -69,6 +82,12 @@ struct image_expectation {
 /* Checks everything the header alone can tell. */
 enum image_refusal image_check_header(const struct image_header *header,
                                       const struct image_expectation *expect);
+/* The checks of the header that need no running kernel, whatever its
+ * state: magic, version, checksum, a known state, the layout, and that it
+ * fits and was written to a disk of disk_sectors sectors (not build, RAM
+ * or disk serial). What tools/hibimg requires to read an image, or to set
+ * it valid again. */
+enum image_refusal image_check_contents(const struct image_header *header, uint64_t disk_sectors);
 /* Checks the index against the header and against this boot's RAM
  * (ranges sorted by base; NULL/0 to check against the header's own). */
 enum image_refusal image_check_index(const struct image_header *header,

@@ -17,17 +17,20 @@
 #include <stdint.h>
 
 #define IMAGE_MAGIC 0x4e52425450524f54ull /* "TORPTBRN" */
-#define IMAGE_VERSION 1
+#define IMAGE_VERSION 2             /* 1: the xor-multiply checksum, no disk identity */
 #define IMAGE_PAGE_SIZE 4096u
 #define IMAGE_SECTOR_SIZE 512u
 #define IMAGE_MAX_RANGES 64
+#define IMAGE_DISK_SERIAL_BYTES 20  /* virtio-blk GET_ID (virtio 1.2, 5.2.6) */
+#define IMAGE_CHECKSUM_SEED 0       /* every checksum is XXH64 (lib/hash.h) with this seed */
 
-/* header.state: what became of the image */
+/* header.state: what became of the image (docs/image-format.md, States) */
 enum image_state {
     IMAGE_STATE_EMPTY = 0,     /* no image (what a fresh disk reads as) */
     IMAGE_STATE_VALID = 1,     /* complete; may be resumed once */
-    IMAGE_STATE_RESUMING = 2,  /* a boot jumped into it; it never said it arrived */
+    IMAGE_STATE_RESUMING = 2,  /* a boot began to resume it and never said how it ended */
     IMAGE_STATE_USED = 3,      /* resumed; never again */
+    IMAGE_STATE_SKIPPED = 4,   /* a boot went on fresh while it was on the disk; never by itself */
 };
 
 /* index entry flags, in the low bits of pfn_and_flags */
@@ -37,7 +40,7 @@ enum image_state {
 
 struct image_index_entry {
     uint64_t pfn_and_flags;
-    uint64_t checksum;         /* image_checksum of the page (0 for zero pages) */
+    uint64_t checksum;         /* image_checksum of the page's 4 KiB (0 for zero pages) */
 };
 
 /* RAM as the writing boot saw it; every saved page must be RAM here, and
@@ -63,10 +66,16 @@ _Static_assert(__builtin_offsetof(struct image_cpu_state, gdt_limit) == 104, "CP
 _Static_assert(__builtin_offsetof(struct image_cpu_state, idt_base) == 120, "CPU_IDT_BASE");
 _Static_assert(__builtin_offsetof(struct image_cpu_state, fxsave) == 128, "CPU_FXSAVE");
 
+/* What changes after the image is written (state, and so header_checksum)
+ * lies in the first 512-byte sector with magic and version: a change of
+ * state rewrites the header page with only sector 0's bytes different, so
+ * a write torn at a sector boundary leaves the old header or the new one,
+ * never a mix. No padding anywhere: every byte is a field. */
 struct image_header {
     uint64_t magic;
     uint32_t version;
     uint32_t state;            /* enum image_state */
+    uint64_t header_checksum;  /* image_checksum of the header with this field 0 */
     uint64_t build_id;         /* image_checksum of the writing kernel's .text */
     uint64_t image_base;       /* where that kernel ran */
     uint64_t ram_bytes;        /* usable RAM of the writing boot */
@@ -80,11 +89,20 @@ struct image_header {
     uint64_t data_sector;
     uint64_t index_checksum;   /* image_checksum of the index bytes */
     uint64_t written_ns;       /* how long writing took, for `hibimg info` */
+    /* the disk it was written to: resumed from no other (image_set_disk_identity) */
+    uint64_t disk_sectors;     /* its capacity, 512-byte sectors */
+    uint8_t disk_serial[IMAGE_DISK_SERIAL_BYTES]; /* its GET_ID serial, NUL-padded */
+    uint32_t reserved;         /* 0 */
     struct image_cpu_state cpu;
-    uint64_t header_checksum;  /* image_checksum of the header with this field 0 */
 };
 
 _Static_assert(sizeof(struct image_header) <= IMAGE_PAGE_SIZE, "the header fits one page");
+/* docs/image-format.md gives these offsets */
+_Static_assert(__builtin_offsetof(struct image_header, header_checksum) == 16, "header_checksum");
+_Static_assert(__builtin_offsetof(struct image_header, ranges) == 56, "ranges");
+_Static_assert(__builtin_offsetof(struct image_header, disk_sectors) == 1136, "disk_sectors");
+_Static_assert(__builtin_offsetof(struct image_header, cpu) == 1168, "cpu");
+_Static_assert(sizeof(struct image_header) == 1808, "header size");
 _Static_assert(sizeof(struct image_index_entry) == 16, "index entries are 16 bytes");
 
 #endif

@@ -144,7 +144,8 @@ static int read_header_and_index(struct loader *l)
     struct image_expectation expect = {
         .build_id = swap_disk_build_id(),
         .ram_bytes = stats.total_pages * PAGE_SIZE,
-        .disk_bytes = info.sectors * BLK_SECTOR_SIZE,
+        .disk_sectors = info.sectors,
+        .disk_serial = info.serial,
         .ranges = ram,
         .range_count = ram_count,
     };

@@ -60,11 +60,12 @@ static int usage(FILE *to, int status)
             "usage: %s info DISK        the image's header, and whether it can be resumed\n"
             "       %s verify DISK      info's checks and every data page's checksum\n"
             "       %s page DISK PFN    hex dump of the saved page of frame PFN (decimal or 0x hex)\n"
-            "       %s set DISK state valid|resuming|used\n"
+            "       %s set DISK state valid|resuming|used|skipped\n"
             "       %s set DISK build_id HEX\n"
-            "                          rewrite one header field and seal the header again\n"
-            "                          (tests and recovery: `state valid` retries an image\n"
-            "                          whose resume never finished)\n"
+            "                          rewrite one header field of a sound header and seal it\n"
+            "                          again (tests and recovery: `state valid` re-arms an image\n"
+            "                          that was skipped or whose resume never finished, after\n"
+            "                          verify's checks of its header, index and data pass)\n"
             "exit status: 0 resumable image, 1 no resumable image, 2 usage or I/O error\n",
             program, program, program, program, program);
     return status;
@@ -79,9 +80,11 @@ static const char *refusal_meaning(enum image_refusal r)
     case IMAGE_BAD_VERSION: return "an image format version this tool does not read";
     case IMAGE_BAD_HEADER_CHECKSUM: return "the header is damaged";
     case IMAGE_ALREADY_USED: return "the image was resumed once already";
-    case IMAGE_UNFINISHED_RESUME: return "a boot jumped into the image and never arrived";
+    case IMAGE_UNFINISHED_RESUME: return "a boot began to resume the image and never said how it ended";
+    case IMAGE_SKIPPED: return "a boot went on without it while it was on the disk";
     case IMAGE_BAD_LAYOUT: return "the header describes a layout that cannot be";
     case IMAGE_DISK_TOO_SMALL: return "the image runs past the end of the disk (truncated?)";
+    case IMAGE_DISK_CHANGED: return "the disk is not the size the image was written to";
     case IMAGE_BAD_INDEX_CHECKSUM: return "the page index is damaged";
     case IMAGE_INDEX_NOT_SORTED: return "the page index is out of order";
     case IMAGE_PAGE_NOT_RAM: return "the index names a frame outside the saved RAM ranges";
@@ -163,28 +166,30 @@ static void close_disk(struct disk *d)
         close(d->fd);
 }
 
+/* The disk's capacity as virtio-blk would give it to the guest: whole 512-byte sectors. */
+static uint64_t disk_sectors(const struct disk *d)
+{
+    return d->size / IMAGE_SECTOR_SIZE;
+}
+
 /* image_check_header against the image's own build and RAM (this is not the boot that will
- * resume it) and this disk's size. */
+ * resume it) and this disk's capacity; a file has no serial to check. */
 static enum image_refusal check_header(const struct disk *d, const struct image_header *h)
 {
-    struct image_expectation own = { .build_id = h->build_id, .ram_bytes = h->ram_bytes, .disk_bytes = d->size };
+    struct image_expectation own = { .build_id = h->build_id, .ram_bytes = h->ram_bytes,
+                                     .disk_sectors = disk_sectors(d) };
 
     return image_check_header(h, &own);
 }
 
-/* Whether the image can be read at all: an image refused only for its state (used, or a
- * resume that never finished) gets the remaining header checks on a copy marked valid, so
- * `verify` and `page` can still look inside it. */
+/* Whether the image can be read at all: an image refused only for its state (used, skipped,
+ * or a resume that never finished) gets the remaining checks, so `verify` and `page` can
+ * still look inside it. */
 static enum image_refusal check_readable(const struct disk *d, enum image_refusal first)
 {
-    struct image_header copy;
-
-    if (first != IMAGE_ALREADY_USED && first != IMAGE_UNFINISHED_RESUME)
+    if (first != IMAGE_ALREADY_USED && first != IMAGE_UNFINISHED_RESUME && first != IMAGE_SKIPPED)
         return first;
-    copy = d->first.header;
-    copy.state = IMAGE_STATE_VALID;
-    image_seal(&copy);
-    return check_header(d, &copy);
+    return image_check_contents(&d->first.header, disk_sectors(d));
 }
 
 /* Reads the index of a header that passed its checks, so page_count entries fit in the
@@ -224,11 +229,29 @@ static const char *state_text(uint32_t state)
     case IMAGE_STATE_VALID: return "valid";
     case IMAGE_STATE_RESUMING: return "resuming";
     case IMAGE_STATE_USED: return "used";
+    case IMAGE_STATE_SKIPPED: return "skipped";
     default: return "unknown";
     }
 }
 
-/* `image state=... written_ms=N`: the header as it is on the disk. */
+/* The serial as one word: printable characters as they are, others as \xNN; `-` for none. */
+static void print_serial(const uint8_t *serial)
+{
+    size_t length = 0;
+
+    while (length < IMAGE_DISK_SERIAL_BYTES && serial[length])
+        length++;
+    if (!length)
+        putchar('-');
+    for (size_t i = 0; i < length; i++) {
+        if (serial[i] > ' ' && serial[i] < 0x7f && serial[i] != '=' && serial[i] != '\\')
+            putchar(serial[i]);
+        else
+            printf("\\x%02x", serial[i]);
+    }
+}
+
+/* `image state=... disk_serial=S`: the header as it is on the disk. */
 static void print_image_line(const struct image_header *h)
 {
     struct image_header layout = *h;
@@ -239,9 +262,11 @@ static void print_image_line(const struct image_header *h)
 
     printf("image state=%s version=%" PRIu32 " pages=%" PRIu64 " zero_pages=%" PRIu64
            " data_pages=%" PRIu64 " bytes=%" PRIu64 " build_id=%016" PRIx64 " ram_mib=%" PRIu64
-           " image_base=0x%" PRIx64 " written_ms=%" PRIu64 "\n",
+           " image_base=0x%" PRIx64 " written_ms=%" PRIu64 " disk_sectors=%" PRIu64 " disk_serial=",
            state_text(h->state), h->version, h->page_count, h->zero_pages, h->data_pages, bytes,
-           h->build_id, h->ram_bytes >> 20, h->image_base, h->written_ns / 1000000);
+           h->build_id, h->ram_bytes >> 20, h->image_base, h->written_ns / 1000000, h->disk_sectors);
+    print_serial(h->disk_serial);
+    putchar('\n');
 }
 
 /* info's checks: prints the image line and `check=...` and returns that refusal. *inside
@@ -285,9 +310,10 @@ static int command_info(const char *path)
     return status;
 }
 
-/* Checks every data page, reading the data area front to back. Returns 0, or an exit status
- * after printing the failure. */
-static int verify_data(struct disk *d)
+/* Checks every data page, reading the data area front to back. Returns 0, or an exit status:
+ * after a read error (said), or with *bad_entry the index entry of the first damaged page
+ * (for the caller to say). */
+static int verify_data(struct disk *d, uint64_t *bad_entry)
 {
     const struct image_header *h = &d->first.header;
     uint8_t *chunk = malloc((size_t)CHUNK_PAGES * IMAGE_PAGE_SIZE);
@@ -295,6 +321,7 @@ static int verify_data(struct disk *d)
     uint32_t have = 0, next = 0;
     int truncated, status = 0;
 
+    *bad_entry = UINT64_MAX;
     if (!chunk) {
         complain(d, "out of memory");
         return EXIT_ERROR;
@@ -314,10 +341,7 @@ static int verify_data(struct disk *d)
             left -= have;
         }
         if (image_checksum(chunk + (size_t)next++ * IMAGE_PAGE_SIZE, IMAGE_PAGE_SIZE) != e->checksum) {
-            printf("verify FAIL reason=%s page_index=%" PRIu64 " pfn=0x%" PRIx64 "\n",
-                   image_refusal_text(IMAGE_BAD_PAGE_CHECKSUM), i, IMAGE_ENTRY_PFN(e->pfn_and_flags));
-            complain(d, "page %" PRIu64 " (pfn 0x%" PRIx64 ") fails its checksum: %s", i,
-                     IMAGE_ENTRY_PFN(e->pfn_and_flags), refusal_meaning(IMAGE_BAD_PAGE_CHECKSUM));
+            *bad_entry = i;
             status = EXIT_NOT_RESUMABLE;
             break;
         }
@@ -339,7 +363,15 @@ static int command_verify(const char *path)
             complain_refused(&d, inside);
             status = EXIT_NOT_RESUMABLE;
         } else if (status == 0) {
-            status = verify_data(&d);
+            uint64_t bad;
+            status = verify_data(&d, &bad);
+            if (bad != UINT64_MAX) {
+                uint64_t pfn = IMAGE_ENTRY_PFN(d.index[bad].pfn_and_flags);
+                printf("verify FAIL reason=%s page_index=%" PRIu64 " pfn=0x%" PRIx64 "\n",
+                       image_refusal_text(IMAGE_BAD_PAGE_CHECKSUM), bad, pfn);
+                complain(&d, "page %" PRIu64 " (pfn 0x%" PRIx64 ") fails its checksum: %s", bad, pfn,
+                         refusal_meaning(IMAGE_BAD_PAGE_CHECKSUM));
+            }
             if (status == 0) {
                 printf("verify ok pages=%" PRIu64 "\n", d.first.header.page_count);
                 if (r != IMAGE_OK) { /* whole, but used or half resumed */
@@ -445,39 +477,61 @@ out:
 
 static int parse_state(const char *text, uint32_t *state)
 {
-    static const char *const names[] = { "empty", "valid", "resuming", "used" };
+    static const struct { const char *name; uint32_t state; } names[] = {
+        { "valid", IMAGE_STATE_VALID },       { "resuming", IMAGE_STATE_RESUMING },
+        { "used", IMAGE_STATE_USED },         { "skipped", IMAGE_STATE_SKIPPED },
+    };
 
-    for (uint32_t i = 0; i < 4; i++)
-        if (!strcmp(text, names[i])) {
-            *state = i;
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (!strcmp(text, names[i].name)) {
+            *state = names[i].state;
             return 0;
         }
     return -1;
 }
 
+/* Whether the whole image checks out: the index, then every data page. 0 (IMAGE_OK), an
+ * exit status after a read error, or the refusal. */
+static int check_everything(struct disk *d, enum image_refusal *refusal, uint64_t *bad_entry)
+{
+    int status = load_index(d);
+
+    *refusal = IMAGE_OK;
+    *bad_entry = UINT64_MAX;
+    if (status != 0)
+        return status;
+    *refusal = image_check_index(&d->first.header, d->index, NULL, 0);
+    if (*refusal != IMAGE_OK)
+        return EXIT_NOT_RESUMABLE;
+    status = verify_data(d, bad_entry);
+    if (*bad_entry != UINT64_MAX)
+        *refusal = IMAGE_BAD_PAGE_CHECKSUM;
+    return status;
+}
+
+/* Rewrites one field of a sound header and seals it again. A damaged header is never
+ * resealed (that would hide the damage), and an image is set valid only when every check
+ * hibimg can make passes: a boot would then resume it. */
 static int command_set(const char *path, const char *field, const char *value)
 {
     struct disk d;
     int status = open_disk(&d, path);
     struct image_header *h = &d.first.header;
+    uint32_t state = 0;
+    uint64_t build_id = 0;
     char *end;
 
     if (status != 0)
         goto out;
-    if (h->magic != IMAGE_MAGIC) {
-        complain(&d, "no image header to change");
-        status = EXIT_NOT_RESUMABLE;
-        goto out;
-    }
     if (!strcmp(field, "state")) {
-        if (parse_state(value, &h->state) != 0) {
-            complain(&d, "'%s' is not a state (valid, resuming or used)", value);
+        if (parse_state(value, &state) != 0) {
+            complain(&d, "'%s' is not a state (valid, resuming, used or skipped)", value);
             status = EXIT_ERROR;
             goto out;
         }
     } else if (!strcmp(field, "build_id")) {
         errno = 0;
-        h->build_id = strtoull(value, &end, 16);
+        build_id = strtoull(value, &end, 16);
         if (errno || !*value || *end) {
             complain(&d, "'%s' is not a hex build id", value);
             status = EXIT_ERROR;
@@ -488,6 +542,26 @@ static int command_set(const char *path, const char *field, const char *value)
         status = EXIT_ERROR;
         goto out;
     }
+    enum image_refusal r = image_check_contents(h, disk_sectors(&d));
+    uint64_t bad = UINT64_MAX;
+    if (r == IMAGE_OK && state == IMAGE_STATE_VALID) {
+        status = check_everything(&d, &r, &bad);
+        if (status != 0 && r == IMAGE_OK)
+            goto out; /* a read error, said */
+    }
+    if (r != IMAGE_OK) {
+        if (bad != UINT64_MAX)
+            complain(&d, "not changed: %s: page %" PRIu64 " (pfn 0x%" PRIx64 ") is damaged",
+                     image_refusal_text(r), bad, IMAGE_ENTRY_PFN(d.index[bad].pfn_and_flags));
+        else
+            complain(&d, "not changed: %s (%s)", image_refusal_text(r), refusal_meaning(r));
+        status = EXIT_NOT_RESUMABLE;
+        goto out;
+    }
+    if (!strcmp(field, "state"))
+        h->state = state;
+    else
+        h->build_id = build_id;
     image_seal(h);
     int fd = open(path, O_WRONLY);
     if (fd < 0 || pwrite(fd, d.first.page, IMAGE_PAGE_SIZE, 0) != IMAGE_PAGE_SIZE || fsync(fd) != 0) {

@@ -3,17 +3,20 @@
  *
  * Input: a header page (the first 4096 bytes, zero-padded when shorter)
  * followed by index entries (16 bytes each). struct image_header takes the
- * first 1792 bytes of the page; the page's last 16 bytes, which no header
+ * first 1808 bytes of the page; the page's last 16 bytes, which no header
  * field covers, steer the harness (CONTROL_* below), so one input says
  * both what is on the disk and how the boot that reads it looks.
  *
  * Per input: image_check_header against an expectation (half the time the
- * header's own build_id/ram_bytes/ranges, so the deeper checks run; the
- * other half fixed values), then, when the header passes or is refused only
- * for its state (checked again on a copy marked valid, as tools/hibimg
- * does), image_check_index on the entries the input really holds, and
+ * header's own build_id/ram_bytes/ranges/disk, so the deeper checks run;
+ * the other half fixed values), then, when the header passes or is refused
+ * only for its state (image_check_contents, as tools/hibimg does),
+ * image_check_index on the entries the input really holds, and
  * image_plan_restore on made-up free ranges when the index passes. The
- * planner's result is checked against its contract in pm/image.h.
+ * planner's result is checked against its contract in pm/image.h, and the
+ * checks against one another (what passes image_check_header passes
+ * image_check_contents and is armed). The header page's checksum and zero
+ * test are checked against a plain reading of its bytes.
  * A broken property ends in __builtin_trap(), which libFuzzer reports as a
  * crash.
  */
@@ -27,7 +30,8 @@
 #include "tests/fuzz/fuzz_check.h"
 
 #define PAGE IMAGE_PAGE_SIZE
-#define DISK_BYTES (64ull << 20)           /* the fixed disk the image must fit */
+#define DISK_SECTORS (128ull << 10)        /* the fixed disk (64 MiB) the image must fit */
+#define FIXED_SERIAL "torpor-swap"
 #define FIXED_BUILD_ID 0x746f72706f722d31ull
 #define FIXED_RAM_BYTES (512ull << 20)
 #define MAX_PLAN_PAGES 65536               /* bounds the planner's arrays */
@@ -40,6 +44,7 @@
 #define CONTROL_FIX_INDEX 0x04       /* fix index_checksum (then seal) when the entries are there */
 #define CONTROL_EXPECT_RANGES 0x08   /* the boot's RAM is the header's ranges (expect and index) */
 #define CONTROL_BOOT_RAM 0x10        /* pass the header's ranges as this boot's RAM to the index check */
+#define CONTROL_OWN_DISK 0x20        /* the resuming disk is the header's own (serial and capacity) */
 
 _Static_assert(sizeof(struct image_header) <= CONTROL_OFFSET, "the control bytes lie past the header");
 
@@ -166,7 +171,7 @@ static void check_text(enum image_refusal refusal)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    uint8_t page[PAGE] = { 0 };
+    uint8_t page[PAGE] __attribute__((aligned(16))) = { 0 };
     const uint8_t *control = page + CONTROL_OFFSET;
 
     memcpy(page, data, size < PAGE ? size : PAGE);
@@ -199,7 +204,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         memcpy(own_ranges, h->ranges, own_count * sizeof(*own_ranges));
     }
 
-    struct image_expectation expect = { FIXED_BUILD_ID, FIXED_RAM_BYTES, DISK_BYTES, NULL, 0 };
+    struct image_expectation expect = { .build_id = FIXED_BUILD_ID, .ram_bytes = FIXED_RAM_BYTES,
+                                        .disk_sectors = DISK_SECTORS, .disk_serial = FIXED_SERIAL };
+    char own_serial[IMAGE_DISK_SERIAL_BYTES + 1] = { 0 };
+    if (control[0] & CONTROL_OWN_DISK) {
+        memcpy(own_serial, h->disk_serial, IMAGE_DISK_SERIAL_BYTES);
+        expect.disk_serial = own_serial;
+        expect.disk_sectors = h->disk_sectors;
+    }
     if (control[0] & CONTROL_OWN_EXPECTATION) {
         expect.build_id = h->build_id;
         expect.ram_bytes = h->ram_bytes;
@@ -212,31 +224,49 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     enum image_refusal header = image_check_header(h, &expect);
     CHECK((unsigned)header < IMAGE_REFUSAL_COUNT);
     check_text(header);
-    check_text(image_check_header(h, NULL));
+    enum image_refusal bare = image_check_header(h, NULL);
+    check_text(bare);
     check_text((enum image_refusal)control[15]); /* any value, known or not */
+    enum image_refusal contents = image_check_contents(h, expect.disk_sectors);
+    check_text(contents);
+
+    /* the checks agree: a passing header is armed and readable, and the expectation only
+     * ever adds refusals */
+    if (header == IMAGE_OK)
+        CHECK(bare == IMAGE_OK && contents == IMAGE_OK && image_is_armed(h));
+    if (image_is_armed(h))
+        CHECK(h->state == IMAGE_STATE_VALID && h->magic == IMAGE_MAGIC);
+    if (bare != IMAGE_OK)
+        CHECK(header != IMAGE_OK);
+    if (bare == IMAGE_NONE || bare == IMAGE_BAD_MAGIC || bare == IMAGE_BAD_VERSION ||
+        bare == IMAGE_BAD_HEADER_CHECKSUM || bare == IMAGE_ALREADY_USED ||
+        bare == IMAGE_UNFINISHED_RESUME || bare == IMAGE_SKIPPED)
+        CHECK(header == bare); /* the seal and the state come first */
 
     /* the layout arithmetic on whatever the header says */
     struct image_header copy = *h;
     uint64_t bytes = image_layout(&copy, h->page_count, h->zero_pages);
     (void)image_index_bytes(h->page_count);
 
-    /* refused only for its state: the rest of the checks on a copy marked valid */
+    /* refused only for its state: the checks that need no kernel decide, as in hibimg */
     enum image_refusal inside = header;
+    if (header == IMAGE_ALREADY_USED || header == IMAGE_UNFINISHED_RESUME || header == IMAGE_SKIPPED)
+        inside = contents;
     const struct image_header *checked = h;
-    if (header == IMAGE_ALREADY_USED || header == IMAGE_UNFINISHED_RESUME) {
-        copy = *h;
-        copy.state = IMAGE_STATE_VALID;
-        image_seal(&copy);
-        inside = image_check_header(&copy, &expect);
-        checked = &copy;
-    }
-
     if (inside == IMAGE_OK) {
+        /* a state change and a reseal leave it as sound */
+        copy = *h;
+        image_set_state(&copy, IMAGE_STATE_VALID);
+        CHECK(image_check_contents(&copy, expect.disk_sectors) == IMAGE_OK && image_is_armed(&copy));
+        image_set_state(&copy, IMAGE_STATE_SKIPPED);
+        CHECK(image_check_header(&copy, &expect) == IMAGE_SKIPPED && !image_is_armed(&copy));
+
         /* what a passing header promises */
         CHECK(checked->page_count <= (1ull << 40));
         CHECK(checked->zero_pages <= checked->page_count);
         CHECK(checked->range_count >= 1 && checked->range_count <= IMAGE_MAX_RANGES);
-        CHECK(bytes <= DISK_BYTES);
+        CHECK(bytes / IMAGE_SECTOR_SIZE <= expect.disk_sectors);
+        CHECK(checked->disk_sectors == expect.disk_sectors);
         CHECK(checked->index_sector == PAGE / IMAGE_SECTOR_SIZE);
 
         if (have_entries) {
@@ -265,6 +295,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             }
         }
     }
+
+    /* the header page's checksum and zero test against a plain reading of the bytes */
+    int zero = -1, any = 0;
+    for (size_t i = 0; i < PAGE; i++)
+        any |= page[i];
+    CHECK(image_page_summary(page, &zero) == image_checksum(page, PAGE));
+    CHECK(zero == !any && image_page_is_zero(page) == !any);
 
     free(own_ranges);
     free(entries);

@@ -15,23 +15,63 @@ MASK = (1 << 64) - 1
 # ---- fuzz_image: a header page, then index entries (pm/image_format.h) ----
 
 PAGE = 4096
-HEADER_SIZE = 1792
+HEADER_SIZE = 1808
 IMAGE_MAGIC = 0x4E52425450524F54
-STATE_VALID, STATE_RESUMING, STATE_USED = 1, 2, 3
+IMAGE_VERSION = 2
+STATE_VALID, STATE_RESUMING, STATE_USED, STATE_SKIPPED = 1, 2, 3, 4
 CONTROL = PAGE - 16  # fuzz_image.c's control bytes
-OWN, SEAL, FIX_INDEX, EXPECT_RANGES, BOOT_RAM = 1, 2, 4, 8, 16
+OWN, SEAL, FIX_INDEX, EXPECT_RANGES, BOOT_RAM, OWN_DISK = 1, 2, 4, 8, 16, 32
+DISK_SECTORS = 128 << 10  # fuzz_image.c's fixed disk
+SERIAL = b"torpor-swap"
+
+P1, P2, P3, P4, P5 = (0x9E3779B185EBCA87, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9,
+                      0x85EBCA77C2B2AE63, 0x27D4EB2F165667C5)
 
 
-def checksum(data):
-    """image_checksum: whole 8-byte words, xor then multiply, then ^ length."""
-    total = 0xCBF29CE484222325
-    for (word,) in struct.iter_unpack("<Q", data[: len(data) // 8 * 8]):
-        total = ((total ^ word) * 0x100000001B3) & MASK
-    return total ^ len(data)
+def rotl(x, bits):
+    return ((x << bits) | (x >> (64 - bits))) & MASK
+
+
+def lane_round(lane, word):
+    return rotl((lane + word * P2) & MASK, 31) * P1 & MASK
+
+
+def checksum(data, seed=0):
+    """image_checksum: XXH64 (lib/hash.c) of the bytes, seed 0."""
+    n, at = len(data), 0
+    if n >= 32:
+        lanes = [(seed + P1 + P2) & MASK, (seed + P2) & MASK, seed, (seed - P1) & MASK]
+        while at + 32 <= n:
+            for k, (word,) in enumerate(struct.iter_unpack("<Q", data[at:at + 32])):
+                lanes[k] = lane_round(lanes[k], word)
+            at += 32
+        h = (rotl(lanes[0], 1) + rotl(lanes[1], 7) + rotl(lanes[2], 12) + rotl(lanes[3], 18)) & MASK
+        for lane in lanes:
+            h = ((h ^ lane_round(0, lane)) * P1 + P4) & MASK
+    else:
+        h = (seed + P5) & MASK
+    h = (h + n) & MASK
+    while at + 8 <= n:
+        h = (rotl(h ^ lane_round(0, struct.unpack_from("<Q", data, at)[0]), 27) * P1 + P4) & MASK
+        at += 8
+    if at + 4 <= n:
+        h = (rotl(h ^ (struct.unpack_from("<I", data, at)[0] * P1 & MASK), 23) * P2 + P3) & MASK
+        at += 4
+    for byte in data[at:]:
+        h = rotl(h ^ (byte * P5 & MASK), 11) * P1 & MASK
+    h = (h ^ (h >> 33)) * P2 & MASK
+    h = (h ^ (h >> 29)) * P3 & MASK
+    return h ^ (h >> 32)
+
+
+assert checksum(b"") == 0xEF46DB3751D8E999  # the reference XXH64's answers
+assert checksum(b"abc") == 0x44BC2CF5AD770999
+assert checksum(bytes(PAGE)) == 0xAC869B6F32D8BBDB
 
 
 def image(entries, ranges, state=STATE_VALID, control=b"", seal=True, page_count=None,
-          build_id=0x746F72706F722D31, ram_bytes=512 << 20, magic=IMAGE_MAGIC):
+          build_id=0x746F72706F722D31, ram_bytes=512 << 20, magic=IMAGE_MAGIC,
+          version=IMAGE_VERSION, disk_sectors=DISK_SECTORS, serial=SERIAL):
     """entries: (pfn, zero) pairs. Returns the fuzz input bytes."""
     index = b"".join(struct.pack("<QQ", pfn << 12 | int(zero), 0 if zero else pfn * 0x9E3779B1 & MASK)
                      for pfn, zero in entries)
@@ -39,14 +79,15 @@ def image(entries, ranges, state=STATE_VALID, control=b"", seal=True, page_count
     zero_pages = sum(1 for _, zero in entries if zero)
     index_bytes = (count * 16 + PAGE - 1) // PAGE * PAGE
     header = bytearray(PAGE)
-    struct.pack_into("<QIIQQQII", header, 0, magic, 1, state, build_id, 0x1000000, ram_bytes,
-                     len(ranges), 0)
+    struct.pack_into("<QII", header, 0, magic, version, state)
+    struct.pack_into("<QQQII", header, 24, build_id, 0x1000000, ram_bytes, len(ranges), 0)
     for i, (base, pages) in enumerate(ranges):
-        struct.pack_into("<QQ", header, 48 + 16 * i, base, pages)
-    struct.pack_into("<QQQQQQQ", header, 1072, count, zero_pages, count - zero_pages,
+        struct.pack_into("<QQ", header, 56 + 16 * i, base, pages)
+    struct.pack_into("<QQQQQQQ", header, 1080, count, zero_pages, count - zero_pages,
                      8, 8 + index_bytes // 512, checksum(index), 123456789)
-    if seal:
-        struct.pack_into("<Q", header, 1776, checksum(bytes(header[:HEADER_SIZE])))
+    struct.pack_into("<Q20s", header, 1136, disk_sectors, serial)  # the disk it was written to
+    if seal:  # header_checksum at 16, over the header with it 0
+        struct.pack_into("<Q", header, 16, checksum(bytes(header[:HEADER_SIZE])))
     header[CONTROL:CONTROL + len(control)] = control
     return bytes(header) + index
 
@@ -77,6 +118,11 @@ def image_seeds():
         "index-truncated": image(small, ram, page_count=9, control=deep),
         "no-pages": image([], ram, control=deep),
         "bad-magic": image(small, ram, magic=IMAGE_MAGIC ^ 1, control=deep),
+        "skipped": image(small, ram, state=STATE_SKIPPED, control=control(OWN | OWN_DISK, 1, [(8, 3)])),
+        "version-1": image(small, ram, version=1, control=deep),
+        "own-disk": image(spread, ram, disk_sectors=1 << 30, serial=b"0123456789abcdefghij",
+                          control=control(OWN | OWN_DISK | EXPECT_RANGES | BOOT_RAM, 4, [(8, 64), (2, 64)])),
+        "other-disk": image(small, ram, serial=b"torpor-data", control=control(OWN | EXPECT_RANGES)),
     }
 
 

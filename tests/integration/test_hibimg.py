@@ -1,7 +1,9 @@
 """tools/hibimg (build/hibimg) against hibernation images built here with
 `struct` (no QEMU): valid images; a flipped byte in the header, the index
-and the data; truncated, empty and garbage files. hibimg must say the right
-reason with the right exit status for each, and never crash.
+and the data; truncated, resized, empty and garbage files; images of format
+version 1; every state, and `set` re-arming only what checks out. hibimg
+must say the right reason with the right exit status for each, and never
+crash.
 """
 
 import os
@@ -17,53 +19,91 @@ HIBIMG = os.path.join(REPO, "build", "hibimg")
 
 # pm/image_format.h
 MAGIC = 0x4E52425450524F54  # "TORPTBRN"
-VERSION = 1
+VERSION = 2
 PAGE = 4096
 SECTOR = 512
 MAX_RANGES = 64
-STATE_EMPTY, STATE_VALID, STATE_RESUMING, STATE_USED = 0, 1, 2, 3
+STATE_EMPTY, STATE_VALID, STATE_RESUMING, STATE_USED, STATE_SKIPPED = 0, 1, 2, 3, 4
 ENTRY_ZERO = 1
 ENTRY_FLAG_BITS = 12
 MASK = (1 << 64) - 1
 
 BUILD_ID = 0x1BADB002C0FFEE11
 IMAGE_BASE = 0x1E268000
+SERIAL = b"torpor-swap"
+
+P1, P2, P3, P4, P5 = (0x9E3779B185EBCA87, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9,
+                      0x85EBCA77C2B2AE63, 0x27D4EB2F165667C5)
 
 
-def checksum(data: bytes) -> int:
-    """image_checksum (pm/image.c): FNV-1a style over little-endian 64-bit
-    words, xor then multiply, and the byte count xored in at the end."""
-    assert len(data) % 8 == 0
+def _rotl(x, bits):
+    return ((x << bits) | (x >> (64 - bits))) & MASK
+
+
+def _round(lane, word):
+    return _rotl((lane + word * P2) & MASK, 31) * P1 & MASK
+
+
+def checksum(data: bytes, seed=0) -> int:
+    """image_checksum (pm/image.c): XXH64 of the bytes with seed 0, as the
+    xxHash specification defines it (lib/hash.c is the C of it)."""
+    n, at = len(data), 0
+    if n >= 32:
+        lanes = [(seed + P1 + P2) & MASK, (seed + P2) & MASK, seed, (seed - P1) & MASK]
+        words = struct.unpack_from("<%dQ" % (n // 32 * 4), data)
+        for i in range(0, len(words), 4):
+            lanes = [_round(lanes[k], words[i + k]) for k in range(4)]
+        at = n // 32 * 32
+        h = (_rotl(lanes[0], 1) + _rotl(lanes[1], 7) + _rotl(lanes[2], 12) + _rotl(lanes[3], 18)) & MASK
+        for lane in lanes:
+            h = ((h ^ _round(0, lane)) * P1 + P4) & MASK
+    else:
+        h = (seed + P5) & MASK
+    h = (h + n) & MASK
+    while at + 8 <= n:
+        h = (_rotl(h ^ _round(0, struct.unpack_from("<Q", data, at)[0]), 27) * P1 + P4) & MASK
+        at += 8
+    if at + 4 <= n:
+        h = (_rotl(h ^ (struct.unpack_from("<I", data, at)[0] * P1 & MASK), 23) * P2 + P3) & MASK
+        at += 4
+    for byte in data[at:]:
+        h = _rotl(h ^ (byte * P5 & MASK), 11) * P1 & MASK
+    h = (h ^ (h >> 33)) * P2 & MASK
+    h = (h ^ (h >> 29)) * P3 & MASK
+    return h ^ (h >> 32)
+
+
+def checksum_version1(data: bytes) -> int:
+    """The checksum of format version 1: xor then multiply, word by word."""
     total = 0xCBF29CE484222325
     for (word,) in struct.iter_unpack("<Q", data):
         total = ((total ^ word) * 0x100000001B3) & MASK
     return total ^ len(data)
 
 
-# struct image_header of pm/image_format.h, field by field, little-endian.
-# `cpu` (struct image_cpu_state) is 16-byte aligned for its fxsave area, so
-# 8 bytes of padding come before it, and 8 more end the struct after
-# header_checksum: sizeof(struct image_header) == 1792. Keep in step with
+# struct image_header of pm/image_format.h, field by field, little-endian,
+# with no padding: sizeof(struct image_header) == 1808. Keep in step with
 # pm/image_format.h; pack_header is the only place that knows the layout.
 HEADER_FORMAT = (
-    "<QIIQQQII"          # magic version state build_id image_base ram_bytes range_count flags
-    + "%dQ" % (2 * MAX_RANGES)  # ranges[64]: base, pages
+    "<QIIQ"              # magic version state header_checksum (offset 16)
+    + "QQQII"            # build_id image_base ram_bytes range_count flags
+    + "%dQ" % (2 * MAX_RANGES)  # ranges[64]: base, pages (offset 56)
     + "7Q"               # page_count zero_pages data_pages index_sector data_sector
                          # index_checksum written_ns
-    + "8x"               # padding: cpu is 16-byte aligned (offset 1136)
-    + "13Q4H2Q512s"      # cpu: rip rsp rbx rbp r12-r15 rflags cr0 cr3 cr4 efer,
-                         # gdt_limit idt_limit reserved[2], gdt_base idt_base, fxsave
-    + "Q8x"              # header_checksum (offset 1776), tail padding
+    + "Q20sI"            # disk_sectors (offset 1136), disk_serial[20], reserved
+    + "13Q4H2Q512s"      # cpu (offset 1168): rip rsp rbx rbp r12-r15 rflags cr0 cr3 cr4
+                         # efer, gdt_limit idt_limit reserved[2], gdt_base idt_base, fxsave
 )
 HEADER_SIZE = struct.calcsize(HEADER_FORMAT)
-HEADER_CHECKSUM_OFFSET = 1776
-assert HEADER_SIZE == 1792
+HEADER_CHECKSUM_OFFSET = 16
+assert HEADER_SIZE == 1808
 
 
 def pack_header(magic=MAGIC, version=VERSION, state=STATE_VALID, build_id=BUILD_ID,
                 image_base=IMAGE_BASE, ram_bytes=0, ranges=(), range_count=None,
                 flags=0, page_count=0, zero_pages=0, data_pages=None, index_sector=None,
-                data_sector=None, index_checksum=0, written_ns=0, header_checksum=None):
+                data_sector=None, index_checksum=0, written_ns=0, disk_sectors=0,
+                disk_serial=SERIAL, header_checksum=None):
     """The header page (4 KiB, zero after the struct). Sector fields default
     to what image_layout makes; header_checksum=None seals it as image_seal
     does (the checksum of the struct with that field 0)."""
@@ -80,13 +120,13 @@ def pack_header(magic=MAGIC, version=VERSION, state=STATE_VALID, build_id=BUILD_
         flat += ranges[i] if i < len(ranges) else (0, 0)
     cpu = [0xFFFFFFFF81000000, 0x7FF000] + [0] * 7 + [0x80000011, 0x1000, 0x20, 0xD01]
     cpu += [0x37, 0xFFF, 0, 0, 0x9000, 0xA000, bytes(range(256)) * 2]
-    fields = [magic, version, state, build_id, image_base, ram_bytes, range_count, flags,
+    fields = [build_id, image_base, ram_bytes, range_count, flags,
               *flat, page_count, zero_pages, data_pages & MASK, index_sector, data_sector,
-              index_checksum, written_ns, *cpu]
-    header = struct.pack(HEADER_FORMAT, *fields, 0)
+              index_checksum, written_ns, disk_sectors, disk_serial, 0, *cpu]
+    header = struct.pack(HEADER_FORMAT, magic, version, state, 0, *fields)
     if header_checksum is None:
         header_checksum = checksum(header)
-    header = struct.pack(HEADER_FORMAT, *fields, header_checksum)
+    header = struct.pack(HEADER_FORMAT, magic, version, state, header_checksum, *fields)
     return header + bytes(PAGE - HEADER_SIZE)
 
 
@@ -105,7 +145,9 @@ def page_data(pfn):
 class Image:
     """An image as the writer lays it out: the header page, the index
     (entries sorted by pfn, zero pages flagged with checksum 0 and no data),
-    then the data of every other page in index order."""
+    then the data of every other page in index order; `spare` bytes of disk
+    after it. The header records the disk as exactly that size (serial
+    torpor-swap) unless disk_sectors= says otherwise."""
 
     def __init__(self, pfns, ranges, state=STATE_VALID, written_ns=1_234_567_890,
                  entries=None, spare=0, **header):
@@ -122,15 +164,16 @@ class Image:
         self.zero_pages = sum(self.zero)
         self.data_pages = self.count - self.zero_pages
         ram_bytes = sum(pages for _, pages in ranges) * PAGE
-        fields = dict(state=state, ram_bytes=ram_bytes, ranges=ranges, page_count=self.count,
-                      zero_pages=self.zero_pages, index_checksum=checksum(index),
-                      written_ns=written_ns)
-        fields.update(header)
-        self.header = pack_header(**fields)
         self.index_offset = PAGE
         self.data_offset = PAGE + index_bytes(self.count)
         data = b"".join(page for page, zero in zip(self.pages, self.zero) if not zero)
         self.bytes = self.data_offset + len(data)
+        fields = dict(state=state, ram_bytes=ram_bytes, ranges=ranges, page_count=self.count,
+                      zero_pages=self.zero_pages, index_checksum=checksum(index),
+                      written_ns=written_ns, disk_sectors=(self.bytes + spare) // SECTOR)
+        fields.update(header)
+        self.disk_sectors = fields["disk_sectors"]
+        self.header = pack_header(**fields)
         self.disk = (self.header + index + bytes(index_bytes(self.count) - len(index))
                      + data + bytes(spare))
 
@@ -185,16 +228,22 @@ def assert_one_complaint(result, status, *words):
 
 
 def info_line(image, state="valid"):
-    return ("image state=%s version=1 pages=%d zero_pages=%d data_pages=%d bytes=%d "
-            "build_id=%016x ram_mib=2 image_base=0x%x written_ms=1234"
+    return ("image state=%s version=2 pages=%d zero_pages=%d data_pages=%d bytes=%d "
+            "build_id=%016x ram_mib=2 image_base=0x%x written_ms=1234 disk_sectors=%d "
+            "disk_serial=torpor-swap"
             % (state, image.count, image.zero_pages, image.data_pages, image.bytes,
-               BUILD_ID, IMAGE_BASE))
+               BUILD_ID, IMAGE_BASE, image.disk_sectors))
 
 
 def test_checksum_known_answers():
-    assert checksum(b"") == 0xCBF29CE484222325
-    assert checksum(bytes(8)) == ((0xCBF29CE484222325 * 0x100000001B3) & MASK) ^ 8
-    assert HEADER_SIZE == 1792 and len(pack_header()) == PAGE
+    # the reference XXH64's answers (libxxhash 0.8.1)
+    assert checksum(b"") == 0xEF46DB3751D8E999
+    assert checksum(b"abc") == 0x44BC2CF5AD770999
+    assert checksum(bytes(PAGE)) == 0xAC869B6F32D8BBDB
+    assert checksum(bytes((7 * i + 3) & 0xFF for i in range(4096))) == 0x796398CD432797CC
+    assert checksum(bytes((7 * i + 3) & 0xFF for i in range(100)), 0x746F72706F722D32) == \
+        0x892137BBA14FC602
+    assert HEADER_SIZE == 1808 and len(pack_header()) == PAGE
 
 
 def test_info_valid_image(tmp_path):
@@ -287,9 +336,11 @@ def test_page_bad_pfn(tmp_path):
 
 def test_flipped_header_byte(tmp_path):
     image = standard()
-    # build_id, ram_bytes, range_count, a range, page_count, data_sector,
-    # index_checksum, the padding before cpu, cpu, fxsave, the checksum itself
-    for offset in (16, 33, 40, 48, 56, 1072, 1104, 1112, 1130, 1136, 1500, 1776, 1783, 1784):
+    # the checksum itself, build_id, ram_bytes, range_count, flags, a range,
+    # page_count, data_sector, index_checksum, written_ns, disk_sectors,
+    # disk_serial, reserved, cpu, fxsave, the last byte
+    for offset in (16, 23, 24, 41, 48, 52, 56, 64, 1080, 1112, 1120, 1128, 1136, 1150, 1164,
+                   1168, 1500, 1807):
         path = write(tmp_path, flipped(image.disk, offset))
         info = run("info", path)
         assert_one_complaint(info, 1, "bad-header-checksum")
@@ -366,7 +417,8 @@ def test_empty_disk(tmp_path):
     assert_one_complaint(info, 1, "no-image")
     assert lines(info) == [
         "image state=empty version=0 pages=0 zero_pages=0 data_pages=0 bytes=0 "
-        "build_id=0000000000000000 ram_mib=0 image_base=0x0 written_ms=0",
+        "build_id=0000000000000000 ram_mib=0 image_base=0x0 written_ms=0 disk_sectors=0 "
+        "disk_serial=-",
         "check=no-image"]
     verify = run("verify", path)
     assert_one_complaint(verify, 1, "no-image")
@@ -413,7 +465,8 @@ def test_index_larger_than_memory(tmp_path):
     # a sparse 1 TiB disk whose sealed header claims a 1 TiB index: not allocated
     entries = 1 << 36
     header = pack_header(ranges=[(0x100 * PAGE, 1 << 40)], ram_bytes=1 << 52,
-                         page_count=entries, zero_pages=entries)
+                         page_count=entries, zero_pages=entries,
+                         disk_sectors=(PAGE + entries * 16) // SECTOR)
     path = write(tmp_path, header)
     try:
         os.truncate(path, PAGE + entries * 16)
@@ -421,7 +474,7 @@ def test_index_larger_than_memory(tmp_path):
         pytest.skip("no sparse 1 TiB file here: %s" % error)
     result = run("info", path)
     assert_one_complaint(result, 2, "index")
-    assert result.stdout.startswith("image state=valid version=1 pages=%d " % entries)
+    assert result.stdout.startswith("image state=valid version=2 pages=%d " % entries)
 
 
 def test_index_not_sorted(tmp_path):
@@ -442,7 +495,8 @@ def test_page_outside_the_ranges(tmp_path):
 
 def test_used_and_resuming_images(tmp_path):
     for state, word, reason in ((STATE_USED, "used", "already-used"),
-                                (STATE_RESUMING, "resuming", "earlier-resume-did-not-finish")):
+                                (STATE_RESUMING, "resuming", "earlier-resume-did-not-finish"),
+                                (STATE_SKIPPED, "skipped", "skipped")):
         image = standard(state=state)
         path = write(tmp_path, image.disk)
         info = run("info", path)
@@ -473,3 +527,137 @@ def test_usage_and_io_errors(tmp_path):
     directory = run("verify", str(tmp_path))
     assert directory.returncode in (1, 2)
     assert len(directory.stderr.splitlines()) == 1, directory.stderr
+
+
+# ---- format version 1, the disk's identity, and `set` ---------------------
+
+def version1_image():
+    """A valid image as a version 1 kernel wrote it: the 1792-byte header of
+    that format (build_id at 16, no disk identity, cpu at 1136, checksum at
+    1776) sealed with the version 1 checksum, then an index and data like
+    today's."""
+    image = standard()
+    old = bytearray(PAGE)
+    old[:16] = image.header[:16]  # magic, version, state
+    struct.pack_into("<I", old, 8, 1)  # version
+    old[16:1128] = image.header[24:1136]  # build_id .. written_ns
+    old[1136:1776] = image.header[1168:1808]  # cpu
+    struct.pack_into("<Q", old, 1776, checksum_version1(bytes(old[:1792])))
+    return bytes(old) + image.disk[PAGE:]
+
+
+def test_version_1_image_is_refused(tmp_path):
+    disk = version1_image()
+    path = write(tmp_path, disk)
+    for command in ("info", "verify"):
+        result = run(command, path)
+        assert_one_complaint(result, 1, "bad-version")
+        assert lines(result)[0] == "check=bad-version", lines(result)
+    assert_one_complaint(run("page", path, "0x101"), 1, "bad-version")
+    refused = run("set", path, "state", "valid")
+    assert_one_complaint(refused, 1, "bad-version")
+    assert open(path, "rb").read() == disk
+
+
+def test_image_of_another_disk_size_is_refused(tmp_path):
+    # written to a disk 8 sectors larger than this file, or smaller (but still holding it)
+    for recorded in (None, 8, -8):
+        image = standard(spare=PAGE)
+        sectors = image.disk_sectors + (recorded or 0)
+        if recorded:
+            image = standard(spare=PAGE, disk_sectors=sectors)
+        path = write(tmp_path, image.disk)
+        info = run("info", path)
+        if recorded is None:
+            assert info.returncode == 0, info.stderr
+            continue
+        assert_one_complaint(info, 1, "disk-changed")
+        assert lines(info) == [info_line(image), "check=disk-changed"]
+        assert "disk_sectors=%d " % sectors in lines(info)[0]
+        verify = run("verify", path)
+        assert_one_complaint(verify, 1, "disk-changed")
+        assert lines(verify)[-1] == "verify FAIL reason=disk-changed"
+    # the file grown after the image was written: another disk as well
+    image = standard()
+    path = write(tmp_path, image.disk + bytes(SECTOR))
+    assert_one_complaint(run("info", path), 1, "disk-changed")
+    # shrunk below the image: truncated, which says more
+    path = write(tmp_path, image.disk[:-SECTOR])
+    assert_one_complaint(run("info", path), 1, "image-beyond-disk")
+
+
+def test_disk_serial_is_shown_as_one_word(tmp_path):
+    for serial, shown in ((b"torpor-swap", "torpor-swap"), (b"", "-"),
+                          (b"0123456789abcdefghij", "0123456789abcdefghij"),
+                          (b"a b=c\\d\x01\xff", r"a\x20b\x3dc\x5cd\x01\xff")):
+        image = standard(disk_serial=serial)
+        result = run("info", write(tmp_path, image.disk))
+        assert result.returncode == 0, result.stderr
+        assert lines(result)[0].endswith(" disk_serial=" + shown), (serial, lines(result)[0])
+
+
+def header_fields(disk):
+    """The header page but state and header_checksum, which `set state` changes."""
+    return disk[:12] + disk[24:PAGE]
+
+
+@pytest.mark.parametrize("state", [STATE_USED, STATE_RESUMING, STATE_SKIPPED, STATE_VALID])
+def test_set_state_valid_re_arms_a_sound_image(tmp_path, state):
+    image = standard(state=state)
+    path = write(tmp_path, image.disk)
+    result = run("set", path, "state", "valid")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "" and result.stderr == ""
+    after = open(path, "rb").read()
+    assert after == standard().disk  # the image a valid one would be, byte for byte
+    assert header_fields(after) == header_fields(image.disk)
+    assert after[PAGE:] == image.disk[PAGE:]
+    info = run("info", path)
+    assert info.returncode == 0 and lines(info) == [info_line(image), "check=ok"]
+
+
+REARM_REFUSALS = {
+    # what is wrong with a used image, and the reason `set state valid` gives
+    "header": (lambda image: flipped(image.disk, 1150), "bad-header-checksum"),
+    "index": (lambda image: flipped(image.disk, image.index_offset + 16 * 5 + 2), "bad-index-checksum"),
+    "data": (lambda image: flipped(image.disk, image.data_offset_of(5) + 4000), "bad-page-checksum"),
+    "truncated": (lambda image: image.disk[:image.data_offset + PAGE], "image-beyond-disk"),
+    "grown": (lambda image: image.disk + bytes(PAGE), "disk-changed"),
+    "layout": (lambda image: Image(PFNS, RANGES, state=STATE_USED, data_sector=99).disk, "bad-layout"),
+    "magic": (lambda image: flipped(image.disk, 0), "bad-magic"),
+    "empty": (lambda image: bytes(len(image.disk)), "no-image"),
+}
+
+
+@pytest.mark.parametrize("damage", sorted(REARM_REFUSALS))
+def test_set_state_valid_refuses_what_does_not_check_out(tmp_path, damage):
+    spoil, reason = REARM_REFUSALS[damage]
+    disk = spoil(standard(state=STATE_USED))
+    path = write(tmp_path, disk)
+    result = run("set", path, "state", "valid")
+    assert_one_complaint(result, 1, "not changed", reason)
+    if damage == "data":
+        assert "page 5 (pfn 0x105) is damaged" in result.stderr, result.stderr
+    assert result.stdout == ""
+    assert open(path, "rb").read() == disk  # nothing written
+
+
+def test_set_rewrites_only_a_sound_header(tmp_path):
+    image = standard()
+    # a damaged header is never resealed, whatever the field
+    damaged = flipped(image.disk, 1500)
+    path = write(tmp_path, damaged)
+    for args in (("state", "used"), ("state", "skipped"), ("build_id", "1234")):
+        assert_one_complaint(run("set", path, *args), 1, "bad-header-checksum")
+        assert open(path, "rb").read() == damaged
+    # a sound one: skipped, then refused for it, then valid again
+    path = write(tmp_path, image.disk)
+    assert run("set", path, "state", "skipped").returncode == 0
+    skipped = run("info", path)
+    assert_one_complaint(skipped, 1, "skipped")
+    assert lines(skipped) == [info_line(image, "skipped"), "check=skipped"]
+    assert run("set", path, "build_id", "abc").returncode == 0
+    assert "build_id=0000000000000abc " in lines(run("info", path))[0]
+    # states and fields that are not
+    for args in (("state", "empty"), ("state", "VALID"), ("state", "4"), ("disk_sectors", "8")):
+        assert_one_complaint(run("set", path, *args), 2)

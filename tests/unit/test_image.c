@@ -1,7 +1,9 @@
 /* Host unit tests for pm/image.c: the checksum, the layout, an image built in memory the way
  * the writer will build it, every refusal of the header and index checks (each by one small
- * edit of a valid image), and the restore planner on made-up memory maps, with the
- * trampoline's copy simulated on an array of frames. */
+ * edit of a valid image), the states and the disk identity, and the restore planner on
+ * made-up memory maps, with the trampoline's copy simulated on an array of frames.
+ * lib/hash.c has its own tests (test_hash.c); here the checksum is checked as the format
+ * uses it. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,6 +14,7 @@
 
 #include <cmocka.h>
 
+#include "lib/hash.h"
 #include "pm/image.h"
 
 #define PAGE IMAGE_PAGE_SIZE
@@ -49,14 +52,19 @@ static void *checked_calloc(size_t count, size_t size)
     return p;
 }
 
-/* The checksum as docs/image-format.md defines it, written out again for known answers. */
-static uint64_t reference_checksum(const uint64_t *words, size_t count)
+/* The checksum of format version 1 (xor, then multiply, word by word): only to show what it
+ * missed and to build a version 1 header. */
+static uint64_t version1_checksum(const void *data, size_t bytes)
 {
+    const uint8_t *p = data;
     uint64_t sum = 0xcbf29ce484222325ull;
 
-    for (size_t i = 0; i < count; i++)
-        sum = (sum ^ words[i]) * 0x100000001b3ull;
-    return sum ^ (count * 8);
+    for (size_t i = 0; i + 8 <= bytes; i += 8) {
+        uint64_t word;
+        memcpy(&word, p + i, 8);
+        sum = (sum ^ word) * 0x100000001b3ull;
+    }
+    return sum ^ bytes;
 }
 
 /* ---- image_checksum ------------------------------------------------------- */
@@ -64,12 +72,43 @@ static uint64_t reference_checksum(const uint64_t *words, size_t count)
 static void test_checksum_known_answers(void **state)
 {
     (void)state;
-    uint64_t words[4] = { 0, 1, 0x0123456789abcdefull, ~0ull };
+    static uint8_t page[PAGE];
 
-    assert_int_equal(image_checksum(words, 0), 0xcbf29ce484222325ull);
-    assert_int_equal(image_checksum(words, 8), (0xcbf29ce484222325ull * 0x100000001b3ull) ^ 8);
-    for (size_t n = 0; n <= 4; n++)
-        assert_int_equal(image_checksum(words, n * 8), reference_checksum(words, n));
+    /* XXH64, seed 0: answers of the reference library (libxxhash 0.8.1) */
+    assert_int_equal(IMAGE_CHECKSUM_SEED, 0);
+    assert_int_equal(image_checksum(page, 0), 0xef46db3751d8e999ull);
+    assert_int_equal(image_checksum(page, PAGE), 0xac869b6f32d8bbdbull);
+    assert_int_equal(image_checksum("abc", 3), 0x44bc2cf5ad770999ull);
+    for (size_t i = 0; i < PAGE; i++)
+        page[i] = (uint8_t)(7 * i + 3);
+    assert_int_equal(image_checksum(page, PAGE), 0x796398cd432797ccull);
+    assert_int_equal(image_checksum(page, PAGE), hash64(page, PAGE, 0));
+    int zero;
+    assert_int_equal(image_page_summary(page, &zero), 0x796398cd432797ccull);
+    assert_int_equal(zero, 0);
+}
+
+/* The damage version 1 missed: bit 63 flipped in the first and last words of a page. */
+static void test_checksum_catches_the_pair_flip_version_1_missed(void **state)
+{
+    (void)state;
+    uint64_t *page = checked_calloc(PAGE / 8, 8);
+
+    for (uint64_t seed = 0; seed < 4; seed++) {
+        if (seed)
+            fill_random(page, PAGE, seed);
+        uint64_t sum = image_checksum(page, PAGE), old = version1_checksum(page, PAGE);
+        int zero;
+        page[0] ^= 1ull << 63;
+        page[PAGE / 8 - 1] ^= 1ull << 63;
+        assert_int_equal(version1_checksum(page, PAGE), old); /* what made version 2 */
+        assert_int_not_equal(image_checksum(page, PAGE), sum);
+        assert_int_not_equal(image_page_summary(page, &zero), sum);
+        page[0] ^= 1ull << 63;
+        page[PAGE / 8 - 1] ^= 1ull << 63;
+        assert_int_equal(image_checksum(page, PAGE), sum);
+    }
+    free(page);
 }
 
 static void test_checksum_is_deterministic(void **state)
@@ -269,6 +308,10 @@ struct built {
     struct image_expectation expect;
 };
 
+#define SERIAL "torpor-swap"
+/* the disk an image is built for: exactly its size */
+#define DISK_SECTORS(b) ((b)->bytes / IMAGE_SECTOR_SIZE)
+
 /* Page contents the tests can recompute: zero pages are those with pfn % 5 == 0. */
 static int page_is_zero_pfn(uint64_t pfn)
 {
@@ -324,8 +367,10 @@ static void build_image(struct built *b, const struct image_ram_range *ranges, u
         next += PAGE;
     }
     b->h.index_checksum = image_checksum(b->index, count * sizeof(*b->index));
+    image_set_disk_identity(&b->h, SERIAL, b->bytes / IMAGE_SECTOR_SIZE);
     image_seal(&b->h);
-    b->expect = (struct image_expectation){ .build_id = BUILD_ID, .ram_bytes = ram_pages * PAGE, .disk_bytes = b->bytes };
+    b->expect = (struct image_expectation){ .build_id = BUILD_ID, .ram_bytes = ram_pages * PAGE,
+                                            .disk_sectors = DISK_SECTORS(b), .disk_serial = SERIAL };
 }
 
 static void free_image(struct built *b)
@@ -388,8 +433,10 @@ static void test_built_image_is_accepted(void **state)
     struct image_ram_range pieces[] = { RANGE(0x80, 0x100), RANGE(0x180, 0x80), RANGE(0x400, 0x100),
                                         RANGE(0x500, 0x100), RANGE(0x800, 0x1000) };
     assert_int_equal(image_check_index(&b.h, b.index, pieces, 5), IMAGE_OK);
-    /* more disk than needed is fine; sealing twice changes nothing */
-    b.expect.disk_bytes = b.bytes + 1;
+    /* more disk than needed is fine, when it is the disk written to; sealing twice changes
+     * nothing */
+    b.h.disk_sectors = b.expect.disk_sectors = DISK_SECTORS(&b) + 1;
+    image_seal(&b.h);
     assert_int_equal(image_check_header(&b.h, &b.expect), IMAGE_OK);
     uint64_t sum = b.h.header_checksum;
     image_seal(&b.h);
@@ -440,7 +487,8 @@ static void test_image_round_trips_through_a_disk(void **state)
 
     struct image_header h;
     memcpy(&h, disk, sizeof(h));
-    struct image_expectation expect = { .build_id = BUILD_ID, .ram_bytes = b.h.ram_bytes, .disk_bytes = b.bytes };
+    struct image_expectation expect = { .build_id = BUILD_ID, .ram_bytes = b.h.ram_bytes,
+                                        .disk_sectors = b.bytes / IMAGE_SECTOR_SIZE, .disk_serial = SERIAL };
     assert_int_equal(image_check_header(&h, &expect), IMAGE_OK);
     struct image_index_entry *index = checked_calloc(h.page_count, sizeof(*index));
     memcpy(index, disk + h.index_sector * IMAGE_SECTOR_SIZE, h.page_count * sizeof(*index));
@@ -471,7 +519,7 @@ static void test_all_zero_header_is_no_image(void **state)
 {
     (void)state;
     struct image_header h;
-    struct image_expectation expect = { .build_id = BUILD_ID, .ram_bytes = 1 << 20, .disk_bytes = 1 << 20 };
+    struct image_expectation expect = { .build_id = BUILD_ID, .ram_bytes = 1 << 20, .disk_sectors = 2048 };
 
     memset(&h, 0, sizeof(h));
     assert_int_equal(image_check_header(&h, &expect), IMAGE_NONE);
@@ -507,6 +555,71 @@ static void test_bad_version(void **state)
         image_seal(&b.h);
         assert_int_equal(image_check_header(&b.h, &b.expect), IMAGE_BAD_VERSION);
         assert_int_equal(image_check_header(&b.h, NULL), IMAGE_BAD_VERSION);
+        assert_int_equal(image_check_contents(&b.h, DISK_SECTORS(&b)), IMAGE_BAD_VERSION);
+        assert_false(image_is_armed(&b.h));
+    }
+    free_image(&b);
+}
+
+/* A valid image of format version 1, as a version 1 kernel sealed it (its checksum over the
+ * header): refused for its version, before its checksum is looked at. */
+static void test_version_1_image_is_refused(void **state)
+{
+    (void)state;
+    struct built b;
+
+    assert_int_equal(IMAGE_VERSION, 2);
+    build_standard(&b);
+    b.h.version = 1;
+    memset(b.h.disk_serial, 0, sizeof(b.h.disk_serial)); /* version 1 had no such fields */
+    b.h.disk_sectors = 0;
+    b.h.header_checksum = 0;
+    b.h.header_checksum = version1_checksum(&b.h, sizeof(b.h));
+    assert_int_equal(image_check_header(&b.h, &b.expect), IMAGE_BAD_VERSION);
+    assert_int_equal(image_check_header(&b.h, NULL), IMAGE_BAD_VERSION);
+    assert_string_equal(image_refusal_text(image_check_header(&b.h, NULL)), "bad-version");
+    assert_false(image_is_armed(&b.h));
+    free_image(&b);
+}
+
+/* The pair flip of the issue in a sealed header: bit 63 of cpu.r12 and of cpu.r13, two
+ * neighbouring words, which version 1's checksum did not see. */
+static void test_header_pair_flip_in_r12_and_r13_is_caught(void **state)
+{
+    (void)state;
+    struct built b;
+
+    build_standard(&b);
+    b.h.cpu.r12 = 0x8000000000001234ull;
+    b.h.cpu.r13 = 0x0000000000005678ull;
+    image_seal(&b.h);
+    assert_int_equal(image_check_header(&b.h, &b.expect), IMAGE_OK);
+    struct image_header copy = b.h;
+    copy.header_checksum = 0;
+    uint64_t old = version1_checksum(&copy, sizeof(copy));
+    b.h.cpu.r12 ^= 1ull << 63;
+    b.h.cpu.r13 ^= 1ull << 63;
+    copy = b.h;
+    copy.header_checksum = 0;
+    assert_int_equal(version1_checksum(&copy, sizeof(copy)), old); /* missed by version 1 */
+    assert_int_equal(image_check_header(&b.h, &b.expect), IMAGE_BAD_HEADER_CHECKSUM);
+    assert_int_equal(image_check_header(&b.h, NULL), IMAGE_BAD_HEADER_CHECKSUM);
+    assert_int_equal(image_check_contents(&b.h, DISK_SECTORS(&b)), IMAGE_BAD_HEADER_CHECKSUM);
+    assert_false(image_is_armed(&b.h));
+    /* the same in any two neighbouring words of the header, at every 9th bit */
+    b.h.cpu.r12 ^= 1ull << 63;
+    b.h.cpu.r13 ^= 1ull << 63;
+    assert_int_equal(image_check_header(&b.h, &b.expect), IMAGE_OK);
+    uint64_t words[sizeof(b.h) / 8];
+    for (size_t w = 0; w + 1 < sizeof(b.h) / 8; w++) {
+        for (unsigned bit = 0; bit < 64; bit += 9) {
+            struct image_header flipped;
+            memcpy(words, &b.h, sizeof(b.h));
+            words[w] ^= 1ull << bit;
+            words[w + 1] ^= 1ull << bit;
+            memcpy(&flipped, words, sizeof(flipped));
+            assert_int_not_equal(image_check_header(&flipped, NULL), IMAGE_OK);
+        }
     }
     free_image(&b);
 }
@@ -559,13 +672,217 @@ static void test_used_and_resuming_states(void **state)
     image_seal(&b.h);
     assert_int_equal(image_check_header(&b.h, &b.expect), IMAGE_UNFINISHED_RESUME);
     assert_int_equal(image_check_header(&b.h, NULL), IMAGE_UNFINISHED_RESUME);
+    image_set_state(&b.h, IMAGE_STATE_SKIPPED);
+    assert_int_equal(image_check_header(&b.h, &b.expect), IMAGE_SKIPPED);
+    assert_int_equal(image_check_header(&b.h, NULL), IMAGE_SKIPPED);
     /* a sealed image whose state is empty or unknown describes nothing */
     b.h.state = IMAGE_STATE_EMPTY;
     image_seal(&b.h);
     assert_int_equal(image_check_header(&b.h, &b.expect), IMAGE_BAD_LAYOUT);
-    b.h.state = 4;
+    assert_int_equal(image_check_contents(&b.h, DISK_SECTORS(&b)), IMAGE_BAD_LAYOUT);
+    b.h.state = 5;
     image_seal(&b.h);
     assert_int_equal(image_check_header(&b.h, &b.expect), IMAGE_BAD_LAYOUT);
+    assert_int_equal(image_check_contents(&b.h, DISK_SECTORS(&b)), IMAGE_BAD_LAYOUT);
+    free_image(&b);
+}
+
+/* image_set_state reseals; image_is_armed is true exactly for a sound header in state valid:
+ * the header a boot must mark skipped before it goes on fresh. */
+static void test_set_state_and_armed(void **state)
+{
+    (void)state;
+    struct built b;
+    static const struct { uint32_t state; enum image_refusal refusal; int armed; } cases[] = {
+        { IMAGE_STATE_VALID, IMAGE_OK, 1 },
+        { IMAGE_STATE_RESUMING, IMAGE_UNFINISHED_RESUME, 0 },
+        { IMAGE_STATE_USED, IMAGE_ALREADY_USED, 0 },
+        { IMAGE_STATE_SKIPPED, IMAGE_SKIPPED, 0 },
+        { IMAGE_STATE_EMPTY, IMAGE_BAD_LAYOUT, 0 },
+    };
+
+    build_standard(&b);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        image_set_state(&b.h, cases[i].state);
+        assert_int_equal(b.h.state, cases[i].state);
+        assert_int_equal(image_check_header(&b.h, &b.expect), cases[i].refusal);
+        assert_int_equal(image_is_armed(&b.h), cases[i].armed);
+        /* what hibimg needs to read it, or to set it valid again */
+        assert_int_equal(image_check_contents(&b.h, DISK_SECTORS(&b)),
+                         cases[i].state == IMAGE_STATE_EMPTY ? IMAGE_BAD_LAYOUT : IMAGE_OK);
+    }
+    /* a valid state with a damaged header, or no header at all, is not armed */
+    image_set_state(&b.h, IMAGE_STATE_VALID);
+    assert_true(image_is_armed(&b.h));
+    b.h.written_ns ^= 1;
+    assert_false(image_is_armed(&b.h));
+    struct image_header empty;
+    memset(&empty, 0, sizeof(empty));
+    assert_false(image_is_armed(&empty));
+    assert_int_equal(image_check_contents(&empty, 1 << 20), IMAGE_NONE);
+    free_image(&b);
+}
+
+/* A change of state changes bytes of the first sector only (magic, version, state and the
+ * checksum live there): a header write torn at a sector boundary leaves the old header or
+ * the new one, each sound. */
+static void test_state_change_touches_only_sector_0(void **state)
+{
+    (void)state;
+    struct built b;
+    static const uint32_t states[] = { IMAGE_STATE_VALID, IMAGE_STATE_RESUMING, IMAGE_STATE_USED,
+                                       IMAGE_STATE_SKIPPED };
+
+    assert_true(offsetof(struct image_header, header_checksum) + 8 <= IMAGE_SECTOR_SIZE);
+    build_standard(&b);
+    for (size_t from = 0; from < 4; from++) {
+        for (size_t to = 0; to < 4; to++) {
+            image_set_state(&b.h, states[from]);
+            struct image_header before = b.h;
+            image_set_state(&b.h, states[to]);
+            assert_memory_equal((const uint8_t *)&before + IMAGE_SECTOR_SIZE,
+                                (const uint8_t *)&b.h + IMAGE_SECTOR_SIZE,
+                                sizeof(b.h) - IMAGE_SECTOR_SIZE);
+            /* and each of the two possible results checks out */
+            assert_int_equal(image_check_contents(&before, DISK_SECTORS(&b)), IMAGE_OK);
+            assert_int_equal(image_check_contents(&b.h, DISK_SECTORS(&b)), IMAGE_OK);
+        }
+    }
+    free_image(&b);
+}
+
+/* ---- the disk the image was written to ----------------------------------------- */
+
+static void test_disk_identity_is_recorded_nul_padded(void **state)
+{
+    (void)state;
+    struct image_header h;
+
+    memset(&h, 0x5a, sizeof(h));
+    image_set_disk_identity(&h, "torpor-swap", 1234567);
+    assert_int_equal(h.disk_sectors, 1234567);
+    assert_memory_equal(h.disk_serial, "torpor-swap\0\0\0\0\0\0\0\0\0", IMAGE_DISK_SERIAL_BYTES);
+    assert_int_equal(h.magic, 0x5a5a5a5a5a5a5a5aull); /* nothing else */
+    assert_int_equal(h.reserved, 0x5a5a5a5au);
+    /* 20 bytes fill the field, with no NUL; more are cut (GET_ID gives at most 20) */
+    image_set_disk_identity(&h, "0123456789abcdefghij", 1);
+    assert_memory_equal(h.disk_serial, "0123456789abcdefghij", IMAGE_DISK_SERIAL_BYTES);
+    image_set_disk_identity(&h, "0123456789abcdefghijKLMNO", 1);
+    assert_memory_equal(h.disk_serial, "0123456789abcdefghij", IMAGE_DISK_SERIAL_BYTES);
+    image_set_disk_identity(&h, "", 2);
+    for (unsigned i = 0; i < IMAGE_DISK_SERIAL_BYTES; i++)
+        assert_int_equal(h.disk_serial[i], 0);
+    image_set_disk_identity(&h, NULL, 3);
+    for (unsigned i = 0; i < IMAGE_DISK_SERIAL_BYTES; i++)
+        assert_int_equal(h.disk_serial[i], 0);
+}
+
+static enum image_refusal check_standard_on_disk(const char *written_serial, uint64_t written_sectors,
+                                                 const char *disk_serial, uint64_t disk_sectors)
+{
+    struct built b;
+
+    build_standard(&b);
+    image_set_disk_identity(&b.h, written_serial, written_sectors);
+    image_seal(&b.h);
+    b.expect.disk_serial = disk_serial;
+    b.expect.disk_sectors = disk_sectors;
+    enum image_refusal r = image_check_header(&b.h, &b.expect);
+    assert_int_equal(image_check_header(&b.h, NULL), IMAGE_OK); /* no disk: nothing to compare */
+    free_image(&b);
+    return r;
+}
+
+static void test_disk_changed(void **state)
+{
+    (void)state;
+    const uint64_t n = (3 + 342) * PAGE / IMAGE_SECTOR_SIZE; /* the standard image's sectors */
+
+    assert_int_equal(check_standard_on_disk(SERIAL, n, SERIAL, n), IMAGE_OK);
+    assert_int_equal(check_standard_on_disk(SERIAL, n + 99, SERIAL, n + 99), IMAGE_OK);
+    /* another serial: longer, shorter, one character, none */
+    assert_int_equal(check_standard_on_disk(SERIAL, n, "torpor-swap2", n), IMAGE_DISK_CHANGED);
+    assert_int_equal(check_standard_on_disk(SERIAL, n, "torpor-swa", n), IMAGE_DISK_CHANGED);
+    assert_int_equal(check_standard_on_disk(SERIAL, n, "torpor-data", n), IMAGE_DISK_CHANGED);
+    assert_int_equal(check_standard_on_disk(SERIAL, n, "", n), IMAGE_DISK_CHANGED);
+    assert_int_equal(check_standard_on_disk("", n, SERIAL, n), IMAGE_DISK_CHANGED);
+    assert_int_equal(check_standard_on_disk("", n, "", n), IMAGE_OK);
+    /* NULL: the serial is not checked (hibimg reads a file), the capacity still is */
+    assert_int_equal(check_standard_on_disk(SERIAL, n, NULL, n), IMAGE_OK);
+    assert_int_equal(check_standard_on_disk(SERIAL, n, NULL, n + 1), IMAGE_DISK_CHANGED);
+    /* another capacity, larger or (still large enough) smaller */
+    assert_int_equal(check_standard_on_disk(SERIAL, n, SERIAL, n + 1), IMAGE_DISK_CHANGED);
+    assert_int_equal(check_standard_on_disk(SERIAL, n + 8, SERIAL, n), IMAGE_DISK_CHANGED);
+    assert_int_equal(check_standard_on_disk(SERIAL, n, SERIAL, n << 20), IMAGE_DISK_CHANGED);
+    /* too small for the image: said as such, whatever the header records */
+    assert_int_equal(check_standard_on_disk(SERIAL, n, SERIAL, n - 1), IMAGE_DISK_TOO_SMALL);
+    /* serials of 20 bytes compare on all 20 */
+    assert_int_equal(check_standard_on_disk("0123456789abcdefghij", n, "0123456789abcdefghij", n), IMAGE_OK);
+    assert_int_equal(check_standard_on_disk("0123456789abcdefghij", n, "0123456789abcdefghiX", n),
+                     IMAGE_DISK_CHANGED);
+    /* the identity is covered by the header checksum */
+    struct built b;
+    build_standard(&b);
+    b.h.disk_serial[3] ^= 1;
+    assert_int_equal(image_check_header(&b.h, &b.expect), IMAGE_BAD_HEADER_CHECKSUM);
+    b.h.disk_serial[3] ^= 1;
+    b.h.disk_sectors ^= 1ull << 40;
+    assert_int_equal(image_check_header(&b.h, &b.expect), IMAGE_BAD_HEADER_CHECKSUM);
+    free_image(&b);
+}
+
+/* The disk is the last thing checked: an image that is wrong in another way says that. */
+static void test_disk_change_is_reported_last(void **state)
+{
+    (void)state;
+    struct built b;
+
+    build_standard(&b);
+    b.expect.disk_serial = "another";
+    b.expect.disk_sectors += 8;
+    assert_int_equal(image_check_header(&b.h, &b.expect), IMAGE_DISK_CHANGED);
+    b.expect.build_id ^= 1;
+    assert_int_equal(image_check_header(&b.h, &b.expect), IMAGE_OTHER_BUILD);
+    b.expect.build_id ^= 1;
+    b.expect.ram_bytes += PAGE;
+    assert_int_equal(image_check_header(&b.h, &b.expect), IMAGE_RAM_CHANGED);
+    b.expect.ram_bytes -= PAGE;
+    struct image_ram_range moved[] = { RANGE(0x100, 256), RANGE(0x800, 512) };
+    b.expect.ranges = moved;
+    b.expect.range_count = 2;
+    assert_int_equal(image_check_header(&b.h, &b.expect), IMAGE_RAM_LAYOUT_CHANGED);
+    b.expect.ranges = NULL;
+    image_set_state(&b.h, IMAGE_STATE_SKIPPED);
+    assert_int_equal(image_check_header(&b.h, &b.expect), IMAGE_SKIPPED);
+    free_image(&b);
+}
+
+/* image_check_contents: the checks hibimg makes, which need no running kernel. */
+static void test_check_contents(void **state)
+{
+    (void)state;
+    struct built b;
+
+    build_standard(&b);
+    const uint64_t n = DISK_SECTORS(&b);
+    assert_int_equal(image_check_contents(&b.h, n), IMAGE_OK);
+    /* not this kernel's build or RAM, not the serial: not its business */
+    b.h.build_id ^= 1;
+    b.h.ram_bytes += PAGE;
+    image_set_disk_identity(&b.h, "elsewhere", n);
+    image_seal(&b.h);
+    assert_int_equal(image_check_contents(&b.h, n), IMAGE_OK);
+    /* the capacity, the fit, the layout and the seal are */
+    assert_int_equal(image_check_contents(&b.h, n + 1), IMAGE_DISK_CHANGED);
+    assert_int_equal(image_check_contents(&b.h, n - 1), IMAGE_DISK_TOO_SMALL);
+    b.h.data_sector++;
+    image_seal(&b.h);
+    assert_int_equal(image_check_contents(&b.h, n), IMAGE_BAD_LAYOUT);
+    b.h.data_sector--;
+    assert_int_equal(image_check_contents(&b.h, n), IMAGE_BAD_HEADER_CHECKSUM);
+    image_seal(&b.h);
+    b.h.magic ^= 1;
+    assert_int_equal(image_check_contents(&b.h, n), IMAGE_BAD_MAGIC);
     free_image(&b);
 }
 
@@ -746,7 +1063,8 @@ static void expect_bad_layout(void (*edit)(struct image_header *))
     build_standard(&b);
     edit(&b.h);
     image_seal(&b.h);
-    b.expect.disk_bytes = ~0ull; /* never the reason */
+    b.expect.disk_sectors = b.h.disk_sectors = ~0ull; /* never the reason */
+    image_seal(&b.h);
     assert_int_equal(image_check_header(&b.h, &b.expect), IMAGE_BAD_LAYOUT);
     assert_int_equal(image_check_header(&b.h, NULL), IMAGE_BAD_LAYOUT);
     free_image(&b);
@@ -888,20 +1206,27 @@ static void test_disk_too_small(void **state)
     (void)state;
     struct built b;
 
+    /* a disk one sector short of the image: truncated (before it is a changed disk) */
     build_standard(&b);
-    b.expect.disk_bytes = b.bytes - 1;
+    b.expect.disk_sectors = DISK_SECTORS(&b) - 1;
     assert_int_equal(image_check_header(&b.h, &b.expect), IMAGE_DISK_TOO_SMALL);
-    b.expect.disk_bytes = b.bytes;
+    assert_int_equal(image_check_contents(&b.h, DISK_SECTORS(&b) - 1), IMAGE_DISK_TOO_SMALL);
+    b.expect.disk_sectors = DISK_SECTORS(&b);
     assert_int_equal(image_check_header(&b.h, &b.expect), IMAGE_OK);
-    b.expect.disk_bytes = 0;
+    b.expect.disk_sectors = 0;
+    assert_int_equal(image_check_header(&b.h, &b.expect), IMAGE_DISK_TOO_SMALL);
+    /* even when the header says the disk was that small */
+    b.h.disk_sectors = DISK_SECTORS(&b) - 1;
+    image_seal(&b.h);
+    b.expect.disk_sectors = DISK_SECTORS(&b) - 1;
     assert_int_equal(image_check_header(&b.h, &b.expect), IMAGE_DISK_TOO_SMALL);
     free_image(&b);
 
     /* an image of no pages is one header page */
     build_image(&b, standard_ranges, 2, NULL, 0);
-    b.expect.disk_bytes = PAGE - 1;
+    b.expect.disk_sectors = PAGE / IMAGE_SECTOR_SIZE - 1;
     assert_int_equal(image_check_header(&b.h, &b.expect), IMAGE_DISK_TOO_SMALL);
-    b.expect.disk_bytes = PAGE;
+    b.expect.disk_sectors = PAGE / IMAGE_SECTOR_SIZE;
     assert_int_equal(image_check_header(&b.h, &b.expect), IMAGE_OK);
     free_image(&b);
 }
@@ -1048,8 +1373,8 @@ static void test_bad_zero_count(void **state)
     assert_int_equal(image_check_header(&b.h, &b.expect), IMAGE_OK);
     assert_int_equal(check_all(&b), IMAGE_BAD_ZERO_COUNT);
     image_layout(&b.h, b.h.page_count, b.h.zero_pages - 2);
+    b.h.disk_sectors = b.expect.disk_sectors += 2 * PAGE / IMAGE_SECTOR_SIZE; /* room for it */
     image_seal(&b.h);
-    b.expect.disk_bytes += 2 * PAGE;
     assert_int_equal(check_all(&b), IMAGE_BAD_ZERO_COUNT);
     free_image(&b);
 }
@@ -1098,11 +1423,13 @@ static void test_refusal_texts(void **state)
         [IMAGE_BAD_HEADER_CHECKSUM] = "bad-header-checksum",
         [IMAGE_ALREADY_USED] = "already-used",
         [IMAGE_UNFINISHED_RESUME] = "earlier-resume-did-not-finish",
+        [IMAGE_SKIPPED] = "skipped",
         [IMAGE_OTHER_BUILD] = "different-build",
         [IMAGE_RAM_CHANGED] = "ram-size-changed",
         [IMAGE_RAM_LAYOUT_CHANGED] = "ram-layout-changed",
         [IMAGE_BAD_LAYOUT] = "bad-layout",
         [IMAGE_DISK_TOO_SMALL] = "image-beyond-disk",
+        [IMAGE_DISK_CHANGED] = "disk-changed",
         [IMAGE_BAD_INDEX_CHECKSUM] = "bad-index-checksum",
         [IMAGE_INDEX_NOT_SORTED] = "index-not-sorted",
         [IMAGE_PAGE_NOT_RAM] = "page-not-ram",
@@ -1523,6 +1850,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_checksum_known_answers),
+        cmocka_unit_test(test_checksum_catches_the_pair_flip_version_1_missed),
         cmocka_unit_test(test_checksum_is_deterministic),
         cmocka_unit_test(test_checksum_catches_every_single_bit_flip),
         cmocka_unit_test(test_checksum_catches_swapped_words),
@@ -1536,8 +1864,16 @@ int main(void)
         cmocka_unit_test(test_all_zero_header_is_no_image),
         cmocka_unit_test(test_bad_magic),
         cmocka_unit_test(test_bad_version),
+        cmocka_unit_test(test_version_1_image_is_refused),
+        cmocka_unit_test(test_header_pair_flip_in_r12_and_r13_is_caught),
         cmocka_unit_test(test_bad_header_checksum_for_every_flipped_bit),
         cmocka_unit_test(test_used_and_resuming_states),
+        cmocka_unit_test(test_set_state_and_armed),
+        cmocka_unit_test(test_state_change_touches_only_sector_0),
+        cmocka_unit_test(test_disk_identity_is_recorded_nul_padded),
+        cmocka_unit_test(test_disk_changed),
+        cmocka_unit_test(test_disk_change_is_reported_last),
+        cmocka_unit_test(test_check_contents),
         cmocka_unit_test(test_other_build_and_ram_changed),
         cmocka_unit_test(test_ram_layout_identical_ranges_are_accepted),
         cmocka_unit_test(test_ram_layout_moved_range_is_refused),
