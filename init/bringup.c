@@ -23,6 +23,7 @@
 #include "init/bringup.h"
 
 #include "acpi/acpi.h"             // acpi_init, acpi_get
+#include "agent/agent.h"           // agent_init, agent_resume
 #include "arch/x86/apic.h"         // apic_*
 #include "arch/x86/clock.h"        // clock_*
 #include "arch/x86/cpu.h"          // interrupts_enable, cpu_halt_forever
@@ -215,6 +216,18 @@ static void drivers_restore(struct bringup *b)
     b->restore_failed = virtio_restore_all() != 0;
 }
 
+static void agent_boot(struct bringup *b)
+{
+    (void)b;
+    agent_init();
+}
+
+static void agent_again(struct bringup *b)
+{
+    (void)b;
+    agent_resume();
+}
+
 static void image_resume(struct bringup *b)
 {
     /* returns unless it jumps into a hibernation image */
@@ -238,6 +251,7 @@ static const struct bringup_step steps[] = {
     { "power button", "acpi, interrupt controllers, deferred work", power_button_boot, power_button_again },
     { "pci", "acpi (MCFG), page allocator (high BAR mappings)", pci_boot, pci_again },
     { "drivers", "pci, interrupts and tick, page allocator", drivers_boot, drivers_restore },
+    { "guest agent", "drivers (its virtio-serial port), clock (wall time)", agent_boot, agent_again },
     { "resume from disk", "drivers (torpor-swap)", image_resume, 0 },
 };
 

@@ -6,10 +6,10 @@
  */
 #include "mm/page_alloc.h"
 
-#include "boot/handoff.h" // struct memory_range
+#include "boot/handoff.h"  // struct memory_range
+#include "console/log.h"   // klog
 #include "mm/memory_map.h" // memory_map_spans
-#include "console/log.h"  // klog
-#include "mm/page.h"      // PAGE_SIZE
+#include "mm/page.h"       // PAGE_SIZE
 
 static struct buddy_zone zones[PAGE_ALLOC_MAX_ZONES];
 static unsigned zone_count;

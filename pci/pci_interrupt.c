@@ -12,7 +12,7 @@
 #include "arch/x86/ioapic.h"    // ioapic_route_gsi
 #include "arch/x86/paging.h"    // paging_map_mmio
 #include "console/log.h"        // klog
-#include "pci/msix_layout.h"     // msix_layout_check
+#include "pci/msix_layout.h"    // msix_layout_check
 
 #define MSIX_ENTRY_WORDS 4 /* address low, address high, data, vector control */
 #define MSIX_ENTRY_MASKED 0x1

@@ -289,7 +289,7 @@ static const char *invalidate_image(struct writer *w)
 
 /* ---- the whole path ---------------------------------------------------- */
 
-void hibernate(void)
+const char *hibernate(void)
 {
     struct blk_disk *disk = swap_disk_find();
     struct blk_info info;
@@ -299,7 +299,7 @@ void hibernate(void)
     if (!disk) {
         console_printf("hibernate failed reason=no-disk (attach a virtio-blk disk with serial %s)\n",
                        SWAP_DISK_SERIAL);
-        return;
+        return "no-disk";
     }
     blk_disk_info(disk, &info);
     struct page_alloc_stats stats;
@@ -308,7 +308,7 @@ void hibernate(void)
         /* the header records every RAM run; more cannot be resumed */
         console_printf("hibernate failed reason=too-many-ram-ranges ranges=%u max=%u\n",
                        stats.zone_count, IMAGE_MAX_RANGES);
-        return;
+        return "too-many-ram-ranges";
     }
     page_alloc_walk(count_block, &pages);
     uint64_t capacity = pages + INDEX_MARGIN_PAGES;
@@ -319,7 +319,7 @@ void hibernate(void)
                        info.read_only ? "disk-read-only" : "disk-too-small",
                        (unsigned long long)(info.sectors * BLK_SECTOR_SIZE),
                        (unsigned long long)needed);
-        return;
+        return info.read_only ? "disk-read-only" : "disk-too-small";
     }
 
     /* the region: header, the writer's own state, block writer, stack,
@@ -332,7 +332,7 @@ void hibernate(void)
     if (!region) {
         console_printf("hibernate failed reason=no-memory-for-writer bytes=%llu\n",
                        (unsigned long long)(index_offset + index_bytes));
-        return;
+        return "no-memory-for-writer";
     }
     _Static_assert(sizeof(struct writer) <= PAGE_SIZE, "the writer's state fits a page");
     struct writer *w = (struct writer *)(uintptr_t)(region + PAGE_SIZE);
@@ -370,7 +370,7 @@ void hibernate(void)
                 int restored = platform_resume ? platform_resume(&from_boot, snapshot_ns) : -1;
                 resume_finish(&from_boot, restored);
                 page_free(region);
-                return;
+                return 0;
             }
             interrupts_enable();
             if (result != 0)
@@ -395,5 +395,7 @@ void hibernate(void)
         console_printf(" error=\"%s\" sector=%llu", error_text(w->blk_error),
                        (unsigned long long)w->failed_sector);
     console_printf("%s%s\n", thawed == 0 ? "" : " thaw=incomplete", image);
+    const char *reason = w->reason ? w->reason : "unknown";
     page_free(region);
+    return reason;
 }

@@ -19,8 +19,11 @@ struct resume_handoff;
 typedef int (*hibernate_platform_resume_fn)(const struct resume_handoff *handoff,
                                             uint64_t snapshot_ns);
 void hibernate_set_platform_resume(hibernate_platform_resume_fn fn);
-/* Returns when hibernation failed (the reason is printed, the system
- * runs on), or after a later boot resumed the image (`resume ok`). */
-void hibernate(void);
+/* The one hibernation, whoever asks (console, power button, guest agent).
+ * Returns the reason word when it failed (printed in `hibernate failed
+ * reason=...`; the system thawed and runs on), or NULL after a later boot
+ * resumed the image (`resume ok`). On success it never returns here
+ * before that: the machine enters S4. */
+const char *hibernate(void);
 
 #endif

@@ -71,6 +71,7 @@ struct loader {
     uint64_t failed_sector;
     uint64_t bad_pfn;
     uint64_t read_ns, staged;
+    int armed;                           /* the header on the disk is one a boot would resume */
 };
 
 static void *allocate(struct loader *l, uint64_t bytes)
@@ -91,14 +92,31 @@ static void release(struct loader *l)
         page_free(l->allocations[--l->allocation_count]);
 }
 
+/* This boot goes on fresh: an image it could have resumed is marked
+ * skipped first, so no later boot resumes old memory over the disks this
+ * system is about to change (docs/hibernate.md, the rule). Returns the
+ * `image=` word for the console line, or "" when nothing was armed. */
+static const char *skip_image(struct loader *l)
+{
+    if (!l->armed)
+        return "";
+    image_set_state(l->header, IMAGE_STATE_SKIPPED);
+    l->armed = 0;
+    if (swap_disk_write_header(l->disk, l->header, 0) != 0)
+        return " image=skip-failed";
+    return " image=skipped";
+}
+
 static int refuse(struct loader *l, const char *reason)
 {
+    const char *image = skip_image(l);
+
     console_printf("resume refused reason=%s", reason);
     if (l->failed_sector != ~0ull)
         console_printf(" sector=%llu", (unsigned long long)l->failed_sector);
     if (l->bad_pfn)
         console_printf(" pfn=0x%llx", (unsigned long long)l->bad_pfn);
-    console_printf("\n");
+    console_printf("%s\n", image);
     release(l);
     return -1;
 }
@@ -125,7 +143,21 @@ static size_t boot_ram_ranges(struct image_ram_range *ranges, size_t capacity)
 
 /* ---- reading and checking the header and index ------------------------- */
 
-static int read_header_and_index(struct loader *l)
+/* Sector 0's page, as it is on the disk (a state change writes back
+ * exactly this page, so only the sector with the state changes). */
+static int read_header(struct loader *l)
+{
+    l->header = allocate(l, PAGE_SIZE);
+    if (!l->header)
+        return refuse(l, "not-enough-memory");
+    if (blk_read(l->disk, 0, l->header, PAGE_SIZE, &l->failed_sector) != 0)
+        return refuse_read_error(l);
+    l->failed_sector = ~0ull;
+    l->armed = image_is_armed(l->header);
+    return 0;
+}
+
+static int check_header_and_read_index(struct loader *l)
 {
     static struct image_ram_range ram[IMAGE_MAX_RANGES];
     struct blk_info info;
@@ -133,13 +165,6 @@ static int read_header_and_index(struct loader *l)
 
     blk_disk_info(l->disk, &info);
     page_alloc_get_stats(&stats);
-    l->header = allocate(l, PAGE_SIZE);
-    if (!l->header)
-        return refuse(l, "not-enough-memory");
-    int result = blk_read(l->disk, 0, l->header, PAGE_SIZE, &l->failed_sector);
-    if (result != 0)
-        return refuse_read_error(l);
-
     size_t ram_count = boot_ram_ranges(ram, IMAGE_MAX_RANGES);
     struct image_expectation expect = {
         .build_id = swap_disk_build_id(),
@@ -163,11 +188,9 @@ static int read_header_and_index(struct loader *l)
     l->load_pfn = allocate(l, l->header->page_count * sizeof(uint64_t));
     if (!l->index || !l->load_pfn)
         return refuse(l, "not-enough-memory");
-    if (index_bytes) {
-        result = blk_read(l->disk, l->header->index_sector, l->index, index_bytes, &l->failed_sector);
-        if (result != 0)
-            return refuse_read_error(l);
-    }
+    if (index_bytes &&
+        blk_read(l->disk, l->header->index_sector, l->index, index_bytes, &l->failed_sector) != 0)
+        return refuse_read_error(l);
     refusal = image_check_index(l->header, l->index, ram, ram_count);
     if (refusal != IMAGE_OK)
         return refuse(l, image_refusal_text(refusal));
@@ -361,26 +384,38 @@ void resume_from_disk(const struct boot_handoff *handoff)
 {
     struct loader l = { .boot = handoff, .failed_sector = ~0ull };
 
-    if (options_has("noresume")) {
-        console_printf("resume skipped reason=noresume\n");
-        return;
-    }
     l.disk = swap_disk_find();
     if (!l.disk) {
         klog("resume: no %s disk", SWAP_DISK_SERIAL);
+        if (options_has("noresume"))
+            console_printf("resume skipped reason=noresume\n");
         return;
     }
-    if (read_header_and_index(&l) != 0 || claim_and_plan(&l) != 0 || load_pages(&l) != 0)
+    if (read_header(&l) != 0)
+        return;
+    if (options_has("noresume")) {
+        /* going on fresh: an image that was there must not come back */
+        console_printf("resume skipped reason=noresume%s\n", skip_image(&l));
+        release(&l);
+        return;
+    }
+    if (check_header_and_read_index(&l) != 0)
         return;
 
-    /* never twice: the attempt is on the disk before the jump */
-    l.header->state = IMAGE_STATE_RESUMING;
-    image_seal(l.header);
-    l.failed_sector = ~0ull;
+    /* the attempt is on the disk before any memory is touched: a crash
+     * or power loss from here on finds `resuming`, which no boot resumes,
+     * so it can never loop or resume twice */
+    image_set_state(l.header, IMAGE_STATE_RESUMING);
     if (swap_disk_write_header(l.disk, l.header, &l.failed_sector) != 0) {
+        /* what is on the disk now is unknown: try to say skipped */
+        image_set_state(l.header, IMAGE_STATE_VALID);
         refuse(&l, "cannot-record-attempt");
         return;
     }
+    l.failed_sector = ~0ull;
+    l.armed = 1; /* resuming, by this boot: a refusal from here marks it skipped */
+    if (claim_and_plan(&l) != 0 || load_pages(&l) != 0)
+        return;
     jump(&l);
 }
 
@@ -402,8 +437,7 @@ static int mark_used(uint64_t *page_count)
     if (blk_read(disk, 0, h, PAGE_SIZE, 0) == 0 && h->magic == IMAGE_MAGIC &&
         h->state == IMAGE_STATE_RESUMING && h->build_id == swap_disk_build_id()) {
         *page_count = h->page_count;
-        h->state = IMAGE_STATE_USED;
-        image_seal(h);
+        image_set_state(h, IMAGE_STATE_USED);
         if (swap_disk_write_header(disk, h, 0) == 0)
             result = 0;
     }

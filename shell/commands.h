@@ -15,5 +15,6 @@ extern const struct shell_command_family shell_pci_commands;     /* pci.c */
 extern const struct shell_command_family shell_blk_commands;     /* blk.c */
 extern const struct shell_command_family shell_balloon_commands; /* balloon.c */
 extern const struct shell_command_family shell_virtio_commands;  /* virtio.c */
+extern const struct shell_command_family shell_agent_commands;   /* agent.c */
 
 #endif

@@ -31,6 +31,7 @@ static const struct shell_command_family *const families[] = {
     &shell_own_family,     &shell_system_commands, &shell_memory_commands,
     &shell_power_commands, &shell_debug_commands,  &shell_pci_commands,
     &shell_blk_commands,   &shell_balloon_commands, &shell_virtio_commands,
+    &shell_agent_commands,
 };
 
 #define FAMILY_COUNT (sizeof(families) / sizeof(families[0]))

@@ -130,6 +130,11 @@ int virtio_reinitialize(struct virtio_device *d)
     const struct virtio_transport *t = d->transport;
 
     pci_enable(d->pci, 1, 1, 1);
+    /* MSI-X off until the queues are set up: whoever had the device last
+     * (the firmware, a boot kernel before a resume) may have left it on,
+     * and a legacy device's config moves by 4 bytes with it (4.1.4.10) */
+    pci_msix_disable(d->pci);
+    d->msix = 0;
     t->reset(d);
     t->set_status(d, VIRTIO_STATUS_ACKNOWLEDGE);
     t->set_status(d, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);

@@ -28,6 +28,11 @@ def data_disk(tmp_path, name="data.img"):
     return path, digest(path)
 
 
+def new_swap(path):
+    with open(path, "wb") as f:
+        f.truncate((MEMORY + 64) << 20)
+
+
 def digest(path):
     with open(path, "rb") as f:
         return hashlib.sha256(f.read()).hexdigest()
@@ -102,7 +107,7 @@ def hibernate_and_resume_again(guest, machine, disks, data_path, data_digest, ex
 @pytest.mark.parametrize("machine", ["q35", "pc"])
 def test_disks_reordered_between_hibernate_and_resume(guest, machine, tmp_path):
     swap = str(tmp_path / "swap.img")
-    os.truncate(swap, (MEMORY + 64) << 20)
+    new_swap(swap)
     data, data_digest = data_disk(tmp_path)
 
     first = start(guest, machine, [("swap", swap), ("data", data)])
@@ -134,7 +139,7 @@ def test_disk_added_between_hibernate_and_resume(guest, machine, tmp_path):
     """The issue's case: hibernate without the data disk, resume with it in
     front, where it takes the swap disk's old slot."""
     swap = str(tmp_path / "swap.img")
-    os.truncate(swap, (MEMORY + 64) << 20)
+    new_swap(swap)
     data, data_digest = data_disk(tmp_path)
 
     first = start(guest, machine, [("swap", swap)])
@@ -160,7 +165,7 @@ def test_disk_added_between_hibernate_and_resume(guest, machine, tmp_path):
 @pytest.mark.parametrize("machine", ["q35", "pc"])
 def test_disk_removed_between_hibernate_and_resume(guest, machine, tmp_path):
     swap = str(tmp_path / "swap.img")
-    os.truncate(swap, (MEMORY + 64) << 20)
+    new_swap(swap)
     data, data_digest = data_disk(tmp_path)
 
     first = start(guest, machine, [("data", data), ("swap", swap)])
@@ -184,7 +189,7 @@ def test_removed_devices_give_back_what_they_held(guest, tmp_path):
     the next: free memory returns to the page it was, so a removed device
     leaked nothing and a new probe took no more than the first."""
     swap = str(tmp_path / "swap.img")
-    os.truncate(swap, (MEMORY + 64) << 20)
+    new_swap(swap)
     data, _ = data_disk(tmp_path)
 
     first = start(guest, "q35", [("data", data), ("swap", swap)])
