@@ -81,7 +81,7 @@ def test_guest_ping_and_guest_info(agent_domain):
         lv.agent_command(domain.name, {"execute": "guest-no-such-command"})
     assert lv.agent_command(domain.name, {"execute": "guest-ping"}) == {}
     agent = domain.console.command_values("agent")
-    assert agent["port"] == "open" and int(agent["commands"]) >= 4, agent
+    assert agent["port"] == "open" and int(agent["commands"]) >= 3, agent
 
 
 def test_domtime_reads_and_sets_the_guest_clock(agent_domain):
@@ -137,8 +137,8 @@ def test_shutdown_mode_agent_powers_off(agent_domain):
     # no image was written: the next start boots fresh
     restarted_at = len(domain.console.output)
     domain.start()
-    boot = domain.console.wait_ready()
-    assert "resume: no image on torpor-swap" in boot, domain.console.output[restarted_at:]
+    domain.console.wait_ready()
+    assert "resume: no image on torpor-swap" in domain.console.output[restarted_at:], domain.tail()
 
 
 def test_dompmsuspend_without_a_swap_disk_fails_with_the_agents_error(agent_domain):
@@ -152,9 +152,10 @@ def test_dompmsuspend_without_a_swap_disk_fails_with_the_agents_error(agent_doma
 
 def test_failed_agent_hibernate_keeps_the_domain_running_and_the_agent_answering(agent_domain, tmp_path):
     """blkdebug fails the first write of the image. The agent must then
-    answer guest-suspend-disk with an error, as qemu-ga does when its
-    suspend fails: libvirt waits for a reply or SUSPEND_DISK, for ever with
-    the default agent timeout."""
+    answer guest-suspend-disk with an error, as qemu-ga does when its write
+    to /sys/power/state fails ("child process has failed to suspend"):
+    libvirt waits for a reply or SUSPEND_DISK, for ever with the default
+    agent timeout (qemu_domain.c: "agent commands block by default")."""
     domain = agent_domain(**blkdebug_kwargs(tmp_path))
     assert domain.console.command("fill 16 3")[0].startswith("fill id=0 kib=16384 ")
     mark = domain.events.mark()
