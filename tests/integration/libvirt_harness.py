@@ -15,6 +15,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -35,6 +36,7 @@ QEMU_LOG_DIR = "/var/log/libvirt/qemu"
 QEMU_NAMESPACE = "http://libvirt.org/schemas/domain/qemu/1.0"
 NAME_PREFIX = "torpor-test-"
 NAME_RE = re.compile(r"^torpor-test-(\d+)-\d+$")
+TMP_PREFIX = "torpor-libvirt."
 MIB = 1 << 20
 
 # generous bounds: 2 cores shared with other QEMUs, no KVM
@@ -157,8 +159,15 @@ def reap_stale_domains():
     for name in defined_domains():
         match = NAME_RE.match(name)
         if match and (int(match.group(1)) == os.getpid() or not process_alive(int(match.group(1)))):
+            # its private folder is where its nvram is
+            nvram = ElementTree.fromstring(virsh("dumpxml", name).stdout).findtext("os/nvram") or ""
             remove_domain(name)
             _remove_file(os.path.join(QEMU_LOG_DIR, name + ".log"))
+            for pid in harness.processes_mentioning("event\0--domain\0%s\0" % name):
+                os.kill(pid, signal.SIGTERM)  # that run's `virsh event` listener
+            folder = os.path.dirname(nvram)
+            if os.path.basename(folder).startswith(TMP_PREFIX):
+                shutil.rmtree(folder, ignore_errors=True)
             reaped.append(name)
     return reaped
 
@@ -535,7 +544,7 @@ class Domain:
                  qemu_args=()):
         self.name = name
         self.memory_mib = memory_mib
-        self.tmpdir = tempfile.mkdtemp(prefix="torpor-libvirt.")
+        self.tmpdir = tempfile.mkdtemp(prefix=TMP_PREFIX)
         self.nvram = os.path.join(self.tmpdir, "vars.fd")
         self.data = os.path.join(self.tmpdir, "data.img")
         self.swap = os.path.join(self.tmpdir, "swap.img") if swap else None
