@@ -81,6 +81,15 @@ $(BUILD)/esp.img: $(BUILD)/torpor.efi
 run: deps all
 	./run-qemu.sh
 
+# torpor as the libvirt domain `torpor` (docs/libvirt.md); clean-libvirt
+# destroys and undefines it and stops the daemons it started
+.PHONY: run-libvirt clean-libvirt
+run-libvirt: deps all
+	scripts/run-libvirt.sh start
+
+clean-libvirt:
+	scripts/run-libvirt.sh clean
+
 # ---- host unit tests: the kernel's portable sources with ASan and UBSan ----
 HOST_CFLAGS := -std=gnu11 -O1 -g $(WARNINGS) -I. -fsanitize=address,undefined \
 	-fno-sanitize-recover=all -fno-omit-frame-pointer -DTORPOR_HOST_TEST

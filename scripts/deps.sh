@@ -5,7 +5,8 @@ set -e
 
 packages="gnu-efi nasm binutils gcc make mtools qemu-system-x86 ovmf
 libcmocka-dev python3-pytest python3-pytest-xdist gnuplot-nox
-clang libclang-rt-dev cppcheck"
+clang libclang-rt-dev cppcheck
+libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients"
 
 missing=""
 for package in $packages; do

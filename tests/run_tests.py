@@ -33,7 +33,9 @@ def run_integration_tests() -> tuple[int, int, int]:
     if os.path.exists(report):
         os.remove(report)
     workers = os.environ.get("TEST_WORKERS", "2")
-    command = ["/usr/bin/python3", "-m", "pytest", "-q", "-n", workers,
+    # loadgroup: like load, but tests marked xdist_group("libvirt") all run
+    # on one worker, one after the other (one libvirtd, one domain at a time)
+    command = ["/usr/bin/python3", "-m", "pytest", "-q", "-n", workers, "--dist", "loadgroup",
                f"--junitxml={report}", os.path.join(ROOT, "tests", "integration")]
     status = subprocess.run(command, cwd=ROOT).returncode
     if not os.path.exists(report):

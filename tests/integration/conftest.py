@@ -6,6 +6,9 @@ build/test-logs/<test name>.log. Every guest is killed when the test ends,
 and a watchdog kills them once the test has run TEST_TIME_LIMIT seconds
 (default 300), so every wait ends and no test can hang. A failed test's
 report includes the tail of each guest's serial output.
+
+`libvirt_domain` (libvirt_harness.py) is the same for domains under
+libvirt, on the daemons of the session fixture `libvirt_daemons`.
 """
 
 import os
@@ -17,6 +20,8 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import harness  # noqa: E402
+# the libvirt tests' fixtures, libvirt_daemons and libvirt_domain
+from libvirt_harness import libvirt_daemons, libvirt_domain  # noqa: E402,F401
 
 TEST_TIME_LIMIT = float(os.environ.get("TORPOR_TEST_TIME_LIMIT", "300"))
 
