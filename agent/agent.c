@@ -41,14 +41,11 @@ static void flush_output(void)
         if (run > OUTPUT_BYTES - at)
             run = OUTPUT_BYTES - at;
         int32_t sent = virtio_console_write(agent.handle, agent.output + at, run);
-        if (sent < 0) {
-            /* the port closed: nobody will read these */
-            agent.dropped_bytes += agent.output_head - agent.output_tail;
-            agent.output_tail = agent.output_head;
+        /* not open on our side yet (the port is announced again after a
+         * thaw), or its transmit buffers are busy: the waiter runs us
+         * again when that changes */
+        if (sent <= 0)
             return;
-        }
-        if (sent == 0)
-            return; /* transmit buffers busy: the waiter runs us again */
         agent.output_tail += (uint32_t)sent;
     }
 }
@@ -201,6 +198,11 @@ static void serve(void *context)
     int host_open = port.port >= 0 && port.host_open;
     if (host_open && !agent.host_was_open)
         guest_agent_reset(&agent.core); /* a new client: nothing half said carries over */
+    if (!host_open && agent.host_was_open) {
+        /* the client went away: replies meant for it are for nobody */
+        agent.dropped_bytes += agent.output_head - agent.output_tail;
+        agent.output_tail = agent.output_head;
+    }
     agent.host_was_open = host_open;
     flush_output();
     for (;;) {
