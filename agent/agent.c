@@ -196,13 +196,13 @@ static void serve(void *context)
     if (virtio_console_get_port_info(agent.handle, &port) != 0)
         return;
     int host_open = port.port >= 0 && port.host_open;
+    /* a client (re)connects: nothing half said carries over. Replies not
+     * yet sent stay: after a thaw the port is announced again and its host
+     * side opens a moment later, and the reply to the failed
+     * guest-suspend-disk must still reach libvirt, which waits for it (a
+     * new client skips stale replies anyway: it syncs first) */
     if (host_open && !agent.host_was_open)
-        guest_agent_reset(&agent.core); /* a new client: nothing half said carries over */
-    if (!host_open && agent.host_was_open) {
-        /* the client went away: replies meant for it are for nobody */
-        agent.dropped_bytes += agent.output_head - agent.output_tail;
-        agent.output_tail = agent.output_head;
-    }
+        guest_agent_reset(&agent.core);
     agent.host_was_open = host_open;
     flush_output();
     for (;;) {

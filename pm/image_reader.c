@@ -98,14 +98,15 @@ static const char *submit_read(struct image_reader *l, struct reads *r)
     }
 }
 
-/* Refuses after every read in flight has landed: no device may still
+/* Stops every read in flight before the refusal: no device may still
  * write into memory that goes back to the allocator. */
 static const char *drain(struct image_reader *l, struct reads *r, const char *reason)
 {
-    for (; r->used; r->used--, r->head = (r->head + 1) % READS_IN_FLIGHT)
-        blk_wait(l->disk, r->queue[r->head].request, 0);
-    /* a read that timed out is still the device's: a reset stops it
-     * before its frames go back to the allocator */
+    /* no waiting for the rest: one may never come back (a read that timed
+     * out is still the device's). A reset makes the device finish or drop
+     * every request before it returns, so none writes into its frames
+     * after they go back to the allocator. */
+    r->used = 0;
     blk_disk_restart(l->disk);
     return reason;
 }

@@ -31,6 +31,7 @@ struct blk_writer {
     } slots[WRITER_SLOTS];
     int error;
     uint64_t error_sector;
+    struct blk_stats stats; /* the disk's own counters are not touched while the image is written */
 };
 
 _Static_assert(sizeof(struct blk_writer) <= PAGE_SIZE, "the writer's state fits a page");
@@ -96,6 +97,11 @@ static unsigned writer_poll(struct blk_writer *w)
         if (i >= WRITER_SLOTS || !w->slots[i].busy)
             continue;
         int result = blk_request_result(w->slots[i].status, status == VQ_USED_BAD_LENGTH);
+        if (w->slots[i].header.type == BLK_TYPE_FLUSH)
+            w->stats.flushes++;
+        else
+            w->stats.writes++;
+        w->stats.errors += result != 0;
         if (result != 0 && !w->error) {
             w->error = result;
             w->error_sector = w->slots[i].sector;
@@ -178,4 +184,5 @@ int blk_writer_wait_all(struct blk_writer *w, uint64_t *failed_sector)
 void blk_writer_finish(struct blk_writer *w)
 {
     virtio_reset(w->device);
+    blk_disk_add_stats(w->disk, &w->stats); /* the image was not written: memory may change again */
 }

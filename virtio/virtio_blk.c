@@ -108,6 +108,14 @@ void blk_disk_info(const struct blk_disk *disk, struct blk_info *info)
     };
 }
 
+void blk_disk_add_stats(struct blk_disk *disk, const struct blk_stats *more)
+{
+    disk->stats.reads += more->reads;
+    disk->stats.writes += more->writes;
+    disk->stats.flushes += more->flushes;
+    disk->stats.errors += more->errors;
+}
+
 void blk_disk_limits(const struct blk_disk *disk, struct blk_request_limits *limits)
 {
     *limits = disk->limits;

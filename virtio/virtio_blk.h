@@ -46,8 +46,10 @@ struct blk_disk *blk_disk_get(unsigned index);
 struct blk_disk *blk_disk_find(const char *name);
 void blk_disk_info(const struct blk_disk *disk, struct blk_info *info);
 void blk_disk_limits(const struct blk_disk *disk, struct blk_request_limits *limits);
-/* For the polled path (blk_polled.c): the disk's virtio device. */
+/* For the polled path (blk_writer.c): the disk's virtio device, and its
+ * requests counted into the disk's statistics once it is done. */
 struct virtio_device *blk_disk_device(struct blk_disk *disk);
+void blk_disk_add_stats(struct blk_disk *disk, const struct blk_stats *more);
 
 /* Starts a request; the segments are the data (none for FLUSH). On
  * success *request is the handle to wait on. ERROR_BUSY: no slot or ring

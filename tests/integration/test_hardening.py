@@ -83,3 +83,63 @@ def test_a_balloon_freeze_that_times_out_settles_what_was_in_flight(guest):
     b = values(g, "balloon")
     assert b["actual_pages"] == b["list_pages"] == 0 and b["inflating"] == 0, b
     assert values(g, "mem")["free_kib"] == free_start
+
+
+def test_a_read_that_outlasts_its_timeout_resets_the_disk_first(guest, tmp_path):
+    """A throttled swap disk (32 KiB/s) makes the first 1 MiB data read of
+    a resume outlast the 30 s request timeout. The resume is refused, and
+    the disk is reset before the claimed memory goes back, so the late
+    read can write nothing into it: memory filled afterwards stays intact,
+    and the swap disk works again."""
+    swap = str(tmp_path / "swap.img")
+    first = guest(memory=384, options=["--swap", swap])
+    first.wait_ready()
+    assert first.command("fill 4 21")[0].startswith("fill id=0")
+    hibernate_ok(first)
+
+    args = ["-drive", "if=none,id=swapd,format=raw,file=%s,throttling.bps-read=32768" % swap,
+            "-device", "virtio-blk-pci,drive=swapd,serial=torpor-swap"]
+    second = guest(memory=384, options=["--no-swap"], qemu_args=args)
+    second.wait_ready(timeout=400)
+    refused = re.search(r"(?m)^resume refused reason=(\S+) sector=\d+( image=\S+)?\r?\n", second.output)
+    assert refused and refused.group(1) == "read-error", second.tail()
+    assert refused.group(2) == " image=skipped", refused.group(0)
+    # the freed memory is the fresh system's now: fill all of it and check
+    free = values(second, "mem")["free_kib"] // 1024 - 32
+    assert second.command("fill %d 9" % free, timeout=120)[0].startswith("fill id=0")
+    assert second.command("verify", timeout=120)[0].startswith("verify ok regions=1")
+    # the disk works again (reads stay throttled: writes show it)
+    out = second.command("blk write torpor-swap 8 0x5a 8", timeout=60)
+    assert out[-1].startswith("blkwrite disk=torpor-swap"), out
+
+
+def test_free_blocks_reported_before_hibernate_are_reported_again_after_resume(guest, tmp_path):
+    """The new host after a resume was told of no free block: every block
+    the image had reported is reported again."""
+    swap = str(tmp_path / "swap.img")
+    first = guest(memory=512, options=["--swap", swap, "--balloon", "free-page-reporting=on"])
+    first.wait_ready()
+
+    def reported(g):
+        return values(g, "balloon")["reported_pages"]
+
+    # wait until all free memory is reported: the counter stops moving
+    deadline = harness.time.monotonic() + 90
+    last = -1
+    while True:
+        now = reported(first)
+        if now == last and now >= 32768:
+            break
+        assert harness.time.monotonic() < deadline, values(first, "balloon")
+        last = now
+        harness.time.sleep(3)  # bounded poll: reporting runs every 2 s
+    hibernate_ok(first)
+
+    second = guest(memory=512, options=["--swap", swap, "--balloon", "free-page-reporting=on"])
+    resume_ok(second)
+    # the image's counter came back with it; the new host gets the same
+    # free memory reported once more (128 MiB at least)
+    deadline = harness.time.monotonic() + 60
+    while reported(second) < last + 32768:
+        assert harness.time.monotonic() < deadline, (last, values(second, "balloon"))
+        harness.time.sleep(0.5)  # bounded poll of the guest's own counter

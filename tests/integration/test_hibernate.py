@@ -127,6 +127,9 @@ def test_write_error_thaws_and_a_second_try_succeeds(guest, tmp_path):
     assert after["deflate_requests"] == before["deflate_requests"], (before, after)
     assert g.qmp("query-balloon")["actual"] == 384 * MIB
     assert g.command("verify") == ["verify ok regions=1 kib=49152"]
+    # the writer's requests count in the disk's statistics, the failed one too
+    swap_line = harness.parse_values([l for l in g.command("blk") if "disk=torpor-swap" in l][0])
+    assert int(swap_line["errors"]) >= 1 and int(swap_line["writes"]) >= 1, swap_line
     wait_balloon(g, 320 * MIB)  # the next target is followed
     assert values(g, "balloon")["list_pages"] == 49152
 

@@ -209,7 +209,18 @@ def test_read_fault_during_resume_refuses_and_keeps_the_image(guest, tmp_path, w
     assert "resume ok" not in g.output
     assert g.command("verify") == ["verify ok regions=0 kib=0"]
     g.close()
-    # kept: still a valid image, every page sound; a boot without the fault resumes it
+    state = harness.parse_values(hibimg("info", swap).stdout.splitlines()[0])["state"]
+    if where == "header":
+        # the header never arrived: this boot knew of no image and marked nothing
+        assert state == "valid" and "image=" not in refused.group(0)
+    else:
+        # this boot went on fresh: the image is marked skipped, so no later
+        # boot resumes it by itself over the disks the fresh system changed
+        assert state == "skipped", state
+        assert re.search(r"resume refused reason=read-error sector=\d+ image=skipped", g.output)
+        # every page is sound: its owner can re-arm it on purpose
+        result = hibimg("set", swap, "state", "valid")
+        assert result.returncode == 0, result.stdout + result.stderr
     result = hibimg("verify", swap)
     assert result.returncode == 0, result.stdout + result.stderr
     h = plain_guest(guest, swap)
