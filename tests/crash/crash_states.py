@@ -33,6 +33,7 @@ import subprocess
 SECTOR = 512           # the unit of tearing
 MODULUS = 1 << 128     # content sums are taken modulo this
 ATTEMPTS = 40          # draws without a new state before a group is spent
+LABEL_RANGES = 40      # a label lists this many characters of kept sectors
 
 
 class CrashStateError(Exception):
@@ -122,8 +123,11 @@ class CrashState:
             self.phase, self.kind, where, ",".join(str(e) for e in self.applied))
         if self.torn:
             entry, mode, kept, count = self.torn
-            text += ", entry %d torn (%s, sectors %s of 0-%d kept)" % (
-                entry, mode, ranges_text(kept), count - 1)
+            kept_text = ranges_text(kept)
+            if len(kept_text) > LABEL_RANGES:  # the whole list is in as_dict()
+                kept_text = kept_text[:kept_text.rindex(",", 0, LABEL_RANGES)] + ",..."
+            text += ", entry %d torn (%s, %d sectors %s of 0-%d kept)" % (
+                entry, mode, len(kept), kept_text, count - 1)
         return text
 
     def as_dict(self):

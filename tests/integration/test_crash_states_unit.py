@@ -272,7 +272,10 @@ def check_states(tmp_path, phase, model, states):
             assert 0 < len(kept) < count and count >= 2
             if mode == "prefix":
                 assert list(kept) == list(range(len(kept)))
-            assert "entry %d torn (%s" % (entry, mode) in state.label
+            assert "entry %d torn (%s, %d sectors %s" % (entry, mode, len(kept), crash_states.ranges_text(kept)[:8]) \
+                in state.label
+            assert len(state.label) < 200
+            assert state.as_dict()["torn"]["kept"] == crash_states.ranges_text(kept)
     assert len(contents) == len(states)  # no disk twice
     assert not os.path.exists(tmp_path / "state.img")
 
