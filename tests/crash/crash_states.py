@@ -201,20 +201,21 @@ class Phase:
     # ---- content sums ----
 
     def _read_base_terms(self, writes):
+        """The term of every sector a write touches, as the starting image
+        holds it (one read per run of neighbouring sectors)."""
         touched = sorted({w.sector + i for w in writes for i in range(w.count)})
         terms = {}
         with open(self.image, "rb") as f:
-            run_start = None
-            for position, sector in enumerate(touched + [None]):
-                if run_start is not None and (sector is None or sector != touched[position - 1] + 1):
-                    first, last = touched[run_start], touched[position - 1]
-                    data = os.pread(f.fileno(), (last - first + 1) * SECTOR, first * SECTOR)
-                    for s in range(first, last + 1):
-                        offset = (s - first) * SECTOR
-                        terms[s] = _term(s, data[offset:offset + SECTOR])
-                    run_start = None
-                if sector is not None and run_start is None:
-                    run_start = position
+            start = 0
+            while start < len(touched):
+                end = start
+                while end + 1 < len(touched) and touched[end + 1] == touched[end] + 1:
+                    end += 1
+                first, count = touched[start], end - start + 1
+                data = os.pread(f.fileno(), count * SECTOR, first * SECTOR)
+                for i in range(count):
+                    terms[first + i] = _term(first + i, data[i * SECTOR:(i + 1) * SECTOR])
+                start = end + 1
         return terms
 
     @staticmethod

@@ -401,3 +401,25 @@ def test_ranges_text():
     assert crash_states.ranges_text([0, 1, 2, 5, 7, 8]) == "0-2,5,7-8"
     assert crash_states.ranges_text([3]) == "3"
     assert crash_states.ranges_text([]) == ""
+
+
+def test_same_content_reads_holes_as_zeros(tmp_path):
+    import crash_runner
+
+    def sparse(name, writes, size=8 << 20):
+        path = tmp_path / name
+        with open(path, "wb") as f:
+            f.truncate(size)
+            for offset, data in writes:
+                f.seek(offset)
+                f.write(data)
+        return path
+
+    data = bytes(range(256)) * 64
+    a = sparse("a", [(1 << 20, data)])
+    b = sparse("b", [(1 << 20, data), (5 << 20, bytes(1 << 20))])  # zeros written, not a hole
+    c = sparse("c", [(1 << 20, data), (6 << 20, b"x")])
+    d = sparse("d", [(1 << 20, data)], size=9 << 20)
+    assert crash_runner.same_content(a, b) and crash_runner.same_content(b, a)
+    assert not crash_runner.same_content(a, c) and not crash_runner.same_content(c, a)
+    assert not crash_runner.same_content(a, d)
