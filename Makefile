@@ -33,7 +33,7 @@ KERNEL_ASM_SOURCES := $(wildcard boot/*.asm arch/x86/*.asm)
 KERNEL_OBJECTS := $(KERNEL_C_SOURCES:%.c=$(BUILD)/kernel/%.o) \
 	$(KERNEL_ASM_SOURCES:%.asm=$(BUILD)/kernel/%.asm.o)
 
-.PHONY: all deps run test unit-test integration-test bench bench-compare soak faults clean
+.PHONY: all deps run test unit-test integration-test bench bench-compare soak faults crash clean
 all: $(BUILD)/torpor.efi $(BUILD)/esp.img $(BUILD)/hibimg
 
 deps:
@@ -196,6 +196,12 @@ soak: deps all
 FAULT_POSITIONS ?= 16
 faults: deps all
 	TORPOR_FAULT_POSITIONS=$(FAULT_POSITIONS) $(PYTHON) -m pytest -q -n 2 tests/integration/test_reliability.py
+
+# crash states of the hibernation disk, booted twice each: STATES of them
+# sampled from a recorded hibernate and resume (docs/reliability.md)
+STATES ?= 60
+crash: deps all
+	$(PYTHON) tests/crash/crash_runner.py --states $(STATES) $(if $(SEED),--seed $(SEED))
 
 # make bench-compare OLD.csv NEW.csv: the ratio per figure
 bench-compare:

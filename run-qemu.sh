@@ -20,6 +20,7 @@ balloon_properties=""
 swap="$here/build/swap.img"
 swap_size=""
 swap_disk=1
+swap_log=""
 ovmf_code=/usr/share/OVMF/OVMF_CODE_4M.fd
 ovmf_vars=/usr/share/OVMF/OVMF_VARS_4M.fd
 
@@ -46,6 +47,11 @@ usage: run-qemu.sh [options] [-- extra QEMU arguments]
                           (default build/swap.img, kept between runs)
       --swap-size MIB     size of a swap disk this script creates
                           (default: the RAM size plus 64 MiB)
+      --swap-log LOG      attach the hibernation disk through QEMU's
+                          blklogwrites driver: every write, write-zeroes,
+                          discard and flush the guest sends to it is
+                          appended to LOG in the dm-log-writes format
+                          (tests/crash/); LOG is created, or emptied, first
       --no-swap           attach no hibernation disk
       --gdb               start QEMU's gdbstub on tcp::1234, CPU halted
       --print             print the QEMU command line and exit
@@ -67,6 +73,7 @@ while [ $# -gt 0 ]; do
     --no-balloon) balloon=0; shift ;;
     --swap) swap=$2; shift 2 ;;
     --swap-size) swap_size=$2; shift 2 ;;
+    --swap-log) swap_log=$2; shift 2 ;;
     --no-swap) swap_disk=0; shift ;;
     --gdb) gdb=1; shift ;;
     --print) print_only=1; shift ;;
@@ -79,6 +86,7 @@ done
 case "$machine" in q35|pc) ;; *) echo "run-qemu.sh: machine must be q35 or pc" >&2; exit 2 ;; esac
 case "$memory" in ''|*[!0-9]*) echo "run-qemu.sh: memory must be a number of MiB" >&2; exit 2 ;; esac
 case "$data_size" in ''|*[!0-9]*|0) echo "run-qemu.sh: data size must be a number of MiB" >&2; exit 2 ;; esac
+[ -z "$swap_log" ] || [ "$swap_disk" = 1 ] || { echo "run-qemu.sh: --swap-log needs the swap disk (not --no-swap)" >&2; exit 2; }
 [ -f "$esp" ] || { echo "run-qemu.sh: $esp not found; run make first" >&2; exit 2; }
 [ -f "$ovmf_code" ] || { echo "run-qemu.sh: $ovmf_code not found; run scripts/deps.sh" >&2; exit 2; }
 
@@ -103,6 +111,12 @@ if [ "$swap_disk" = 1 ] && [ ! -e "$swap" ]; then
     mkdir -p "$(dirname "$swap")"
     truncate -s "${swap_size:-$((memory + 64))}M" "$swap"
 fi
+if [ -n "$swap_log" ]; then
+    # QEMU opens the log, it does not create it; a new log starts at its
+    # first sector, so an old tail must not survive to look like entries
+    mkdir -p "$(dirname "$swap_log")"
+    : > "$swap_log"
+fi
 if [ "$data_disk" = 1 ]; then
     [ -n "$data" ] || data="$workdir/data.img"
     [ -e "$data" ] || truncate -s "${data_size}M" "$data"
@@ -120,10 +134,12 @@ args=(
     -drive "if=none,id=data,format=raw,file=$data"
     -device "virtio-blk-pci,drive=data,serial=torpor-data"
 )
-[ "$swap_disk" = 0 ] || args+=(
-    -drive "if=none,id=swap,format=raw,file=$swap"
-    -device "virtio-blk-pci,drive=swap,serial=torpor-swap"
-)
+if [ "$swap_disk" = 1 ] && [ -n "$swap_log" ]; then
+    args+=(-drive "if=none,id=swap,driver=blklogwrites,file.driver=file,file.filename=$swap,log.driver=file,log.filename=$swap_log")
+elif [ "$swap_disk" = 1 ]; then
+    args+=(-drive "if=none,id=swap,format=raw,file=$swap")
+fi
+[ "$swap_disk" = 0 ] || args+=(-device "virtio-blk-pci,drive=swap,serial=torpor-swap")
 [ "$balloon" = 0 ] || args+=(-device "virtio-balloon-pci,id=balloon0$balloon_properties")
 if [ -n "$serial_socket" ]; then
     args+=(-chardev "socket,id=console,path=$serial_socket,server=on,wait=on" -serial chardev:console)

@@ -7,7 +7,7 @@ import subprocess
 
 import harness
 
-OPTIONS = ["--memory", "--machine", "--qmp", "--serial-socket", "--gdb"]
+OPTIONS = ["--memory", "--machine", "--qmp", "--serial-socket", "--gdb", "--swap-log"]
 
 
 def run_script(*args):
@@ -27,6 +27,22 @@ def test_unknown_option_exits_2():
     result = run_script("--no-such-option")
     assert result.returncode == 2, (result.returncode, result.stderr)
     assert "--no-such-option" in result.stderr
+
+
+def test_swap_log_puts_blklogwrites_under_the_swap_disk(tmp_path):
+    swap, log = tmp_path / "swap.img", tmp_path / "new" / "swap.log"
+    result = run_script("--swap", str(swap), "--swap-log", str(log), "--print")
+    assert result.returncode == 0, result.stderr
+    drive = [word for word in result.stdout.split() if "id=swap" in word]
+    assert len(drive) == 1 and "driver=blklogwrites" in drive[0], result.stdout
+    assert "file.filename=%s" % swap in drive[0] and "log.filename=%s" % log in drive[0], drive
+    assert "serial=torpor-swap" in result.stdout
+    assert log.read_bytes() == b""  # QEMU opens the log, it does not create it
+    log.write_bytes(b"an old log")
+    assert run_script("--swap", str(swap), "--swap-log", str(log), "--print").returncode == 0
+    assert log.read_bytes() == b""  # emptied: an old tail would read as entries
+    result = run_script("--no-swap", "--swap-log", str(log), "--print")
+    assert result.returncode == 2 and "--swap-log" in result.stderr
 
 
 def test_killed_guest_leaves_nothing(guest):
