@@ -190,10 +190,11 @@ def _tail_of_file(path, chars):
 
 
 def domain_xml(name, memory_mib, nvram, data, swap, console_socket, console_log,
-               console_mode="bind", qemu_args=()):
+               console_mode="bind", qemu_args=(), agent_channel=True):
     """scripts/torpor-domain.xml filled in. `swap=None` leaves out the
-    torpor-swap disk; `console_mode='connect'` makes QEMU connect to a
-    socket the caller listens on; `qemu_args` go to <qemu:commandline>."""
+    torpor-swap disk; `agent_channel=False` the guest agent's channel;
+    `console_mode='connect'` makes QEMU connect to a socket the caller
+    listens on; `qemu_args` go to <qemu:commandline>."""
     with open(TEMPLATE) as f:
         text = f.read()
     words = {"NAME": name, "MEMORY_MIB": str(memory_mib), "ESP": ESP, "NVRAM": nvram,
@@ -206,6 +207,9 @@ def domain_xml(name, memory_mib, nvram, data, swap, console_socket, console_log,
         for disk in devices.findall("disk"):
             if disk.findtext("serial") == "torpor-swap":
                 devices.remove(disk)
+    if not agent_channel:
+        for channel in devices.findall("channel"):
+            devices.remove(channel)
     root.find("devices/serial/source").set("mode", console_mode)
     if qemu_args:
         commandline = ElementTree.SubElement(root, "{%s}commandline" % QEMU_NAMESPACE)
@@ -541,7 +545,7 @@ class Domain:
     nvram), removes its files and raises if anything of it is left."""
 
     def __init__(self, name, test_name=None, memory_mib=512, swap=True, swap_mib=None,
-                 qemu_args=()):
+                 qemu_args=(), agent_channel=True):
         self.name = name
         self.memory_mib = memory_mib
         self.tmpdir = tempfile.mkdtemp(prefix=TMP_PREFIX)
@@ -567,7 +571,7 @@ class Domain:
             self.console = SerialConsole(os.path.join(self.tmpdir, "console.sock"), self.log_base + ".log")
             self.xml = domain_xml(name, memory_mib, self.nvram, self.data, self.swap,
                                   self.console.path, self.console_log, console_mode="connect",
-                                  qemu_args=qemu_args)
+                                  qemu_args=qemu_args, agent_channel=agent_channel)
             with open(self.xml_path, "w") as f:
                 f.write(self.xml)
         except BaseException:
@@ -783,7 +787,8 @@ _counter = [0]
 
 @pytest.fixture
 def libvirt_domain(libvirt_daemons, request):
-    """Returns make(memory_mib=512, swap=True, swap_mib=None, qemu_args=())
+    """Returns make(memory_mib=512, swap=True, swap_mib=None, qemu_args=(),
+    agent_channel=True)
     -> a defined (not started) Domain with a unique name; every domain is
     closed after the test, which fails if anything of it is left. A
     watchdog destroys them once the test has run TEST_TIME_LIMIT s."""

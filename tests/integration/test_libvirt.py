@@ -170,10 +170,11 @@ def test_failed_hibernate_keeps_the_domain_running(libvirt_domain, tmp_path):
     domain.wait_event(r"event 'io-error' .* report", since=mark)
 
 
-def test_agent_commands_fail_cleanly_without_an_agent(libvirt_domain):
-    domain, _ = started(libvirt_domain)
-    if lv.agent_present(domain.console):
-        pytest.skip("torpor has a guest agent now: test_libvirt_agent.py covers these commands")
+def test_agent_commands_fail_cleanly_without_an_agent_channel(libvirt_domain):
+    """A domain defined without the agent's channel: every agent command
+    fails at once, and nothing changes for the guest."""
+    domain, _ = started(libvirt_domain, agent_channel=False)
+    assert domain.console.command_values("agent")["port"] == "absent"
     for attempt in (lambda: lv.domtime_get(domain.name, check=False),
                     lambda: lv.dompmsuspend_disk(domain.name, timeout=60)):
         began = time.monotonic()

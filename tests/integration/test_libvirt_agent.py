@@ -2,11 +2,7 @@
 guest-info through `virsh qemu-agent-command`, `virsh domtime` read and
 set, `virsh dompmsuspend DOM disk` hibernating and `virsh start` resuming
 with the agent back, `virsh shutdown --mode agent` powering off, and
-failed hibernations leaving the domain running and the agent answering.
-
-Until the agent lands these tests skip, saying so: the first guest's
-`help` lists no `agent` command (that guest is the only one booted for the
-skip). They run by themselves once it does (docs/libvirt.md)."""
+failed hibernations leaving the domain running and the agent answering."""
 
 import re
 import time
@@ -23,9 +19,6 @@ from test_resume import RESUME_OK_RE
 pytestmark = pytest.mark.xdist_group("libvirt")
 
 MIB = 1 << 20
-NO_AGENT = "torpor has no guest agent yet: its `help` lists no `agent` command (issue 14)"
-# whether torpor's help lists `agent`, learned from the first guest booted
-_agent = {}
 # the guest's clock and the host's may differ by this much (TCG, one RTC
 # read at boot, seconds of virsh latency under load)
 CLOCK_SLACK = 60
@@ -34,17 +27,13 @@ CLOCK_SLACK = 60
 @pytest.fixture
 def agent_domain(libvirt_domain):
     """Returns start(**libvirt_domain arguments) -> a started Domain whose
-    agent libvirt has connected to; skips while torpor has no agent."""
+    agent libvirt has connected to."""
     def start(**kwargs):
-        if _agent.get("present") is False:
-            pytest.skip(NO_AGENT)
         domain = libvirt_domain(**kwargs)
         mark = domain.events.mark()
         domain.start()
         domain.console.wait_ready()
-        _agent["present"] = lv.agent_present(domain.console)
-        if not _agent["present"]:
-            pytest.skip(NO_AGENT)
+        assert lv.agent_present(domain.console), "torpor's help lists no `agent` command"
         domain.wait_agent_connected(since=mark)
         return domain
     return start
