@@ -25,15 +25,20 @@ enum page_mac_domain {
 };
 
 /* Every key of one image, derived from (secret, nonce) by
- * page_mac_key_init: 4.1 KiB, all of it secret. Keep it out of the image
- * and erase it (page_mac_key_erase) once done. Any alignment of the
- * struct's own (8 bytes) will do. */
+ * page_mac_key_init, and a cache of the last block of pads: 4.2 KiB, all
+ * of it secret. Keep it out of the image and erase it (page_mac_key_erase)
+ * once done. page_mac writes the cache, so one key serves one thread. */
 struct page_mac_key {
     uint8_t pad_key[32];               /* ChaCha20 key of the per-frame pads (Poly1305 s) */
     uint8_t buffer_key[32];            /* ChaCha20 key of the buffer tags' last step */
     uint8_t page_r[16];                /* Poly1305 r over a page's NH value */
     uint8_t buffer_r[16];              /* Poly1305 r of buffer tags */
     uint64_t nh_key[NH_KEY_WORDS];     /* NH of the page (crypto/nh.h) */
+    /* the four pads of frames 4b .. 4b + 3 (one ChaCha20 block), b =
+     * pads_block, when pads_valid: consecutive frames cost a quarter block */
+    uint64_t pads_block;
+    uint64_t pads_valid;
+    uint8_t pads[64];
 };
 
 /* Derives an image's keys: the first 32 bytes of the ChaCha20 block of
@@ -56,7 +61,7 @@ void page_mac_key_erase(struct page_mac_key *key);
  * Each pad must serve one page content only: never tag two different
  * contents of one frame under one (secret, nonce); a rewritten image takes
  * a new nonce. */
-void page_mac(const struct page_mac_key *key, uint64_t frame, const void *page,
+void page_mac(struct page_mac_key *key, uint64_t frame, const void *page,
               uint8_t tag[PAGE_MAC_TAG_BYTES]);
 
 /* The tag of any bytes (0 too, any alignment) in a domain:
