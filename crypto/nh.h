@@ -12,7 +12,7 @@
 #define NH_PAGE_BYTES 4096
 
 /* Passes with Toeplitz-shifted keys: 1 or 2. Each pass is 2^-64-universal,
- * so two give 2^-128, at about 1.4 times the cost of one under TCG
+ * so two give 2^-128, at about 1.3 times the cost of one under TCG
  * (docs/security.md weighs it). Part of the image format: a change makes
  * every tag different (regenerate tests/unit/page_mac_reference.py's
  * answers with the same value). */

@@ -119,6 +119,9 @@ void poly1305_update(struct poly1305 *state, const void *data, size_t bytes)
 {
     const uint8_t *p = data;
 
+    if (!bytes)
+        return; /* data may be NULL then */
+
     if (state->buffered) {
         size_t take = POLY1305_BLOCK_BYTES - state->buffered;
         if (take > bytes)
