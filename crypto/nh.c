@@ -13,8 +13,6 @@ _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "little-endian loads, 
 
 typedef unsigned __int128 uint128_t;
 
-#define PAIRS (NH_PAGE_BYTES / 16)
-
 /* Ties values to registers at this point, emitting nothing: it keeps the
  * compiler from moving the loads in among the multiplies. */
 #define KEEP(a, b, c, d) __asm__("" : "+r"(a), "+r"(b), "+r"(c), "+r"(d))
