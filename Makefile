@@ -28,7 +28,7 @@ KERNEL_LDFLAGS := -nostdlib -shared --no-undefined -Bsymbolic -znocombreloc -T l
 	-L$(EFI_LIB)
 
 KERNEL_C_SOURCES := $(wildcard boot/*.c init/*.c arch/x86/*.c console/*.c acpi/*.c kernel/*.c mm/*.c \
-	pci/*.c pm/*.c virtio/*.c agent/*.c shell/*.c lib/*.c)
+	pci/*.c pm/*.c virtio/*.c agent/*.c shell/*.c lib/*.c crypto/*.c)
 KERNEL_ASM_SOURCES := $(wildcard boot/*.asm arch/x86/*.asm)
 KERNEL_OBJECTS := $(KERNEL_C_SOURCES:%.c=$(BUILD)/kernel/%.o) \
 	$(KERNEL_ASM_SOURCES:%.asm=$(BUILD)/kernel/%.asm.o)
@@ -102,7 +102,7 @@ $(BUILD)/hibimg: tools/hibimg.c pm/image.c pm/image.h pm/image_format.h lib/hash
 
 UNIT_TESTS := buddy format parse line_edit acpi_parse virtqueue balloon image blk_config blk_request \
 	console_ports virtio_pci_layout memory_map \
-	json guest_agent hash
+	json guest_agent hash chacha20 poly1305 page_mac
 unit_sources_buddy := mm/buddy.c
 unit_sources_format := lib/format.c
 unit_sources_parse := lib/parse.c
@@ -119,6 +119,10 @@ unit_sources_memory_map := mm/memory_map.c
 unit_sources_json := agent/json.c
 unit_sources_guest_agent := agent/guest_agent.c agent/json.c
 unit_sources_hash := lib/hash.c
+unit_sources_chacha20 := crypto/chacha20.c
+unit_sources_poly1305 := crypto/poly1305.c crypto/chacha20.c
+unit_sources_page_mac := crypto/page_mac.c crypto/page_cipher.c crypto/nh.c crypto/poly1305.c \
+	crypto/chacha20.c
 
 define unit_test_rule
 $(BUILD)/host/test_$(1): tests/unit/test_$(1).c $$(unit_sources_$(1)) $$(wildcard */*.h)
