@@ -61,6 +61,11 @@ $(BUILD)/ksyms.o: $(BUILD)/ksyms.bin
 
 $(BUILD)/torpor.elf: $(BUILD)/torpor-nosyms.elf $(BUILD)/ksyms.o
 	$(LD) $(KERNEL_LDFLAGS) $(EFI_CRT0) $(KERNEL_OBJECTS) $(BUILD)/ksyms.o -o $@ -lefi -lgnuefi
+	@start=$$(nm $@ | awk '$$3 == "_hot_path_start" { print $$1 }'); \
+	end=$$(nm $@ | awk '$$3 == "_hot_path_end" { print $$1 }'); \
+	if [ $$(( 0x$$start % 4096 )) -ne 0 ] || [ $$(( 0x$$end - 0x$$start )) -gt 4096 ]; then \
+		echo "link: .text.hot_path must start a page and fit in it (start 0x$$start, end 0x$$end)" >&2; \
+		rm -f $@; exit 1; fi
 	@cmp -s <(nm $(BUILD)/torpor-nosyms.elf | grep -i ' t ' | sort) \
 		<(nm $@ | grep -i ' t ' | sort) || \
 		{ echo "ksyms: code moved between the two links" >&2; rm -f $@; exit 1; }

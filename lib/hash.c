@@ -6,6 +6,8 @@
  */
 #include "lib/hash.h"
 
+#include "lib/hot_path.h" // HOT_PATH
+
 /* the specification's five 64-bit primes */
 #define PRIME1 0x9e3779b185ebca87ull
 #define PRIME2 0xc2b2ae3d27d4eb4full
@@ -150,11 +152,10 @@ static inline uint64_t finish(uint64_t hash, const uint8_t *tail, size_t left, s
 
 /* hash64 of `bytes` bytes at p whose first `zero` stripes are known to
  * be all zero: a zero word's round is a rotate and a multiply, so those go
- * into the lanes without being read again. Aligned so that its code (under
- * 1 KiB) never straddles a 4 KiB page: TCG chains translated blocks only
- * within a guest page, and the loop across a page boundary ran about 6
- * times slower (measured). */
-__attribute__((noinline, aligned(1024))) static uint64_t hash_after_zero_stripes(const uint8_t *p,
+ * into the lanes without being read again. On the hot path (lib/hot_path.h):
+ * TCG chains translated blocks only within a guest page, and this loop
+ * across a page boundary ran about 6 times slower (measured). */
+HOT_PATH __attribute__((noinline)) static uint64_t hash_after_zero_stripes(const uint8_t *p,
                                                                                   size_t bytes,
                                                                                   uint64_t seed,
                                                                                   size_t zero)
@@ -174,12 +175,12 @@ __attribute__((noinline, aligned(1024))) static uint64_t hash_after_zero_stripes
     return finish(merge_lanes(&l), p + stripes * STRIPE_BYTES, left, bytes);
 }
 
-uint64_t hash64(const void *data, size_t bytes, uint64_t seed)
+HOT_PATH uint64_t hash64(const void *data, size_t bytes, uint64_t seed)
 {
     return hash_after_zero_stripes(data, bytes, seed, 0);
 }
 
-uint64_t hash64_zero_test(const void *data, size_t bytes, uint64_t seed, int *is_zero)
+HOT_PATH uint64_t hash64_zero_test(const void *data, size_t bytes, uint64_t seed, int *is_zero)
 {
     const uint8_t *p = data;
     size_t stripes = bytes / STRIPE_BYTES, zero = 0;

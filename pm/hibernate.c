@@ -15,6 +15,7 @@
 #include "console/console.h"   // console_printf
 #include "console/log.h"       // klog
 #include "lib/error.h"         // ERROR_*, error_text
+#include "lib/hot_path.h"      // HOT_PATH
 #include "lib/string.h"        // memset
 #include "mm/page.h"           // PAGE_SIZE
 #include "mm/page_alloc.h"     // page_alloc_walk, page_alloc
@@ -90,7 +91,7 @@ static int add_data_page(struct writer *w, uint64_t address);
 /* One pass over every saved page: its index entry, and its data into the
  * request being built, so the disk writes while the CPU reads on. Runs
  * after the snapshot and writes only the region. */
-static int save_block(void *context, uint64_t pfn, uint64_t count, enum buddy_state state, uint8_t tag)
+HOT_PATH static int save_block(void *context, uint64_t pfn, uint64_t count, enum buddy_state state, uint8_t tag)
 {
     struct writer *w = context;
 
@@ -147,7 +148,7 @@ static int submit_built(struct writer *w, struct blk_request_builder *b, uint64_
 
 /* Adds a physical range to the request being built, sending each request
  * as it fills: every request keeps to the disk's seg_max and size_max. */
-static int add_range(struct writer *w, struct blk_request_builder *b, uint64_t *sector,
+HOT_PATH static int add_range(struct writer *w, struct blk_request_builder *b, uint64_t *sector,
                      uint64_t address, uint32_t bytes)
 {
     while (bytes) {
@@ -192,7 +193,7 @@ static int flush(struct writer *w)
 }
 
 /* The data of the non-zero pages goes out in index order. */
-static int add_data_page(struct writer *w, uint64_t address)
+HOT_PATH static int add_data_page(struct writer *w, uint64_t address)
 {
     return add_range(w, w->data, &w->data_sector, address, PAGE_SIZE);
 }
@@ -344,6 +345,12 @@ const char *hibernate(void)
         .started_ns = started,
     };
     void *stack_top = (void *)(uintptr_t)(region + index_offset);
+    /* written once now, before the snapshot: frames the firmware ran code
+     * from are code pages to QEMU's TCG, and every store to one takes its
+     * self-modifying-code path until the page has been written once; the
+     * writer's stack and index on such frames made writing 64 MiB take
+     * 1.3 s instead of 0.2 s (measured) */
+    memset((void *)(uintptr_t)(region + stack_bottom), 0, WRITER_STACK_BYTES + index_bytes);
 
     klog("hibernate: saving up to %llu pages to %s", (unsigned long long)pages, SWAP_DISK_SERIAL);
     int64_t result = -1;

@@ -5,7 +5,8 @@
  */
 #include "pm/image.h"
 
-#include "lib/hash.h" // hash64, hash64_zero_test
+#include "lib/hash.h"     // hash64, hash64_zero_test
+#include "lib/hot_path.h" // HOT_PATH
 
 static const char *const refusal_texts[IMAGE_REFUSAL_COUNT] = {
     [IMAGE_OK] = "ok",
@@ -35,7 +36,7 @@ const char *image_refusal_text(enum image_refusal refusal)
     return (unsigned)refusal < IMAGE_REFUSAL_COUNT ? refusal_texts[refusal] : "unknown";
 }
 
-uint64_t image_checksum(const void *data, size_t bytes)
+HOT_PATH uint64_t image_checksum(const void *data, size_t bytes)
 {
     return hash64(data, bytes, IMAGE_CHECKSUM_SEED);
 }
@@ -50,7 +51,7 @@ int image_page_is_zero(const void *page)
     return any == 0;
 }
 
-uint64_t image_page_summary(const void *page, int *is_zero)
+HOT_PATH uint64_t image_page_summary(const void *page, int *is_zero)
 {
     return hash64_zero_test(page, IMAGE_PAGE_SIZE, IMAGE_CHECKSUM_SEED, is_zero);
 }

@@ -6,6 +6,7 @@
 #include "pm/image_reader.h"
 
 #include "lib/error.h"         // ERROR_BUSY
+#include "lib/hot_path.h"      // HOT_PATH
 #include "lib/string.h"        // memset
 #include "mm/page.h"           // PAGE_SIZE
 #include "pm/image.h"          // image_checksum, IMAGE_ENTRY_*
@@ -32,7 +33,7 @@ struct reads {
 /* Checks every page whose data has fully arrived (requests complete
  * oldest first, so everything below data_end is in memory); a page split
  * across two requests is checked after the second. */
-static int check_arrived(struct image_reader *l, struct reads *r, uint64_t data_end)
+HOT_PATH static int check_arrived(struct image_reader *l, struct reads *r, uint64_t data_end)
 {
     for (; r->next_check < l->header->page_count; r->next_check++) {
         const struct image_index_entry *e = &l->index[r->next_check];
@@ -52,7 +53,7 @@ static int check_arrived(struct image_reader *l, struct reads *r, uint64_t data_
 
 /* Waits for the oldest read and checks what it completed: NULL, or the
  * refusal. */
-static const char *finish_oldest(struct image_reader *l, struct reads *r)
+HOT_PATH static const char *finish_oldest(struct image_reader *l, struct reads *r)
 {
     struct read_request *oldest = &r->queue[r->head];
     int result = blk_wait(l->disk, oldest->request, &l->failed_sector);
@@ -114,7 +115,7 @@ static const char *drain(struct image_reader *l, struct reads *r, const char *re
 /* Reads the data area in order, scattering each request over the planned
  * frames within the disk's limits, and checks each page as its data
  * arrives. */
-const char *image_read_pages(struct image_reader *l)
+HOT_PATH const char *image_read_pages(struct image_reader *l)
 {
     static struct reads reads; /* 1.6 KiB of segments: not on the stack */
     struct reads *r = &reads;

@@ -4,7 +4,8 @@
  */
 #include "virtio/blk_request.h"
 
-#include "lib/error.h" // ERROR_*
+#include "lib/error.h"    // ERROR_*
+#include "lib/hot_path.h" // HOT_PATH
 
 int blk_request_check(const struct blk_request_limits *limits, uint32_t type, uint64_t sector,
                       const struct blk_segment *segments, unsigned count)
@@ -81,7 +82,7 @@ void blk_builder_reset(struct blk_request_builder *b)
     b->bytes = 0;
 }
 
-uint32_t blk_builder_add(struct blk_request_builder *b, uint64_t address, uint32_t length)
+HOT_PATH uint32_t blk_builder_add(struct blk_request_builder *b, uint64_t address, uint32_t length)
 {
     uint32_t taken = 0;
 
