@@ -100,6 +100,12 @@ $(BUILD)/hibimg: tools/hibimg.c pm/image.c pm/image.h pm/image_format.h lib/hash
 	@mkdir -p $(dir $@)
 	$(HOST_CC) $(HOST_CFLAGS) tools/hibimg.c pm/image.c lib/hash.c -o $@
 
+# modules of several files, as the unit tests and fuzz targets link them
+json_sources := agent/json_access.c agent/json_parse.c agent/json_unicode.c agent/json_writer.c
+guest_agent_sources := agent/guest_agent.c agent/guest_agent_commands.c agent/guest_agent_dispatch.c \
+	$(json_sources)
+console_ports_sources := virtio/console_ports.c
+
 UNIT_TESTS := buddy format parse line_edit acpi_parse virtqueue balloon image blk_config blk_request \
 	console_ports virtio_pci_layout memory_map \
 	json guest_agent hash
@@ -113,11 +119,11 @@ unit_sources_balloon := virtio/balloon.c
 unit_sources_image := pm/image.c lib/hash.c
 unit_sources_blk_config := virtio/blk_config.c
 unit_sources_blk_request := virtio/blk_request.c
-unit_sources_console_ports := virtio/console_ports.c
+unit_sources_console_ports := $(console_ports_sources)
 unit_sources_virtio_pci_layout := virtio/virtio_pci_layout.c pci/msix_layout.c
 unit_sources_memory_map := mm/memory_map.c
-unit_sources_json := agent/json.c
-unit_sources_guest_agent := agent/guest_agent.c agent/json.c
+unit_sources_json := $(json_sources)
+unit_sources_guest_agent := $(guest_agent_sources)
 unit_sources_hash := lib/hash.c
 
 define unit_test_rule
@@ -148,8 +154,8 @@ FUZZ_TARGETS := fuzz_image fuzz_line fuzz_used_ring fuzz_console_ports fuzz_agen
 fuzz_sources_fuzz_image := pm/image.c lib/hash.c
 fuzz_sources_fuzz_line := lib/line_edit.c lib/parse.c
 fuzz_sources_fuzz_used_ring := virtio/virtqueue.c tests/unit/sim_device.c
-fuzz_sources_fuzz_console_ports := virtio/console_ports.c
-fuzz_sources_fuzz_agent := agent/guest_agent.c agent/json.c
+fuzz_sources_fuzz_console_ports := $(console_ports_sources)
+fuzz_sources_fuzz_agent := $(guest_agent_sources)
 
 define fuzz_rule
 $(BUILD)/fuzz/$(1): tests/fuzz/$(1).c $$(fuzz_sources_$(1)) $$(wildcard */*.h tests/unit/*.h)
