@@ -104,7 +104,8 @@ $(BUILD)/hibimg: tools/hibimg.c pm/image.c pm/image.h pm/image_format.h lib/hash
 json_sources := agent/json_access.c agent/json_parse.c agent/json_unicode.c agent/json_writer.c
 guest_agent_sources := agent/guest_agent.c agent/guest_agent_commands.c agent/guest_agent_dispatch.c \
 	$(json_sources)
-console_ports_sources := virtio/console_ports.c
+console_ports_sources := virtio/console_ports_control.c virtio/console_ports_data.c \
+	virtio/console_ports_setup.c
 
 UNIT_TESTS := buddy format parse line_edit acpi_parse virtqueue balloon image blk_config blk_request \
 	console_ports virtio_pci_layout memory_map \

@@ -5,8 +5,9 @@
  */
 #include "agent/guest_agent_internal.h"
 
-#include "agent/json.h" // json_string_equals, json_write_*
-#include "lib/string.h" // memset
+#include "agent/guest_agent.h" // struct guest_agent, GUEST_AGENT_MAX_*
+#include "agent/json.h"        // json_string_equals, json_write_*
+#include "lib/string.h"        // memset
 
 /* Seconds from 1970 to 2070-01-01: qemu-ga's guest-set-time refuses a
  * time outside [1970, 2070) (qga/commands-posix.c). */

@@ -5,8 +5,9 @@
  */
 #include "agent/guest_agent_internal.h"
 
-#include "agent/json.h" // json_parse, json_object_*, json_write_*
-#include "lib/string.h" // memcpy, memset, strlen
+#include "agent/guest_agent.h" // struct guest_agent, GUEST_AGENT_*
+#include "agent/json.h"        // json_parse, json_object_*, json_write_*
+#include "lib/string.h"        // memcpy, memset, strlen
 
 static const struct json_limits request_limits = {
     .max_bytes = GUEST_AGENT_MAX_REQUEST,

@@ -9,8 +9,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "agent/guest_agent.h" // struct guest_agent, struct guest_agent_ops
-#include "agent/json.h"        // struct json_document, struct json_writer
+#include "agent/json.h" // struct json_document, struct json_writer
+
+/* defined in agent/guest_agent.h, not included here: guest_agent.c, its
+ * module, includes this header */
+struct guest_agent;
+struct guest_agent_ops;
 
 /* An error desc, bounded: what does not fit is cut off. */
 struct guest_agent_text {
