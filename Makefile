@@ -96,9 +96,10 @@ HOST_CFLAGS := -std=gnu11 -O1 -g $(WARNINGS) -I. -fsanitize=address,undefined \
 HOST_LIBS := -lcmocka
 
 # hibimg: reads hibernation images on the host (docs/image-format.md), with pm/image.c's checks.
-$(BUILD)/hibimg: tools/hibimg.c pm/image.c pm/image.h pm/image_format.h lib/hash.c lib/hash.h
+HIBIMG_SOURCES := tools/hibimg.c tools/hibimg_disk.c pm/image.c lib/hash.c
+$(BUILD)/hibimg: $(HIBIMG_SOURCES) tools/hibimg_disk.h pm/image.h pm/image_format.h lib/hash.h
 	@mkdir -p $(dir $@)
-	$(HOST_CC) $(HOST_CFLAGS) tools/hibimg.c pm/image.c lib/hash.c -o $@
+	$(HOST_CC) $(HOST_CFLAGS) $(HIBIMG_SOURCES) -o $@
 
 # modules of several files, as the unit tests and fuzz targets link them
 json_sources := agent/json_access.c agent/json_parse.c agent/json_unicode.c agent/json_writer.c
