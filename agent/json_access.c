@@ -5,24 +5,24 @@
  */
 #include "agent/json.h"
 
-#include "agent/json_internal.h" // json_next_codepoint, json_utf8_encode
+#include "agent/json_internal.h" // json_next_codepoint, json_token_at, json_utf8_encode
 #include "lib/string.h"          // memcmp, memcpy, strlen
 
-static const struct json_token *token_at(const struct json_document *doc, size_t index)
+const struct json_token *json_token_at(const struct json_document *doc, size_t index)
 {
     return index < doc->count ? &doc->tokens[index] : NULL;
 }
 
 enum json_type json_type_of(const struct json_document *doc, size_t index)
 {
-    const struct json_token *token = token_at(doc, index);
+    const struct json_token *token = json_token_at(doc, index);
 
     return token ? (enum json_type)token->type : JSON_NULL;
 }
 
 size_t json_skip(const struct json_document *doc, size_t index)
 {
-    const struct json_token *token = token_at(doc, index);
+    const struct json_token *token = json_token_at(doc, index);
 
     return token ? token->end : doc->count;
 }
@@ -30,7 +30,7 @@ size_t json_skip(const struct json_document *doc, size_t index)
 int json_object_next(const struct json_document *doc, size_t object, size_t *cursor,
                      size_t *key, size_t *value)
 {
-    const struct json_token *token = token_at(doc, object);
+    const struct json_token *token = json_token_at(doc, object);
 
     if (!token || token->type != JSON_OBJECT)
         return -1;
@@ -45,7 +45,7 @@ int json_object_next(const struct json_document *doc, size_t object, size_t *cur
 
 int json_string_equals(const struct json_document *doc, size_t index, const char *name)
 {
-    const struct json_token *token = token_at(doc, index);
+    const struct json_token *token = json_token_at(doc, index);
     const uint8_t *text = (const uint8_t *)doc->text;
     size_t name_length = strlen(name);
 
@@ -83,7 +83,7 @@ int json_object_get(const struct json_document *doc, size_t object, const char *
 int json_get_string_bytes(const struct json_document *doc, size_t index, char *out,
                           size_t size, size_t *length)
 {
-    const struct json_token *token = token_at(doc, index);
+    const struct json_token *token = json_token_at(doc, index);
     const uint8_t *text = (const uint8_t *)doc->text;
 
     if (size > 0)
@@ -110,7 +110,7 @@ int json_get_string_bytes(const struct json_document *doc, size_t index, char *o
 int json_get_string(const struct json_document *doc, size_t index, char *out, size_t size,
                     size_t *length)
 {
-    const struct json_token *token = token_at(doc, index);
+    const struct json_token *token = json_token_at(doc, index);
 
     if (size > 0)
         out[0] = 0;
@@ -121,7 +121,7 @@ int json_get_string(const struct json_document *doc, size_t index, char *out, si
 
 int json_get_int64(const struct json_document *doc, size_t index, int64_t *value)
 {
-    const struct json_token *token = token_at(doc, index);
+    const struct json_token *token = json_token_at(doc, index);
 
     if (!token || token->type != JSON_NUMBER || (token->flags & JSON_TOKEN_FRACTION))
         return -1;

@@ -5,7 +5,7 @@
  */
 #include "agent/json.h"
 
-#include "agent/json_internal.h" // json_next_codepoint, json_utf8_decode
+#include "agent/json_internal.h" // json_next_codepoint, json_token_at, json_utf8_decode
 #include "lib/string.h"          // memcpy, strlen
 
 void json_writer_init(struct json_writer *w, char *buffer, size_t size)
@@ -279,12 +279,13 @@ void json_write_value(struct json_writer *w, const struct json_document *doc, si
         uint8_t expect_key;
     } open[JSON_MAX_DEPTH];
     unsigned depth = 0;
+    const struct json_token *root = json_token_at(doc, index);
 
-    if (index >= doc->count) {
+    if (!root) {
         w->failed = 1;
         return;
     }
-    size_t i = index, end = doc->tokens[index].end;
+    size_t i = index, end = root->end;
     for (;;) {
         while (depth > 0 && i >= open[depth - 1].end) {
             depth--;
