@@ -101,9 +101,17 @@ HOST_CFLAGS := -std=gnu11 -O1 -g $(WARNINGS) -I. -fsanitize=address,undefined \
 HOST_LIBS := -lcmocka
 
 # hibimg: reads hibernation images on the host (docs/image-format.md), with pm/image.c's checks.
-$(BUILD)/hibimg: tools/hibimg.c pm/image.c pm/image.h pm/image_format.h lib/hash.c lib/hash.h
+HIBIMG_SOURCES := tools/hibimg.c tools/hibimg_disk.c pm/image.c lib/hash.c
+$(BUILD)/hibimg: $(HIBIMG_SOURCES) tools/hibimg_disk.h pm/image.h pm/image_format.h lib/hash.h
 	@mkdir -p $(dir $@)
-	$(HOST_CC) $(HOST_CFLAGS) tools/hibimg.c pm/image.c lib/hash.c -o $@
+	$(HOST_CC) $(HOST_CFLAGS) $(HIBIMG_SOURCES) -o $@
+
+# modules of several files, as the unit tests and fuzz targets link them
+json_sources := agent/json_access.c agent/json_parse.c agent/json_unicode.c agent/json_writer.c
+guest_agent_sources := agent/guest_agent.c agent/guest_agent_commands.c agent/guest_agent_dispatch.c \
+	$(json_sources)
+console_ports_sources := virtio/console_ports_control.c virtio/console_ports_data.c \
+	virtio/console_ports_setup.c
 
 UNIT_TESTS := buddy format parse line_edit acpi_parse virtqueue balloon image blk_config blk_request \
 	console_ports virtio_pci_layout memory_map \
@@ -118,11 +126,11 @@ unit_sources_balloon := virtio/balloon.c
 unit_sources_image := pm/image.c lib/hash.c
 unit_sources_blk_config := virtio/blk_config.c
 unit_sources_blk_request := virtio/blk_request.c
-unit_sources_console_ports := virtio/console_ports.c
+unit_sources_console_ports := $(console_ports_sources)
 unit_sources_virtio_pci_layout := virtio/virtio_pci_layout.c pci/msix_layout.c
 unit_sources_memory_map := mm/memory_map.c
-unit_sources_json := agent/json.c
-unit_sources_guest_agent := agent/guest_agent.c agent/json.c
+unit_sources_json := $(json_sources)
+unit_sources_guest_agent := $(guest_agent_sources)
 unit_sources_hash := lib/hash.c
 unit_sources_chacha20 := crypto/chacha20.c
 unit_sources_poly1305 := crypto/poly1305.c crypto/chacha20.c
@@ -157,8 +165,8 @@ FUZZ_TARGETS := fuzz_image fuzz_line fuzz_used_ring fuzz_console_ports fuzz_agen
 fuzz_sources_fuzz_image := pm/image.c lib/hash.c
 fuzz_sources_fuzz_line := lib/line_edit.c lib/parse.c
 fuzz_sources_fuzz_used_ring := virtio/virtqueue.c tests/unit/sim_device.c
-fuzz_sources_fuzz_console_ports := virtio/console_ports.c
-fuzz_sources_fuzz_agent := agent/guest_agent.c agent/json.c
+fuzz_sources_fuzz_console_ports := $(console_ports_sources)
+fuzz_sources_fuzz_agent := $(guest_agent_sources)
 
 define fuzz_rule
 $(BUILD)/fuzz/$(1): tests/fuzz/$(1).c $$(fuzz_sources_$(1)) $$(wildcard */*.h tests/unit/*.h)

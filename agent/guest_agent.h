@@ -4,6 +4,9 @@
  * pieces of any size, replies go out through ops->write, and everything
  * the agent acts on or reports comes from the ops table the kernel fills.
  * docs/agent.md describes the protocol as torpor speaks it.
+ *
+ * guest_agent.c frames the bytes into requests, guest_agent_dispatch.c
+ * checks and answers them, guest_agent_commands.c holds the commands.
  */
 #ifndef AGENT_GUEST_AGENT_H
 #define AGENT_GUEST_AGENT_H

@@ -9,6 +9,9 @@
  * a sibling is one step away. Strings are fully checked while parsing
  * (escapes, \uXXXX with surrogate pairs, strict UTF-8), so reading one
  * later can only fail for want of room.
+ *
+ * json_parse.c reads, json_access.c looks into what it read, json_writer.c
+ * writes; json_unicode.c holds the characters they share.
  */
 #ifndef AGENT_JSON_H
 #define AGENT_JSON_H

@@ -1,57 +1,24 @@
 /*
  * hibimg: reads a torpor hibernation image from a disk file or device
- * (docs/image-format.md). `info`, `verify` and `page`; every check is
- * pm/image.c's, the code the kernel runs.
+ * (docs/image-format.md). `info`, `verify`, `page` and `set`; every check
+ * is pm/image.c's, the code the kernel runs (the disk side: hibimg_disk.c).
  */
-#include <errno.h>
-#include <fcntl.h>
-#include <inttypes.h>
-#include <stdarg.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
+#include <errno.h>    // errno
+#include <fcntl.h>    // open, O_WRONLY
+#include <inttypes.h> // PRIu64, PRIx64, PRIu32
+#include <stdio.h>    // printf, putchar, fprintf, fflush
+#include <stdlib.h>   // strtoull
+#include <string.h>   // strcmp, strerror, strspn
+#include <unistd.h>   // pwrite, fsync, close
 
-#include "pm/image.h"
-
-/* exit status: the image is resumable / it is not / usage or I/O error */
-enum { EXIT_RESUMABLE = 0, EXIT_NOT_RESUMABLE = 1, EXIT_ERROR = 2 };
-
-/* data pages read at once by `verify` */
-#define CHUNK_PAGES 64u
+#include "pm/image.h"          // image_*, IMAGE_*
+#include "tools/hibimg_disk.h" // struct disk, disk_*, hibimg_complain, EXIT_*, HIBIMG_PROGRAM
 
 /* An index too large for memory must be an error message, not an ASan abort. */
 const char *__asan_default_options(void);
 const char *__asan_default_options(void)
 {
     return "allocator_may_return_null=1";
-}
-
-struct disk {
-    const char *path;
-    int fd;
-    uint64_t size;
-    union {
-        struct image_header header;
-        uint8_t page[IMAGE_PAGE_SIZE];
-    } first;                        /* sector 0: the header page */
-    struct image_index_entry *index;
-};
-
-static const char *program = "hibimg";
-
-/* One line on stderr: `hibimg: DISK: what happened`. */
-static void complain(const struct disk *d, const char *format, ...)
-{
-    va_list args;
-
-    fprintf(stderr, "%s: ", program);
-    if (d)
-        fprintf(stderr, "%s: ", d->path);
-    va_start(args, format);
-    vfprintf(stderr, format, args);
-    va_end(args);
-    fputc('\n', stderr);
 }
 
 static int usage(FILE *to, int status)
@@ -67,7 +34,7 @@ static int usage(FILE *to, int status)
             "                          that was skipped or whose resume never finished, after\n"
             "                          verify's checks of its header, index and data pass)\n"
             "exit status: 0 resumable image, 1 no resumable image, 2 usage or I/O error\n",
-            program, program, program, program, program);
+            HIBIMG_PROGRAM, HIBIMG_PROGRAM, HIBIMG_PROGRAM, HIBIMG_PROGRAM, HIBIMG_PROGRAM);
     return status;
 }
 
@@ -97,129 +64,7 @@ static const char *refusal_meaning(enum image_refusal r)
 
 static void complain_refused(const struct disk *d, enum image_refusal r)
 {
-    complain(d, "no resumable image: %s (%s)", image_refusal_text(r), refusal_meaning(r));
-}
-
-/* Reads bytes at offset in chunks; 0, or -1 after saying why (a short read is a truncated
- * disk: *truncated is set; anything else is an I/O error). */
-static int read_at(const struct disk *d, void *buffer, uint64_t offset, uint64_t bytes,
-                   int *truncated)
-{
-    uint8_t *to = buffer;
-
-    *truncated = 0;
-    while (bytes) {
-        size_t want = bytes < (1u << 20) ? (size_t)bytes : (1u << 20);
-        ssize_t got = pread(d->fd, to, want, (off_t)offset);
-        if (got < 0 && errno == EINTR)
-            continue;
-        if (got < 0) {
-            complain(d, "read at byte %" PRIu64 ": %s", offset, strerror(errno));
-            return -1;
-        }
-        if (got == 0) {
-            complain(d, "truncated: no data at byte %" PRIu64 " (the disk shrank?)", offset);
-            *truncated = 1;
-            return -1;
-        }
-        to += got;
-        offset += (uint64_t)got;
-        bytes -= (uint64_t)got;
-    }
-    return 0;
-}
-
-/* Opens the disk and reads its header page. Returns 0, or an exit status. */
-static int open_disk(struct disk *d, const char *path)
-{
-    int truncated;
-    off_t end;
-
-    memset(d, 0, sizeof(*d));
-    d->path = path;
-    d->fd = open(path, O_RDONLY);
-    if (d->fd < 0) {
-        complain(d, "%s", strerror(errno));
-        return EXIT_ERROR;
-    }
-    end = lseek(d->fd, 0, SEEK_END); /* works for block devices too */
-    if (end < 0) {
-        complain(d, "cannot find its size: %s", strerror(errno));
-        return EXIT_ERROR;
-    }
-    d->size = (uint64_t)end;
-    if (d->size < IMAGE_PAGE_SIZE) {
-        complain(d, "%" PRIu64 " bytes: too short to hold an image header (%u bytes)", d->size,
-                 IMAGE_PAGE_SIZE);
-        return EXIT_NOT_RESUMABLE;
-    }
-    if (read_at(d, d->first.page, 0, IMAGE_PAGE_SIZE, &truncated) != 0)
-        return truncated ? EXIT_NOT_RESUMABLE : EXIT_ERROR;
-    return 0;
-}
-
-static void close_disk(struct disk *d)
-{
-    free(d->index);
-    d->index = NULL;
-    if (d->fd >= 0)
-        close(d->fd);
-}
-
-/* The disk's capacity as virtio-blk would give it to the guest: whole 512-byte sectors. */
-static uint64_t disk_sectors(const struct disk *d)
-{
-    return d->size / IMAGE_SECTOR_SIZE;
-}
-
-/* image_check_header against the image's own build and RAM (this is not the boot that will
- * resume it) and this disk's capacity; a file has no serial to check. */
-static enum image_refusal check_header(const struct disk *d, const struct image_header *h)
-{
-    struct image_expectation own = { .build_id = h->build_id, .ram_bytes = h->ram_bytes,
-                                     .disk_sectors = disk_sectors(d) };
-
-    return image_check_header(h, &own);
-}
-
-/* Whether the image can be read at all: an image refused only for its state (used, skipped,
- * or a resume that never finished) gets the remaining checks, so `verify` and `page` can
- * still look inside it. */
-static enum image_refusal check_readable(const struct disk *d, enum image_refusal first)
-{
-    if (first != IMAGE_ALREADY_USED && first != IMAGE_UNFINISHED_RESUME && first != IMAGE_SKIPPED)
-        return first;
-    return image_check_contents(&d->first.header, disk_sectors(d));
-}
-
-/* Reads the index of a header that passed its checks, so page_count entries fit in the
- * disk, which bounds the allocation. Returns 0, or an exit status. */
-static int load_index(struct disk *d)
-{
-    const struct image_header *h = &d->first.header;
-    uint64_t bytes = h->page_count * sizeof(struct image_index_entry);
-    int truncated;
-
-    long pages = sysconf(_SC_PHYS_PAGES), page_size = sysconf(_SC_PAGESIZE);
-
-    if (bytes > d->size || bytes > SIZE_MAX) {
-        complain(d, "index of %" PRIu64 " entries larger than the disk", h->page_count);
-        return EXIT_NOT_RESUMABLE;
-    }
-    if (pages > 0 && page_size > 0 && bytes > (uint64_t)pages * (uint64_t)page_size) {
-        complain(d, "index of %" PRIu64 " entries (%" PRIu64 " bytes) larger than this machine's memory",
-                 h->page_count, bytes);
-        return EXIT_ERROR;
-    }
-    d->index = malloc(bytes ? (size_t)bytes : 1);
-    if (!d->index) {
-        complain(d, "cannot allocate %" PRIu64 " bytes for an index of %" PRIu64 " entries",
-                 bytes, h->page_count);
-        return EXIT_ERROR;
-    }
-    if (read_at(d, d->index, h->index_sector * IMAGE_SECTOR_SIZE, bytes, &truncated) != 0)
-        return truncated ? EXIT_NOT_RESUMABLE : EXIT_ERROR;
-    return 0;
+    hibimg_complain(d, "no resumable image: %s (%s)", image_refusal_text(r), refusal_meaning(r));
 }
 
 static const char *state_text(uint32_t state)
@@ -275,14 +120,14 @@ static void print_image_line(const struct image_header *h)
 static enum image_refusal run_checks(struct disk *d, int *status, enum image_refusal *inside)
 {
     const struct image_header *h = &d->first.header;
-    enum image_refusal r = check_header(d, h);
+    enum image_refusal r = disk_check_header(d, h);
 
     *status = 0;
     if (r != IMAGE_BAD_MAGIC && r != IMAGE_BAD_VERSION)
         print_image_line(h); /* the fields mean something */
-    *inside = check_readable(d, r);
+    *inside = disk_check_readable(d, r);
     if (*inside == IMAGE_OK) {
-        *status = load_index(d);
+        *status = disk_load_index(d);
         if (*status != 0)
             return r;
         *inside = image_check_index(h, d->index, NULL, 0);
@@ -296,7 +141,7 @@ static enum image_refusal run_checks(struct disk *d, int *status, enum image_ref
 static int command_info(const char *path)
 {
     struct disk d;
-    int status = open_disk(&d, path);
+    int status = disk_open(&d, path);
     enum image_refusal inside;
 
     if (status == 0) {
@@ -306,54 +151,14 @@ static int command_info(const char *path)
             status = EXIT_NOT_RESUMABLE;
         }
     }
-    close_disk(&d);
-    return status;
-}
-
-/* Checks every data page, reading the data area front to back. Returns 0, or an exit status:
- * after a read error (said), or with *bad_entry the index entry of the first damaged page
- * (for the caller to say). */
-static int verify_data(struct disk *d, uint64_t *bad_entry)
-{
-    const struct image_header *h = &d->first.header;
-    uint8_t *chunk = malloc((size_t)CHUNK_PAGES * IMAGE_PAGE_SIZE);
-    uint64_t offset = h->data_sector * IMAGE_SECTOR_SIZE, left = h->data_pages;
-    uint32_t have = 0, next = 0;
-    int truncated, status = 0;
-
-    *bad_entry = UINT64_MAX;
-    if (!chunk) {
-        complain(d, "out of memory");
-        return EXIT_ERROR;
-    }
-    for (uint64_t i = 0; i < h->page_count; i++) {
-        const struct image_index_entry *e = &d->index[i];
-        if (e->pfn_and_flags & IMAGE_ENTRY_ZERO)
-            continue; /* no data */
-        if (next == have) {
-            have = left < CHUNK_PAGES ? (uint32_t)left : CHUNK_PAGES;
-            next = 0;
-            if (read_at(d, chunk, offset, (uint64_t)have * IMAGE_PAGE_SIZE, &truncated) != 0) {
-                status = truncated ? EXIT_NOT_RESUMABLE : EXIT_ERROR;
-                break;
-            }
-            offset += (uint64_t)have * IMAGE_PAGE_SIZE;
-            left -= have;
-        }
-        if (image_checksum(chunk + (size_t)next++ * IMAGE_PAGE_SIZE, IMAGE_PAGE_SIZE) != e->checksum) {
-            *bad_entry = i;
-            status = EXIT_NOT_RESUMABLE;
-            break;
-        }
-    }
-    free(chunk);
+    disk_close(&d);
     return status;
 }
 
 static int command_verify(const char *path)
 {
     struct disk d;
-    int status = open_disk(&d, path);
+    int status = disk_open(&d, path);
     enum image_refusal inside;
 
     if (status == 0) {
@@ -364,13 +169,13 @@ static int command_verify(const char *path)
             status = EXIT_NOT_RESUMABLE;
         } else if (status == 0) {
             uint64_t bad;
-            status = verify_data(&d, &bad);
+            status = disk_verify_data(&d, &bad);
             if (bad != UINT64_MAX) {
                 uint64_t pfn = IMAGE_ENTRY_PFN(d.index[bad].pfn_and_flags);
                 printf("verify FAIL reason=%s page_index=%" PRIu64 " pfn=0x%" PRIx64 "\n",
                        image_refusal_text(IMAGE_BAD_PAGE_CHECKSUM), bad, pfn);
-                complain(&d, "page %" PRIu64 " (pfn 0x%" PRIx64 ") fails its checksum: %s", bad, pfn,
-                         refusal_meaning(IMAGE_BAD_PAGE_CHECKSUM));
+                hibimg_complain(&d, "page %" PRIu64 " (pfn 0x%" PRIx64 ") fails its checksum: %s", bad, pfn,
+                                refusal_meaning(IMAGE_BAD_PAGE_CHECKSUM));
             }
             if (status == 0) {
                 printf("verify ok pages=%" PRIu64 "\n", d.first.header.page_count);
@@ -381,7 +186,7 @@ static int command_verify(const char *path)
             }
         }
     }
-    close_disk(&d);
+    disk_close(&d);
     return status;
 }
 
@@ -421,21 +226,21 @@ static int command_page(const char *path, const char *pfn_text)
     int status, truncated;
 
     if (parse_pfn(pfn_text, &pfn) != 0) {
-        complain(NULL, "bad PFN '%s': give a frame number in decimal or 0x hex", pfn_text);
+        hibimg_complain(NULL, "bad PFN '%s': give a frame number in decimal or 0x hex", pfn_text);
         return EXIT_ERROR;
     }
-    status = open_disk(&d, path);
+    status = disk_open(&d, path);
     if (status != 0)
         goto out;
-    r = check_readable(&d, check_header(&d, &d.first.header));
+    r = disk_check_readable(&d, disk_check_header(&d, &d.first.header));
     if (r == IMAGE_OK) {
-        status = load_index(&d);
+        status = disk_load_index(&d);
         if (status != 0)
             goto out;
         r = image_check_index(&d.first.header, d.index, NULL, 0);
     }
     if (r != IMAGE_OK) {
-        complain(&d, "no readable image: %s (%s)", image_refusal_text(r), refusal_meaning(r));
+        hibimg_complain(&d, "no readable image: %s (%s)", image_refusal_text(r), refusal_meaning(r));
         status = EXIT_NOT_RESUMABLE;
         goto out;
     }
@@ -448,7 +253,7 @@ static int command_page(const char *path, const char *pfn_text)
             high = middle;
     }
     if (low == d.first.header.page_count || IMAGE_ENTRY_PFN(d.index[low].pfn_and_flags) != pfn) {
-        complain(&d, "pfn 0x%" PRIx64 " is not in the image", pfn);
+        hibimg_complain(&d, "pfn 0x%" PRIx64 " is not in the image", pfn);
         status = EXIT_NOT_RESUMABLE;
         goto out;
     }
@@ -459,19 +264,19 @@ static int command_page(const char *path, const char *pfn_text)
     for (uint64_t i = 0; i < low; i++)
         data_index += !(d.index[i].pfn_and_flags & IMAGE_ENTRY_ZERO);
     uint8_t page[IMAGE_PAGE_SIZE] __attribute__((aligned(8)));
-    if (read_at(&d, page, d.first.header.data_sector * IMAGE_SECTOR_SIZE + data_index * IMAGE_PAGE_SIZE,
-                IMAGE_PAGE_SIZE, &truncated) != 0) {
+    if (disk_read_at(&d, page, d.first.header.data_sector * IMAGE_SECTOR_SIZE + data_index * IMAGE_PAGE_SIZE,
+                     IMAGE_PAGE_SIZE, &truncated) != 0) {
         status = truncated ? EXIT_NOT_RESUMABLE : EXIT_ERROR;
         goto out;
     }
     hex_dump(page);
     if (image_checksum(page, IMAGE_PAGE_SIZE) != d.index[low].checksum) {
-        complain(&d, "page pfn 0x%" PRIx64 " fails its checksum (%s): dumped as stored", pfn,
-                 image_refusal_text(IMAGE_BAD_PAGE_CHECKSUM));
+        hibimg_complain(&d, "page pfn 0x%" PRIx64 " fails its checksum (%s): dumped as stored", pfn,
+                        image_refusal_text(IMAGE_BAD_PAGE_CHECKSUM));
         status = EXIT_NOT_RESUMABLE;
     }
 out:
-    close_disk(&d);
+    disk_close(&d);
     return status;
 }
 
@@ -494,7 +299,7 @@ static int parse_state(const char *text, uint32_t *state)
  * exit status after a read error, or the refusal. */
 static int check_everything(struct disk *d, enum image_refusal *refusal, uint64_t *bad_entry)
 {
-    int status = load_index(d);
+    int status = disk_load_index(d);
 
     *refusal = IMAGE_OK;
     *bad_entry = UINT64_MAX;
@@ -503,7 +308,7 @@ static int check_everything(struct disk *d, enum image_refusal *refusal, uint64_
     *refusal = image_check_index(&d->first.header, d->index, NULL, 0);
     if (*refusal != IMAGE_OK)
         return EXIT_NOT_RESUMABLE;
-    status = verify_data(d, bad_entry);
+    status = disk_verify_data(d, bad_entry);
     if (*bad_entry != UINT64_MAX)
         *refusal = IMAGE_BAD_PAGE_CHECKSUM;
     return status;
@@ -515,7 +320,7 @@ static int check_everything(struct disk *d, enum image_refusal *refusal, uint64_
 static int command_set(const char *path, const char *field, const char *value)
 {
     struct disk d;
-    int status = open_disk(&d, path);
+    int status = disk_open(&d, path);
     struct image_header *h = &d.first.header;
     uint32_t state = 0;
     uint64_t build_id = 0;
@@ -525,7 +330,7 @@ static int command_set(const char *path, const char *field, const char *value)
         goto out;
     if (!strcmp(field, "state")) {
         if (parse_state(value, &state) != 0) {
-            complain(&d, "'%s' is not a state (valid, resuming, used or skipped)", value);
+            hibimg_complain(&d, "'%s' is not a state (valid, resuming, used or skipped)", value);
             status = EXIT_ERROR;
             goto out;
         }
@@ -533,12 +338,12 @@ static int command_set(const char *path, const char *field, const char *value)
         errno = 0;
         build_id = strtoull(value, &end, 16);
         if (errno || !*value || *end) {
-            complain(&d, "'%s' is not a hex build id", value);
+            hibimg_complain(&d, "'%s' is not a hex build id", value);
             status = EXIT_ERROR;
             goto out;
         }
     } else {
-        complain(&d, "'%s' is not a field hibimg can set (state, build_id)", field);
+        hibimg_complain(&d, "'%s' is not a field hibimg can set (state, build_id)", field);
         status = EXIT_ERROR;
         goto out;
     }
@@ -551,10 +356,10 @@ static int command_set(const char *path, const char *field, const char *value)
     }
     if (r != IMAGE_OK) {
         if (bad != UINT64_MAX)
-            complain(&d, "not changed: %s: page %" PRIu64 " (pfn 0x%" PRIx64 ") is damaged",
-                     image_refusal_text(r), bad, IMAGE_ENTRY_PFN(d.index[bad].pfn_and_flags));
+            hibimg_complain(&d, "not changed: %s: page %" PRIu64 " (pfn 0x%" PRIx64 ") is damaged",
+                            image_refusal_text(r), bad, IMAGE_ENTRY_PFN(d.index[bad].pfn_and_flags));
         else
-            complain(&d, "not changed: %s (%s)", image_refusal_text(r), refusal_meaning(r));
+            hibimg_complain(&d, "not changed: %s (%s)", image_refusal_text(r), refusal_meaning(r));
         status = EXIT_NOT_RESUMABLE;
         goto out;
     }
@@ -565,13 +370,13 @@ static int command_set(const char *path, const char *field, const char *value)
     image_seal(h);
     int fd = open(path, O_WRONLY);
     if (fd < 0 || pwrite(fd, d.first.page, IMAGE_PAGE_SIZE, 0) != IMAGE_PAGE_SIZE || fsync(fd) != 0) {
-        complain(&d, "writing the header: %s", strerror(errno));
+        hibimg_complain(&d, "writing the header: %s", strerror(errno));
         status = EXIT_ERROR;
     }
     if (fd >= 0)
         close(fd);
 out:
-    close_disk(&d);
+    disk_close(&d);
     return status;
 }
 
@@ -592,7 +397,7 @@ int main(int argc, char **argv)
     else
         return usage(stderr, EXIT_ERROR);
     if (fflush(stdout) != 0) {
-        complain(NULL, "writing the output: %s", strerror(errno));
+        hibimg_complain(NULL, "writing the output: %s", strerror(errno));
         return EXIT_ERROR;
     }
     return status;

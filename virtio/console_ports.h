@@ -5,6 +5,10 @@
  * ports by name, the control receive buffers QEMU needs, and a byte stream
  * per port. Nothing the device says is trusted: a bad message is refused
  * and counted, never written outside this struct's own arrays.
+ *
+ * console_ports_setup.c sets the state up and routes used buffers,
+ * console_ports_control.c speaks the control protocol, console_ports_data.c
+ * moves the bytes.
  */
 #ifndef VIRTIO_CONSOLE_PORTS_H
 #define VIRTIO_CONSOLE_PORTS_H

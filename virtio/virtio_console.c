@@ -1,6 +1,6 @@
 /*
  * virtio-console glue: queues, configuration, interrupts and memory around
- * the state machine of console_ports.c. Interrupt handlers only schedule
+ * the state machine of console_ports*.c. Interrupt handlers only schedule
  * the driver's work item; every ring and port operation happens there or
  * in the caller of the virtio_console_* functions, never inside
  * interrupted code.

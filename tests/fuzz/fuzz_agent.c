@@ -1,6 +1,6 @@
 /*
- * libFuzzer target for the guest agent's input path: agent/guest_agent.c
- * frames and answers the bytes a host sends, agent/json.c reads them.
+ * libFuzzer target for the guest agent's input path: agent/guest_agent*.c
+ * frame and answer the bytes a host sends, agent/json_parse.c reads them.
  *
  * The input is fed to an agent three times: whole, in pieces whose sizes
  * come from the input itself, and (when it asks for a shutdown or a

@@ -1,5 +1,5 @@
 /*
- * libFuzzer target for virtio/console_ports.c: a device that says anything.
+ * libFuzzer target for virtio/console_ports*.c: a device that says anything.
  *
  * Input: one byte each for max_nr_ports, the data ports and the control
  * receive buffers, then a script of operations, one byte each plus

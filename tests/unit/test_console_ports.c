@@ -1,4 +1,4 @@
-/* Host unit tests for virtio/console_ports.c: the virtio-console multiport state machine
+/* Host unit tests for virtio/console_ports*.c: the virtio-console multiport state machine
  * against a fake transport with a small model of QEMU 7.2's virtio-serial-bus (its
  * control message order, dropped messages when no buffer is posted, truncation). */
 #include <setjmp.h>

@@ -1,5 +1,5 @@
-/* Host unit tests for agent/guest_agent.c: every command's reply shape
- * (read back with agent/json.c), the checks qemu-ga makes on a request, and
+/* Host unit tests for agent/guest_agent*.c: every command's reply shape
+ * (read back with the JSON reader), the checks qemu-ga makes on a request, and
  * the framing: pieces of any size, 0xFF flushes, oversized and too-deep
  * requests, garbage. The ops are a fake that records what it is asked. */
 #include <setjmp.h>

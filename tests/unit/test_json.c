@@ -1,4 +1,4 @@
-/* Host unit tests for agent/json.c: the reader's token layout, every string,
+/* Host unit tests for agent/json_*.c: the reader's token layout, every string,
  * number and nesting rule and limit, the typed getters, and the writer's
  * escaping, spacing, overflow and misuse handling. */
 #include <setjmp.h>
