@@ -99,17 +99,22 @@ def test_a_balloon_freeze_that_times_out_settles_what_was_in_flight(guest):
 
 
 def test_a_read_that_outlasts_its_timeout_resets_the_disk_first(guest, tmp_path):
-    """A throttled swap disk (8 KiB/s) makes the first 1 MiB data read of
-    a resume outlast the 30 s request timeout: it waits about 128 s (at
-    32 KiB/s it waited 32 s, so a guest clock running 7% slow, as a TSC
-    calibrated on a loaded host can, saw no timeout at all). The resume
-    is refused, and the disk is reset before the claimed memory goes back,
+    """A throttled swap disk (8 KiB/s) makes a data read of a resume
+    outlast the 30 s request timeout. QEMU's throttle lets a request go
+    when its bucket is empty and charges it afterwards, and virtio-blk
+    merges up to 32 queued contiguous requests into one: a single burst of
+    up to 32 MiB gets through at once, and every read after it waits at
+    least 1 MiB / 8 KiB/s = 128 s. So the image is larger than any burst
+    (a 4 MiB one was sometimes read whole in it and resumed), and the wait
+    is four times the timeout (at 32 KiB/s it was 32 s, and a guest clock
+    calibrated 7% slow on a loaded host saw no timeout). The resume is
+    refused, and the disk is reset before the claimed memory goes back,
     so the late read can write nothing into it: memory filled afterwards
     stays intact, and the swap disk works again."""
     swap = str(tmp_path / "swap.img")
     first = guest(memory=384, options=["--swap", swap])
     first.wait_ready()
-    assert first.command("fill 4 21")[0].startswith("fill id=0")
+    assert first.command("fill 48 21")[0].startswith("fill id=0")
     hibernate_ok(first)
 
     args = ["-drive", "if=none,id=swapd,format=raw,file=%s,throttling.bps-read=8192" % swap,
