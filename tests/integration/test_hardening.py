@@ -35,6 +35,19 @@ def cycle(guest, tmp_path, properties="", drive_options="", memory=384, fill_mib
     return second
 
 
+def balloon_at_rest(g, timeout=60):
+    """`balloon` once no request is in flight (a bounded poll). A target
+    lowered while inflating is passed on the way and then come back to, so
+    the host's actual can equal it for a moment before the guest is done."""
+    deadline = harness.time.monotonic() + timeout
+    while True:
+        b = values(g, "balloon")
+        if b["inflating"] == 0 and b["deflating"] == 0:
+            return b
+        assert harness.time.monotonic() < deadline, "the balloon never came to rest: %r" % b
+        harness.time.sleep(0.1)  # bounded poll of the guest's own counters
+
+
 def test_a_small_ring_without_indirect_descriptors_hibernates_and_resumes(guest, tmp_path):
     g = cycle(guest, tmp_path, properties=",indirect_desc=off,queue-size=16")
     disk = harness.parse_values([l for l in g.command("blk") if "torpor-swap" in l][0])
@@ -77,7 +90,7 @@ def test_a_balloon_freeze_that_times_out_settles_what_was_in_flight(guest):
     # thinks it inflates never deflates), and every page back at the end
     assert g.command("balloon batch 1024 8") == ["balloon batch=1024 in_flight=8"]
     wait_balloon(g, 384 * MIB)
-    b = values(g, "balloon")
+    b = balloon_at_rest(g)
     assert b["actual_pages"] == b["list_pages"] == (512 - 384) * 256, b
     wait_balloon(g, 512 * MIB)
     b = values(g, "balloon")
@@ -86,18 +99,25 @@ def test_a_balloon_freeze_that_times_out_settles_what_was_in_flight(guest):
 
 
 def test_a_read_that_outlasts_its_timeout_resets_the_disk_first(guest, tmp_path):
-    """A throttled swap disk (32 KiB/s) makes the first 1 MiB data read of
-    a resume outlast the 30 s request timeout. The resume is refused, and
-    the disk is reset before the claimed memory goes back, so the late
-    read can write nothing into it: memory filled afterwards stays intact,
-    and the swap disk works again."""
+    """A throttled swap disk (8 KiB/s) makes a data read of a resume
+    outlast the 30 s request timeout. QEMU's throttle lets a request go
+    when its bucket is empty and charges it afterwards, and virtio-blk
+    merges up to 32 queued contiguous requests into one: a single burst of
+    up to 32 MiB gets through at once, and every read after it waits at
+    least 1 MiB / 8 KiB/s = 128 s. So the image is larger than any burst
+    (a 4 MiB one was sometimes read whole in it and resumed), and the wait
+    is four times the timeout (at 32 KiB/s it was 32 s, and a guest clock
+    calibrated 7% slow on a loaded host saw no timeout). The resume is
+    refused, and the disk is reset before the claimed memory goes back,
+    so the late read can write nothing into it: memory filled afterwards
+    stays intact, and the swap disk works again."""
     swap = str(tmp_path / "swap.img")
     first = guest(memory=384, options=["--swap", swap])
     first.wait_ready()
-    assert first.command("fill 4 21")[0].startswith("fill id=0")
+    assert first.command("fill 48 21")[0].startswith("fill id=0")
     hibernate_ok(first)
 
-    args = ["-drive", "if=none,id=swapd,format=raw,file=%s,throttling.bps-read=32768" % swap,
+    args = ["-drive", "if=none,id=swapd,format=raw,file=%s,throttling.bps-read=8192" % swap,
             "-device", "virtio-blk-pci,drive=swapd,serial=torpor-swap"]
     second = guest(memory=384, options=["--no-swap"], qemu_args=args)
     second.wait_ready(timeout=400)

@@ -18,7 +18,7 @@ import subprocess
 import pytest
 
 import harness
-from test_hibernate import OK_RE, hibimg, hibernate_ok
+from test_hibernate import OK_RE, hibimg, hibernate_ok, wait_balloon
 from test_resume import REFUSED_RE, RESUME_OK_RE, resume_ok
 
 MIB = 1 << 20
@@ -149,7 +149,8 @@ def test_write_and_flush_faults_thaw(guest, tmp_path, where):
     g.wait_ready()
     g.connect_qmp()
     g.command("fill %d 7" % FILL_MIB)
-    g.qmp("balloon", value=480 * MIB)
+    # inflated before the hibernation, so "as it was" below is one known state
+    wait_balloon(g, 480 * MIB)
     g.send("hibernate\r")
     failed = g.wait_for(r"hibernate failed reason=(\S+)[ \r\n].*?\r?\n", timeout=180)
     assert failed.group(1) == reason, failed.group(0)
