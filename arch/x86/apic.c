@@ -30,7 +30,8 @@
 #define LVT_TIMER_PERIODIC (1u << 17)
 #define LVT_DELIVERY_NMI (4u << 8)
 #define TIMER_DIVIDE_16 0x3
-#define CALIBRATION_US 1000
+#define CALIBRATION_US 300
+#define CALIBRATION_WINDOWS 5
 
 #define MAX_TICK_HOOKS 8
 
@@ -94,14 +95,31 @@ void apic_timer_add_hook(void (*hook)(void *context), void *context)
     }
 }
 
-void apic_timer_start(void)
+/* The timer's count over one short TSC-timed window. */
+static uint64_t measure_timer_hz(void)
 {
-    write_register(REG_TIMER_DIVIDE, TIMER_DIVIDE_16);
-    write_register(REG_LVT_TIMER, LVT_MASKED);
     write_register(REG_TIMER_INITIAL, 0xffffffffu);
     clock_delay_us(CALIBRATION_US);
     uint32_t counted = 0xffffffffu - read_register(REG_TIMER_CURRENT);
-    uint64_t hz = (uint64_t)counted * (1000000 / CALIBRATION_US);
+    return (uint64_t)counted * (1000000 / CALIBRATION_US);
+}
+
+void apic_timer_start(void)
+{
+    uint64_t rates[CALIBRATION_WINDOWS];
+
+    write_register(REG_TIMER_DIVIDE, TIMER_DIVIDE_16);
+    write_register(REG_LVT_TIMER, LVT_MASKED);
+    /* the median of several windows: a preempted vCPU stretches one */
+    for (unsigned i = 0; i < CALIBRATION_WINDOWS; i++) {
+        rates[i] = measure_timer_hz();
+        for (unsigned k = i; k > 0 && rates[k - 1] > rates[k]; k--) {
+            uint64_t t = rates[k];
+            rates[k] = rates[k - 1];
+            rates[k - 1] = t;
+        }
+    }
+    uint64_t hz = rates[CALIBRATION_WINDOWS / 2];
 
     write_register(REG_LVT_TIMER, LVT_TIMER_PERIODIC | VECTOR_TIMER);
     write_register(REG_TIMER_INITIAL, (uint32_t)(hz / TIMER_HZ));
