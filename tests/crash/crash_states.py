@@ -275,9 +275,7 @@ class Phase:
     def _draw(self, kind, group_index, rng):
         """One random state of `kind` in group `group_index` (0-based), or
         None when the group cannot make one."""
-        group = self.groups[group_index]
-        writes = group.writes
-        torn = None
+        writes = self.groups[group_index].writes
         if kind == "torn":
             tearable = [w for w in writes if w.count >= 2]
             if not tearable:
@@ -288,15 +286,22 @@ class Phase:
             else:
                 mode = "subset"
                 kept = tuple(sorted(rng.sample(range(victim.count), rng.randrange(1, victim.count))))
-            torn = (victim.entry, mode, kept, victim.count)
             applied = tuple(w.entry for w in writes if w is not victim and rng.random() < 0.5)
-            applications = [(w, None) if w is not victim else (w, kept)
-                            for w in writes if w is victim or w.entry in applied]
-        else:
-            applied = tuple(w.entry for w in writes if rng.random() < 0.5)
-            applications = [(w, None) for w in writes if w.entry in applied]
+            return self.torn_state(group_index, victim, mode, kept, applied)
+        applied = tuple(w.entry for w in writes if rng.random() < 0.5)
+        applications = [(w, None) for w in writes if w.entry in applied]
         return CrashState(self.name, kind, self._flush_label(group_index), group_index,
-                          applied, torn, self._candidate_sum(group_index, applications))
+                          applied, None, self._candidate_sum(group_index, applications))
+
+    def torn_state(self, group_index, victim, mode, kept, applied=()):
+        """The disk at the flush before group `group_index` (0-based) with
+        the writes `applied` of that group whole and `victim`, one of its
+        writes, reaching the medium only in its sectors `kept`."""
+        applications = [(w, None) if w is not victim else (w, kept)
+                        for w in self.groups[group_index].writes if w is victim or w.entry in applied]
+        return CrashState(self.name, "torn", self._flush_label(group_index), group_index, tuple(applied),
+                          (victim.entry, mode, tuple(kept), victim.count),
+                          self._candidate_sum(group_index, applications))
 
     def states(self, count, rng):
         """Up to `count` states, no two with the same disk: every flush

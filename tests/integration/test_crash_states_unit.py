@@ -293,6 +293,19 @@ def test_subset_and_torn_states_hold_exactly_what_their_labels_say(tmp_path):
     check_states(tmp_path, phase, model, states)
 
 
+def test_a_chosen_torn_state_holds_what_its_label_says(tmp_path):
+    image, log, model = scenario(tmp_path)
+    phase = crash_states.Phase("p", image, log)
+    group = phase.groups[1]  # writes at 20, 22, 40 and 60
+    victim = next(w for w in group.writes if w.count == 16)
+    other = next(w for w in group.writes if w.count == 1)
+    state = phase.torn_state(1, victim, "prefix", (0,), applied=(other.entry,))
+    assert state.kind == "torn" and state.flush == 2 and state.completed_flushes == 1
+    assert state.torn == (victim.entry, "prefix", (0,), 16)
+    assert "entry %d torn (prefix, 1 sectors 0 of 0-15 kept)" % victim.entry in state.label
+    check_states(tmp_path, phase, model, [state])
+
+
 def test_states_depend_only_on_the_seed(tmp_path):
     image, log, _ = scenario(tmp_path)
     phase = crash_states.Phase("p", image, log)
