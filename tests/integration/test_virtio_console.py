@@ -2,8 +2,9 @@
 opens the port it was asked for by name (QMP VSERPORT_CHANGE open=true),
 and bytes written to the host side of the port come back through the
 test-only echo (boot option vconsole_echo=NAME), on the modern and the
-legacy transport, with packed rings, and again after a hibernation and a
-resume in a new QEMU process."""
+legacy transport, with packed rings, INTx and MSI-X (shared and per
+queue), each checked as `pci` and `virtio` show it, and again after a
+hibernation and a resume in a new QEMU process."""
 
 import socket
 import time
@@ -12,6 +13,7 @@ import pytest
 
 from test_hibernate import hibernate_ok
 from test_resume import resume_ok
+from test_virtio_blk import pci_state, virtio_state
 
 # not the guest agent's port: the agent would answer the bytes too
 ECHO_PORT = "org.torpor.test.echo"
@@ -93,17 +95,60 @@ def check_echo(g, sock_path):
     assert "vconsole: max_nr_ports=31, data queues for ports 0-2" in log, log[-2000:]
 
 
-@pytest.mark.parametrize("properties", ["", ",disable-legacy=on", ",disable-modern=on",
-                                        ",packed=on", ",vectors=0"],
-                         ids=["transitional", "modern", "legacy", "packed", "intx"])
-def test_port_opens_and_echoes(guest, tmp_path, properties):
+# properties -> what the driver must have used: the transport (a
+# transitional device is driven through its modern interface), the PCI
+# device id (transitional and legacy 1003, modern-only 1043), the MSI-X
+# table size and the interrupt mode, and the ring layout (a legacy device
+# never offers RING_PACKED). QEMU gives virtio-serial-pci 2 vectors by
+# default: the configuration's and one all 8 queues share; with 9 each
+# queue has its own.
+TRANSPORTS = {
+    "transitional": ("", dict(transport="modern", device="1003", msix=2, irq="msix-shared", packed=False)),
+    "modern": (",disable-legacy=on",
+               dict(transport="modern", device="1043", msix=2, irq="msix-shared", packed=False)),
+    "legacy": (",disable-modern=on",
+               dict(transport="legacy", device="1003", msix=2, irq="msix-shared", packed=False)),
+    "packed": (",packed=on", dict(transport="modern", device="1003", msix=2, irq="msix-shared", packed=True)),
+    "intx": (",vectors=0", dict(transport="modern", device="1003", msix=0, irq="intx", packed=False)),
+    "msix": (",vectors=9", dict(transport="modern", device="1003", msix=9, irq="msix", packed=False)),
+}
+
+
+def check_transport(g, expect):
+    """The console device as `pci` and `virtio` show it (as the virtio-blk
+    transport matrix checks its disks)."""
+    consoles = [a for a, f in pci_state(g).items() if f["driver"] == "virtio-console"]
+    assert len(consoles) == 1, pci_state(g)
+    address = consoles[0]
+    f = pci_state(g)[address]
+    assert (f["vendor"], f["device"], f["class"]) == ("1af4", expect["device"], "07.80.00"), f
+    assert f["msix"] == str(expect["msix"]), f
+    entry = virtio_state(g)[address]
+    values, line = entry["values"], entry["line"]
+    features = set(values["features"].split(","))
+    assert values["type"] == "console" and values["driver"] == "virtio-console", line
+    assert values["transport"] == expect["transport"], line
+    assert values["irq"] == expect["irq"], line
+    assert ("version_1" in features) == (expect["transport"] == "modern"), line
+    assert ("ring_packed" in features) == expect["packed"], line
+    assert "multiport" in features and "error" not in values, line
+    # port 0's pair, the control pair, ports 1 and 2 (log: ports 0-2)
+    assert [q["index"] for q in entry["queues"]] == [str(i) for i in range(8)], entry["queues"]
+    for queue in entry["queues"]:
+        assert queue["layout"] == ("packed" if expect["packed"] else "split"), queue
+        for key in ("bad_id", "stale_id", "bad_length", "bad_index", "broken"):
+            assert queue[key] == "0", (key, queue)
+
+
+@pytest.mark.parametrize("transport", list(TRANSPORTS))
+def test_port_opens_and_echoes(guest, tmp_path, transport):
+    properties, expect = TRANSPORTS[transport]
     sock_path = str(tmp_path / "ga.sock")
     g = guest(qemu_args=console_args(sock_path, properties))
     g.connect_qmp()
     g.wait_ready()
     check_echo(g, sock_path)
-    pci = "\n".join(g.command("pci"))
-    assert "virtio-console" in pci, pci
+    check_transport(g, expect)
 
 
 def test_without_the_echo_option_the_port_stays_closed(guest, tmp_path):
