@@ -5,6 +5,7 @@
  */
 #include "pm/image_reader.h"
 
+#include "console/log.h"       // klog
 #include "lib/error.h"         // ERROR_BUSY
 #include "lib/hot_path.h"      // HOT_PATH
 #include "lib/string.h"        // memset
@@ -107,8 +108,14 @@ static const char *drain(struct image_reader *l, struct reads *r, const char *re
      * out is still the device's). A reset makes the device finish or drop
      * every request before it returns, so none writes into its frames
      * after they go back to the allocator. */
+    unsigned in_flight = r->used;
+    int restarted = blk_disk_restart(l->disk);
+
     r->used = 0;
-    blk_disk_restart(l->disk);
+    /* said before the refusal and before any frame goes back, so the
+     * order can be checked from the console (docs/hibernate.md) */
+    klog("resume: disk reset after %s, %u other reads in flight dropped%s", reason, in_flight,
+         restarted == 0 ? "" : ", restart failed");
     return reason;
 }
 

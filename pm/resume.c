@@ -85,6 +85,12 @@ static void *allocate(struct loader *l, uint64_t bytes)
 
 static void release(struct loader *l)
 {
+    uint64_t pages = 0;
+
+    for (size_t i = 0; i < l->free_count; i++)
+        pages += l->free_blocks[i].pages;
+    if (l->free_count) /* the order after a disk reset is tested */
+        klog("resume: %llu claimed pages back to the allocator", (unsigned long long)pages);
     for (size_t i = 0; i < l->free_count; i++)
         page_free(l->free_blocks[i].base);
     l->free_count = 0;
@@ -125,7 +131,9 @@ static int refuse(struct loader *l, const char *reason)
  * reset stops it before its buffer goes back to the allocator. */
 static int refuse_read_error(struct loader *l)
 {
-    blk_disk_restart(l->disk);
+    int restarted = blk_disk_restart(l->disk);
+
+    klog("resume: disk reset after read-error%s", restarted == 0 ? "" : ", restart failed");
     return refuse(l, "read-error");
 }
 

@@ -108,9 +108,12 @@ def test_a_read_that_outlasts_its_timeout_resets_the_disk_first(guest, tmp_path)
     (a 4 MiB one was sometimes read whole in it and resumed), and the wait
     is four times the timeout (at 32 KiB/s it was 32 s, and a guest clock
     calibrated 7% slow on a loaded host saw no timeout). The resume is
-    refused, and the disk is reset before the claimed memory goes back,
-    so the late read can write nothing into it: memory filled afterwards
-    stays intact, and the swap disk works again."""
+    refused, and the disk is reset before the claimed memory goes back:
+    the log says so in that order, and QEMU then holds no request of the
+    swap queue (without the reset the timed-out reads would stay in the
+    throttle's queue for 100 s more, free to land in memory the fresh
+    system owns). Memory filled afterwards stays intact, and the swap disk
+    works again."""
     swap = str(tmp_path / "swap.img")
     first = guest(memory=384, options=["--swap", swap])
     first.wait_ready()
@@ -118,12 +121,25 @@ def test_a_read_that_outlasts_its_timeout_resets_the_disk_first(guest, tmp_path)
     hibernate_ok(first)
 
     args = ["-drive", "if=none,id=swapd,format=raw,file=%s,throttling.bps-read=8192" % swap,
-            "-device", "virtio-blk-pci,drive=swapd,serial=torpor-swap"]
+            "-device", "virtio-blk-pci,id=swapdev,drive=swapd,serial=torpor-swap"]
     second = guest(memory=384, options=["--no-swap"], qemu_args=args)
     second.wait_ready(timeout=400)
-    refused = re.search(r"(?m)^resume refused reason=(\S+) sector=\d+( image=\S+)?\r?\n", second.output)
+    output = second.output
+    refused = re.search(r"(?m)^resume refused reason=(\S+) sector=\d+( image=\S+)?\r?\n", output)
     assert refused and refused.group(1) == "read-error", second.tail()
     assert refused.group(2) == " image=skipped", refused.group(0)
+    # the order: reset, then the refusal, then the claimed memory goes back
+    reset = re.search(r"(?m)^\[[ \d.]+\] resume: disk reset after read-error, "
+                      r"\d+ other reads in flight dropped\r?$", output)
+    given_back = re.search(r"(?m)^\[[ \d.]+\] resume: \d+ claimed pages back to the allocator", output)
+    assert reset and given_back, second.tail()
+    assert reset.start() < refused.start() < given_back.start(), (reset, refused, given_back)
+    # no late read can land: the device holds none of the swap queue's
+    # requests (a reset makes QEMU drain them, throttle or not)
+    second.connect_qmp()
+    queue = second.qmp("x-query-virtio-queue-status",
+                       path="/machine/peripheral/swapdev/virtio-backend", queue=0)
+    assert queue["inuse"] == 0 and queue["used-idx"] == queue["last-avail-idx"], queue
     # the freed memory is the fresh system's now: fill all of it and check
     free = values(second, "mem")["free_kib"] // 1024 - 32
     assert second.command("fill %d 9" % free, timeout=120)[0].startswith("fill id=0")

@@ -531,19 +531,24 @@ def test_usage_and_io_errors(tmp_path):
 
 # ---- format version 1, the disk's identity, and `set` ---------------------
 
-def version1_image():
-    """A valid image as a version 1 kernel wrote it: the 1792-byte header of
-    that format (build_id at 16, no disk identity, cpu at 1136, checksum at
-    1776) sealed with the version 1 checksum, then an index and data like
-    today's."""
-    image = standard()
+def as_version1(header: bytes) -> bytes:
+    """A version 2 header page rewritten as a version 1 kernel wrote it:
+    the 1792-byte header of that format (build_id at 16, no disk identity,
+    cpu at 1136, checksum at 1776) sealed with the version 1 checksum."""
     old = bytearray(PAGE)
-    old[:16] = image.header[:16]  # magic, version, state
+    old[:16] = header[:16]  # magic, version, state
     struct.pack_into("<I", old, 8, 1)  # version
-    old[16:1128] = image.header[24:1136]  # build_id .. written_ns
-    old[1136:1776] = image.header[1168:1808]  # cpu
+    old[16:1128] = header[24:1136]  # build_id .. written_ns
+    old[1136:1776] = header[1168:1808]  # cpu
     struct.pack_into("<Q", old, 1776, checksum_version1(bytes(old[:1792])))
-    return bytes(old) + image.disk[PAGE:]
+    return bytes(old)
+
+
+def version1_image():
+    """A valid image as a version 1 kernel wrote it: its header, then an
+    index and data like today's."""
+    image = standard()
+    return as_version1(image.header) + image.disk[PAGE:]
 
 
 def test_version_1_image_is_refused(tmp_path):
