@@ -73,8 +73,8 @@ struct pci_function {
 };
 
 /* Enumerates every function reachable from bus 0 through bridges, sizes
- * and maps the BARs, and registers the `pci` command. Returns the number
- * of functions found, or -1 when there is no usable config mechanism. */
+ * and maps the BARs. Returns the number of functions found, or -1 when
+ * there is no usable config mechanism. */
 int pci_init(const struct acpi_info *acpi);
 /* After resume: the firmware is new and may have moved BARs or added and
  * removed functions. Forgets every function and enumerates again (the

@@ -4,7 +4,7 @@
  * Headers and status bytes live in one page of request slots per disk;
  * data segments are whatever physical memory the caller names. Requests
  * are checked and chained by blk_request.c, which the polled hibernation
- * path (blk_polled.c) shares.
+ * path (blk_writer.c) shares.
  */
 #include "virtio/virtio_blk.h"
 
