@@ -172,13 +172,13 @@ int blk_submit(struct blk_disk *disk, uint32_t type, uint64_t sector,
                                          segments, count, buffers);
     uint64_t flags = interrupts_save();
     struct virtqueue *vq = virtio_queue(disk->device, 0);
-    int added = vq ? vq_add_chain(vq, buffers, chained, request) : -1;
+    int added = vq ? vq_add_chain(vq, buffers, chained, request) : ERROR_BUSY;
     if (added == 0)
         virtio_notify(disk->device, 0);
     interrupts_restore(flags);
     if (added != 0) {
         request->in_use = 0;
-        return added == -2 ? ERROR_INVALID : vq && vq_is_broken(vq) ? ERROR_DEVICE : ERROR_BUSY;
+        return added; /* ERROR_BUSY, ERROR_DEVICE (broken ring) or ERROR_INVALID */
     }
     *out = request;
     return 0;

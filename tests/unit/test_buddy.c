@@ -12,6 +12,7 @@
 
 #include "tests/unit/test_random.h" // rng_next, rng_below
 
+#include "lib/error.h" // ERROR_CORRUPT
 #include "mm/buddy.h"
 
 /* ---- helpers ---------------------------------------------------------- */
@@ -602,6 +603,44 @@ static void test_alloc_order_above_max_fails(void **state)
     }
     listing_free(&before.blocks);
     tracked_free(meta);
+}
+
+/* The self-check the other tests lean on fails on a broken zone, naming
+ * what broke, and passes again once the damage is undone. */
+static void test_check_finds_each_kind_of_damage(void **state)
+{
+    struct buddy_zone zone;
+    struct buddy_page *meta;
+    uint64_t pfn;
+
+    (void)state;
+    setup_zone(&zone, &meta, &layout_aligned);
+    assert_int_equal(buddy_alloc(&zone, 0, 1, &pfn), 0);
+    assert_int_equal(pfn, 0); /* its buddy, pfn 1, is a free order-0 block */
+    assert_null(buddy_check_failure(&zone));
+
+    zone.free_pages++;
+    assert_int_equal(buddy_check(&zone), ERROR_CORRUPT);
+    assert_string_equal(buddy_check_failure(&zone), "the counters disagree with the blocks");
+    zone.free_pages--;
+
+    zone.states[0] = 7;
+    assert_int_equal(buddy_check(&zone), ERROR_CORRUPT);
+    assert_string_equal(buddy_check_failure(&zone), "a head with no valid state");
+    zone.states[0] = BUDDY_FREE; /* free beside its free buddy */
+    assert_int_equal(buddy_check(&zone), ERROR_CORRUPT);
+    assert_string_equal(buddy_check_failure(&zone), "two free buddies not merged");
+    zone.states[0] = BUDDY_ALLOCATED;
+
+    uint32_t tail = zone.free_tail[0];
+    zone.free_tail[0] = 0;
+    assert_int_equal(buddy_check(&zone), ERROR_CORRUPT);
+    assert_string_equal(buddy_check_failure(&zone), "a free list's tail is not its last block");
+    zone.free_tail[0] = tail;
+
+    assert_int_equal(buddy_check(&zone), 0);
+    assert_int_equal(buddy_free(&zone, pfn), 0);
+    assert_int_equal(buddy_check(&zone), 0);
 }
 
 static void test_alloc_and_free_restores_zone(void **state)
@@ -1758,6 +1797,7 @@ int main(void)
         cmocka_unit_test_teardown(test_alloc_fails_when_nothing_fits, free_tracked),
         cmocka_unit_test_teardown(test_alloc_order_above_max_fails, free_tracked),
         cmocka_unit_test_teardown(test_alloc_and_free_restores_zone, free_tracked),
+        cmocka_unit_test_teardown(test_check_finds_each_kind_of_damage, free_tracked),
         cmocka_unit_test_teardown(test_tags_are_kept_per_block, free_tracked),
         cmocka_unit_test_teardown(test_free_rejects_invalid_pfns_and_changes_nothing, free_tracked),
         cmocka_unit_test_teardown(test_double_free_is_refused_when_block_did_not_merge, free_tracked),
