@@ -138,7 +138,7 @@ unit_sources_page_mac := crypto/page_mac.c crypto/page_cipher.c crypto/nh.c cryp
 	crypto/chacha20.c
 
 define unit_test_rule
-$(BUILD)/host/test_$(1): tests/unit/test_$(1).c $$(unit_sources_$(1)) $$(wildcard */*.h)
+$(BUILD)/host/test_$(1): tests/unit/test_$(1).c $$(unit_sources_$(1)) $$(wildcard */*.h tests/unit/*.h)
 	@mkdir -p $$(dir $$@)
 	$$(HOST_CC) $$(HOST_CFLAGS) $$< $$(unit_sources_$(1)) -o $$@ $$(HOST_LIBS)
 endef

@@ -19,6 +19,7 @@ const char *error_text(int error)
     case ERROR_NOT_FOUND: return "not found";
     case ERROR_GONE: return "the device is gone";
     case ERROR_FULL: return "no free entry";
+    case ERROR_CORRUPT: return "internal state is inconsistent";
     default: return "unknown error";
     }
 }

@@ -21,6 +21,7 @@ enum error {
     ERROR_NOT_FOUND = -10,  /* no such device, table or entry */
     ERROR_GONE = -11,       /* the device vanished (across a resume) */
     ERROR_FULL = -12,       /* a fixed-size table has no free entry */
+    ERROR_CORRUPT = -13,    /* state that breaks its own invariants (a self-check failed) */
 };
 
 /* A short sentence for people ("I/O error reported by the device"). */

@@ -6,6 +6,7 @@
  */
 #include "mm/buddy.h"
 
+#include "lib/error.h"  // ERROR_CORRUPT
 #include "lib/string.h" // memset
 
 static uint32_t page_index(const struct buddy_zone *zone, uint64_t pfn)
@@ -298,8 +299,14 @@ struct check_totals {
     const struct buddy_zone *zone;
     uint64_t free_pages, reserved_pages, allocated_pages;
     uint64_t free_blocks[BUDDY_ORDER_COUNT];
-    int error;
+    const char *failure;
 };
+
+static int check_failed(struct check_totals *totals, const char *failure)
+{
+    totals->failure = failure;
+    return 1; /* stops the walk */
+}
 
 static int check_block(void *context, uint64_t pfn, uint64_t count,
                        enum buddy_state state, uint8_t tag)
@@ -311,10 +318,10 @@ static int check_block(void *context, uint64_t pfn, uint64_t count,
     (void)tag;
     if (order > BUDDY_MAX_ORDER || (pfn & (count - 1)) != 0 ||
         pfn + count > zone->base_pfn + zone->page_count)
-        return totals->error = -2; /* misaligned or outside the zone */
+        return check_failed(totals, "a block misaligned or outside the zone");
     for (uint64_t i = 1; i < count; i++)
         if (zone->states[page_index(zone, pfn + i)] != BUDDY_BODY)
-            return totals->error = -9; /* a head inside another block */
+            return check_failed(totals, "a head inside another block");
     switch (state) {
     case BUDDY_FREE: {
         totals->free_pages += count;
@@ -324,7 +331,7 @@ static int check_block(void *context, uint64_t pfn, uint64_t count,
             buddy_zone_contains(zone, buddy_pfn + count - 1) && order < BUDDY_MAX_ORDER) {
             uint32_t buddy = page_index(zone, buddy_pfn);
             if (zone->states[buddy] == BUDDY_FREE && zone->pages[buddy].order == order)
-                return totals->error = -3; /* two free buddies not merged */
+                return check_failed(totals, "two free buddies not merged");
         }
         break;
     }
@@ -335,22 +342,22 @@ static int check_block(void *context, uint64_t pfn, uint64_t count,
         totals->reserved_pages += count;
         break;
     default:
-        return totals->error = -4; /* a head with no valid state */
+        return check_failed(totals, "a head with no valid state");
     }
     return 0;
 }
 
-int buddy_check(const struct buddy_zone *zone)
+const char *buddy_check_failure(const struct buddy_zone *zone)
 {
     struct check_totals totals = { .zone = zone };
 
     if (buddy_walk(zone, check_block, &totals))
-        return totals.error;
+        return totals.failure;
     if (totals.free_pages != zone->free_pages ||
         totals.allocated_pages != zone->allocated_pages ||
         totals.reserved_pages != zone->reserved_pages ||
         totals.free_pages + totals.allocated_pages + totals.reserved_pages != zone->page_count)
-        return -5; /* counters disagree with the blocks */
+        return "the counters disagree with the blocks";
 
     for (unsigned order = 0; order < BUDDY_ORDER_COUNT; order++) {
         uint64_t listed = 0;
@@ -358,18 +365,23 @@ int buddy_check(const struct buddy_zone *zone)
         for (uint32_t index = zone->free_head[order]; index != BUDDY_NONE;
              index = zone->pages[index].next) {
             if (index >= zone->page_count)
-                return -6;
+                return "a free list leaves the zone";
             const struct buddy_page *page = &zone->pages[index];
             if (zone->states[index] != BUDDY_FREE || page->order != order || page->prev != prev)
-                return -6; /* a free list is broken */
+                return "a free list is broken";
             if (++listed > totals.free_blocks[order])
-                return -7; /* a cycle, or a block listed twice */
+                return "a free list has a cycle or a block twice";
             prev = index;
         }
         if (listed != totals.free_blocks[order] || listed != zone->free_blocks[order])
-            return -8; /* a free block is missing from its list */
+            return "a free block is missing from its list";
         if (zone->free_tail[order] != prev)
-            return -10; /* the tail is not the last block of the list */
+            return "a free list's tail is not its last block";
     }
     return 0;
+}
+
+int buddy_check(const struct buddy_zone *zone)
+{
+    return buddy_check_failure(zone) ? ERROR_CORRUPT : 0;
 }

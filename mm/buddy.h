@@ -108,7 +108,10 @@ int buddy_claim_free(struct buddy_zone *zone, uint8_t tag, buddy_visit_fn visit,
 
 /* Checks the zone's invariants (free lists well linked, blocks aligned and
  * inside the zone, blocks tile the zone, counters add up, no free buddies
- * left unmerged). Returns 0 or a negative code naming the first failure. */
+ * left unmerged). buddy_check returns 0 or ERROR_CORRUPT;
+ * buddy_check_failure returns NULL or a sentence naming the first
+ * invariant broken. */
 int buddy_check(const struct buddy_zone *zone);
+const char *buddy_check_failure(const struct buddy_zone *zone);
 
 #endif

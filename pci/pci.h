@@ -73,8 +73,8 @@ struct pci_function {
 };
 
 /* Enumerates every function reachable from bus 0 through bridges, sizes
- * and maps the BARs, and registers the `pci` command. Returns the number
- * of functions found, or -1 when there is no usable config mechanism. */
+ * and maps the BARs. Returns the number of functions found, or -1 when
+ * there is no usable config mechanism. */
 int pci_init(const struct acpi_info *acpi);
 /* After resume: the firmware is new and may have moved BARs or added and
  * removed functions. Forgets every function and enumerates again (the
@@ -104,10 +104,12 @@ void pci_enable(struct pci_function *f, int memory, int io, int bus_master);
 
 /* MSI-X (PCI Local Bus spec 3.0, 6.8.2). pci_msix_enable maps the table,
  * enables memory decoding, masks every entry, sets MSI-X enable with the
- * function mask clear, and disables INTx; 0 or -1 (no MSI-X, or its table
- * is not in an assigned memory BAR). pci_msix_set_vector points an entry
- * at this CPU's local APIC with the vector as data (fixed, edge) and
- * unmasks it; 0 or -1 (MSI-X not enabled, entry out of range). */
+ * function mask clear, and disables INTx; 0, ERROR_UNSUPPORTED (no
+ * MSI-X), ERROR_DEVICE (its table or PBA is not in an assigned memory
+ * BAR) or ERROR_NO_MEMORY (no page for the table's mapping).
+ * pci_msix_set_vector points an entry at this CPU's local APIC with the
+ * vector as data (fixed, edge) and unmasks it; 0, ERROR_INVALID (MSI-X
+ * not enabled) or ERROR_RANGE (entry beyond the table). */
 int pci_msix_enable(struct pci_function *f);
 int pci_msix_set_vector(struct pci_function *f, unsigned entry, uint8_t cpu_vector);
 void pci_msix_mask(struct pci_function *f, unsigned entry, int masked);

@@ -12,6 +12,7 @@
 #include "arch/x86/ioapic.h"    // ioapic_route_gsi
 #include "arch/x86/paging.h"    // paging_map_mmio
 #include "console/log.h"        // klog
+#include "lib/error.h"          // ERROR_*
 #include "pci/msix_layout.h"    // msix_layout_check
 
 #define MSIX_ENTRY_WORDS 4 /* address low, address high, data, vector control */
@@ -51,16 +52,16 @@ int pci_msix_enable(struct pci_function *f)
     struct msix_layout layout;
 
     if (!f->msix_capability || !f->msix_table_size)
-        return -1;
+        return ERROR_UNSUPPORTED;
     const char *refused = msix_layout_check(pci_read32(f, f->msix_capability + PCI_MSIX_TABLE),
                                             pci_read32(f, f->msix_capability + PCI_MSIX_PBA),
                                             f->msix_table_size, f->bars, &layout);
     if (refused) {
         klog("pci: %02x:%02x.%x: %s", f->bus, f->device, f->function, refused);
-        return -1;
+        return ERROR_DEVICE;
     }
     if (paging_map_mmio(layout.table, layout.table_bytes) != 0)
-        return -1;
+        return ERROR_NO_MEMORY;
     f->msix_table = (volatile uint32_t *)(uintptr_t)layout.table;
 
     /* the table answers only while memory decoding is on; entries are
@@ -76,8 +77,10 @@ int pci_msix_enable(struct pci_function *f)
 
 int pci_msix_set_vector(struct pci_function *f, unsigned entry, uint8_t cpu_vector)
 {
-    if (!f->msix_table || entry >= f->msix_table_size)
-        return -1;
+    if (!f->msix_table)
+        return ERROR_INVALID;
+    if (entry >= f->msix_table_size)
+        return ERROR_RANGE;
     volatile uint32_t *e = msix_entry(f, entry);
     e[3] |= MSIX_ENTRY_MASKED;
     /* message address: the destination APIC ID in bits 19:12, physical

@@ -123,7 +123,7 @@ static void command_flush(struct blk_disk *disk)
 static int bench_pass(struct blk_disk *disk, uint32_t type, uint64_t buffer, uint64_t bytes,
                       uint64_t *failed)
 {
-    struct blk_request *in_flight[64];
+    struct blk_request *in_flight[BLK_MAX_QUEUE_DEPTH];
     struct blk_request_limits limits;
     struct blk_request_builder builder;
     struct blk_info info;
@@ -134,7 +134,7 @@ static int bench_pass(struct blk_disk *disk, uint32_t type, uint64_t buffer, uin
     blk_disk_info(disk, &info);
     blk_disk_limits(disk, &limits);
     blk_builder_init(&builder, &limits);
-    unsigned depth = info.queue_depth < 64 ? info.queue_depth : 64;
+    unsigned depth = info.queue_depth < BLK_MAX_QUEUE_DEPTH ? info.queue_depth : BLK_MAX_QUEUE_DEPTH;
     while (bytes || count) {
         while (bytes && count < depth && result == 0) {
             blk_builder_reset(&builder);
@@ -150,7 +150,7 @@ static int bench_pass(struct blk_disk *disk, uint32_t type, uint64_t buffer, uin
                 *failed = sector;
                 break;
             }
-            in_flight[(head + count++) % 64] = request;
+            in_flight[(head + count++) % BLK_MAX_QUEUE_DEPTH] = request;
             sector += chunk / BLK_SECTOR_SIZE;
             bytes -= chunk;
         }
@@ -158,7 +158,7 @@ static int bench_pass(struct blk_disk *disk, uint32_t type, uint64_t buffer, uin
             break;
         uint64_t sector_of_error;
         int waited = blk_wait(disk, in_flight[head], &sector_of_error);
-        head = (head + 1) % 64;
+        head = (head + 1) % BLK_MAX_QUEUE_DEPTH;
         count--;
         if (waited != 0 && result == 0) {
             result = waited;

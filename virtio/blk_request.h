@@ -3,7 +3,7 @@
  * checks every request passes, the descriptor chain, and a builder that
  * gathers physical ranges into segments the device accepts. The
  * interrupt-driven driver (virtio_blk.c) and the polled hibernation path
- * (blk_polled.c) both build their requests here.
+ * (blk_writer.c) both build their requests here.
  */
 #ifndef VIRTIO_BLK_REQUEST_H
 #define VIRTIO_BLK_REQUEST_H

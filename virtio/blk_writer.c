@@ -150,12 +150,12 @@ int blk_writer_submit(struct blk_writer *w, uint32_t type, uint64_t sector,
                                          sector, segments, count, buffers);
     int added;
     /* a full ring is back-pressure: wait for a completion, then retry */
-    while ((added = vq_add_chain(&w->ring, buffers, chained, &w->slots[slot])) == -1) {
+    while ((added = vq_add_chain(&w->ring, buffers, chained, &w->slots[slot])) == ERROR_BUSY) {
         if (writer_wait_one(w) != 0)
             return ERROR_DEVICE;
     }
     if (added != 0)
-        return ERROR_INVALID;
+        return added; /* ERROR_DEVICE (broken ring) or ERROR_INVALID */
     w->slots[slot].busy = 1;
     virtio_private_notify(w->device, 0, &w->ring);
     return w->error;

@@ -4,7 +4,8 @@
  * Headers and status bytes live in one page of request slots per disk;
  * data segments are whatever physical memory the caller names. Requests
  * are checked and chained by blk_request.c, which the polled hibernation
- * path (blk_polled.c) shares.
+ * path (blk_writer.c) shares; the synchronous transfers over blk_submit
+ * and blk_wait are in blk_transfer.c.
  */
 #include "virtio/virtio_blk.h"
 
@@ -22,7 +23,7 @@
 #include "virtio/virtio.h"     // virtio_*
 
 #define MAX_DISKS 8
-#define MAX_SLOTS 64
+#define MAX_SLOTS BLK_MAX_QUEUE_DEPTH
 #define REQUEST_TIMEOUT_NS (30ull * 1000000000)
 
 struct blk_request {
@@ -121,6 +122,11 @@ void blk_disk_limits(const struct blk_disk *disk, struct blk_request_limits *lim
     *limits = disk->limits;
 }
 
+unsigned blk_disk_queue_depth(const struct blk_disk *disk)
+{
+    return disk->slot_count;
+}
+
 struct virtio_device *blk_disk_device(struct blk_disk *disk)
 {
     return disk->device;
@@ -166,13 +172,13 @@ int blk_submit(struct blk_disk *disk, uint32_t type, uint64_t sector,
                                          segments, count, buffers);
     uint64_t flags = interrupts_save();
     struct virtqueue *vq = virtio_queue(disk->device, 0);
-    int added = vq ? vq_add_chain(vq, buffers, chained, request) : -1;
+    int added = vq ? vq_add_chain(vq, buffers, chained, request) : ERROR_BUSY;
     if (added == 0)
         virtio_notify(disk->device, 0);
     interrupts_restore(flags);
     if (added != 0) {
         request->in_use = 0;
-        return added == -2 ? ERROR_INVALID : vq && vq_is_broken(vq) ? ERROR_DEVICE : ERROR_BUSY;
+        return added; /* ERROR_BUSY, ERROR_DEVICE (broken ring) or ERROR_INVALID */
     }
     *out = request;
     return 0;
@@ -212,81 +218,6 @@ int blk_wait(struct blk_disk *disk, struct blk_request *request, uint64_t *faile
             *failed_sector = request->sector;
     }
     return result;
-}
-
-/* Keeps up to the queue depth of requests in flight, oldest waited first. */
-static int transfer(struct blk_disk *disk, uint32_t type, uint64_t sector, uint64_t buffer,
-                    uint64_t bytes, uint64_t *failed_sector)
-{
-    struct blk_request *in_flight[MAX_SLOTS];
-    struct blk_request_builder builder;
-    unsigned head = 0, count = 0;
-    int result = 0;
-
-    if (bytes % BLK_SECTOR_SIZE)
-        return ERROR_INVALID;
-    blk_builder_init(&builder, &disk->limits);
-    while (bytes || count) {
-        while (bytes && count < disk->slot_count && result == 0) {
-            blk_builder_reset(&builder);
-            uint32_t chunk = blk_builder_add(&builder, buffer, bytes < UINT32_MAX ? (uint32_t)bytes : UINT32_MAX);
-            if (chunk == 0) {
-                result = ERROR_INVALID; /* limits that fit not one sector */
-                break;
-            }
-            struct blk_request *request;
-            int submitted = blk_submit(disk, type, sector, builder.segments, builder.count, &request);
-            if (submitted == ERROR_BUSY && count)
-                break; /* a full ring is back-pressure: wait for one, then go on */
-            if (submitted != 0) {
-                result = submitted;
-                if (failed_sector)
-                    *failed_sector = sector;
-                break;
-            }
-            in_flight[(head + count++) % MAX_SLOTS] = request;
-            sector += chunk / BLK_SECTOR_SIZE;
-            buffer += chunk;
-            bytes -= chunk;
-        }
-        if (!count)
-            break;
-        uint64_t sector_of_error;
-        int waited = blk_wait(disk, in_flight[head], &sector_of_error);
-        head = (head + 1) % MAX_SLOTS;
-        count--;
-        if (waited != 0 && result == 0) {
-            result = waited;
-            if (failed_sector)
-                *failed_sector = sector_of_error;
-        }
-        if (result != 0)
-            bytes = 0; /* stop submitting; collect what is in flight */
-    }
-    return result;
-}
-
-int blk_read(struct blk_disk *disk, uint64_t sector, void *buffer, size_t bytes, uint64_t *failed_sector)
-{
-    return transfer(disk, BLK_TYPE_IN, sector, (uint64_t)(uintptr_t)buffer, bytes, failed_sector);
-}
-
-int blk_write(struct blk_disk *disk, uint64_t sector, const void *buffer, size_t bytes, uint64_t *failed_sector)
-{
-    return transfer(disk, BLK_TYPE_OUT, sector, (uint64_t)(uintptr_t)buffer, bytes, failed_sector);
-}
-
-int blk_flush(struct blk_disk *disk, uint64_t *failed_sector)
-{
-    struct blk_request *request;
-    int result = blk_submit(disk, BLK_TYPE_FLUSH, 0, 0, 0, &request);
-
-    if (result != 0) {
-        if (failed_sector)
-            *failed_sector = 0;
-        return result;
-    }
-    return blk_wait(disk, request, failed_sector);
 }
 
 /* ---- probe and power management --------------------------------------- */

@@ -17,6 +17,8 @@ struct blk_disk;
 struct blk_request;
 struct virtio_device;
 
+#define BLK_MAX_QUEUE_DEPTH 64 /* request slots per disk */
+
 struct blk_stats {
     uint64_t reads, writes, flushes, errors; /* completed requests */
 };
@@ -46,6 +48,8 @@ struct blk_disk *blk_disk_get(unsigned index);
 struct blk_disk *blk_disk_find(const char *name);
 void blk_disk_info(const struct blk_disk *disk, struct blk_info *info);
 void blk_disk_limits(const struct blk_disk *disk, struct blk_request_limits *limits);
+/* Requests the disk keeps in flight at once, at most BLK_MAX_QUEUE_DEPTH. */
+unsigned blk_disk_queue_depth(const struct blk_disk *disk);
 /* For the polled path (blk_writer.c): the disk's virtio device, and its
  * requests counted into the disk's statistics once it is done. */
 struct virtio_device *blk_disk_device(struct blk_disk *disk);
@@ -61,7 +65,7 @@ int blk_submit(struct blk_disk *disk, uint32_t type, uint64_t sector,
 int blk_wait(struct blk_disk *disk, struct blk_request *request, uint64_t *failed_sector);
 
 /* Synchronous transfers of a physically contiguous buffer, split into
- * requests the device accepts, several in flight. */
+ * requests the device accepts, several in flight (blk_transfer.c). */
 int blk_read(struct blk_disk *disk, uint64_t sector, void *buffer, size_t bytes, uint64_t *failed_sector);
 int blk_write(struct blk_disk *disk, uint64_t sector, const void *buffer, size_t bytes, uint64_t *failed_sector);
 int blk_flush(struct blk_disk *disk, uint64_t *failed_sector);

@@ -6,6 +6,8 @@
  */
 #include "virtio/virtio_pci.h"
 
+#include <stddef.h> // offsetof
+
 #include "arch/x86/cpu.h"         // inb/outb and friends
 #include "pci/pci.h"              // pci_*
 #include "virtio/virtio_device.h" // struct virtio_device
@@ -13,44 +15,30 @@
 
 /* ---- modern ------------------------------------------------------------ */
 
+/* A field of the common configuration, read or written at its own width
+ * (4.1.3.1). */
+#define COMMON_TYPE(field) __typeof__(((struct virtio_pci_common_cfg *)0)->field)
+#define COMMON(d, field) \
+    (*(volatile COMMON_TYPE(field) *)((d)->common + offsetof(struct virtio_pci_common_cfg, field)))
 
-/* struct virtio_pci_common_cfg offsets (4.1.4.3) */
-#define COMMON_DEVICE_FEATURE_SELECT 0x00
-#define COMMON_DEVICE_FEATURE 0x04
-#define COMMON_DRIVER_FEATURE_SELECT 0x08
-#define COMMON_DRIVER_FEATURE 0x0c
-#define COMMON_MSIX_CONFIG 0x10
-#define COMMON_NUM_QUEUES 0x12
-#define COMMON_STATUS 0x14
-#define COMMON_CONFIG_GENERATION 0x15
-#define COMMON_QUEUE_SELECT 0x16
-#define COMMON_QUEUE_SIZE 0x18
-#define COMMON_QUEUE_MSIX_VECTOR 0x1a
-#define COMMON_QUEUE_ENABLE 0x1c
-#define COMMON_QUEUE_NOTIFY_OFF 0x1e
-#define COMMON_QUEUE_DESC 0x20
-#define COMMON_QUEUE_DRIVER 0x28
-#define COMMON_QUEUE_DEVICE 0x30
+/* 64-bit fields are written as two 32-bit halves (4.1.3.1) */
+#define COMMON_WRITE64(d, field, value) \
+    write64_split((d)->common + offsetof(struct virtio_pci_common_cfg, field), (value))
 
-static volatile uint8_t *common8(struct virtio_device *d, unsigned offset) { return d->common + offset; }
-static volatile uint16_t *common16(struct virtio_device *d, unsigned offset) { return (volatile uint16_t *)(d->common + offset); }
-static volatile uint32_t *common32(struct virtio_device *d, unsigned offset) { return (volatile uint32_t *)(d->common + offset); }
-
-static void write64_split(struct virtio_device *d, unsigned offset, uint64_t value)
+static void write64_split(volatile uint8_t *p, uint64_t value)
 {
-    /* 64-bit fields are written as two 32-bit halves (4.1.3.1) */
-    *common32(d, offset) = (uint32_t)value;
-    *common32(d, offset + 4) = (uint32_t)(value >> 32);
+    *(volatile uint32_t *)p = (uint32_t)value;
+    *(volatile uint32_t *)(p + 4) = (uint32_t)(value >> 32);
 }
 
-static uint8_t modern_get_status(struct virtio_device *d) { return *common8(d, COMMON_STATUS); }
-static void modern_set_status(struct virtio_device *d, uint8_t status) { *common8(d, COMMON_STATUS) = status; }
+static uint8_t modern_get_status(struct virtio_device *d) { return COMMON(d, device_status); }
+static void modern_set_status(struct virtio_device *d, uint8_t status) { COMMON(d, device_status) = status; }
 
 static void modern_reset(struct virtio_device *d)
 {
-    *common8(d, COMMON_STATUS) = 0;
+    COMMON(d, device_status) = 0;
     /* the reset completes when status reads 0 again (4.1.4.3.2) */
-    for (unsigned i = 0; i < 1000000 && *common8(d, COMMON_STATUS) != 0; i++)
+    for (unsigned i = 0; i < 1000000 && COMMON(d, device_status) != 0; i++)
         cpu_relax();
 }
 
@@ -59,8 +47,8 @@ static uint64_t modern_get_features(struct virtio_device *d)
     uint64_t features = 0;
 
     for (uint32_t word = 0; word < 2; word++) {
-        *common32(d, COMMON_DEVICE_FEATURE_SELECT) = word;
-        features |= (uint64_t)*common32(d, COMMON_DEVICE_FEATURE) << (32 * word);
+        COMMON(d, device_feature_select) = word;
+        features |= (uint64_t)COMMON(d, device_feature) << (32 * word);
     }
     return features;
 }
@@ -68,14 +56,14 @@ static uint64_t modern_get_features(struct virtio_device *d)
 static void modern_set_features(struct virtio_device *d, uint64_t features)
 {
     for (uint32_t word = 0; word < 2; word++) {
-        *common32(d, COMMON_DRIVER_FEATURE_SELECT) = word;
-        *common32(d, COMMON_DRIVER_FEATURE) = (uint32_t)(features >> (32 * word));
+        COMMON(d, driver_feature_select) = word;
+        COMMON(d, driver_feature) = (uint32_t)(features >> (32 * word));
     }
 }
 
 static uint8_t modern_config_generation(struct virtio_device *d)
 {
-    return *common8(d, COMMON_CONFIG_GENERATION);
+    return COMMON(d, config_generation);
 }
 
 static uint64_t modern_read_config(struct virtio_device *d, unsigned offset, unsigned size)
@@ -110,32 +98,32 @@ static void modern_write_config(struct virtio_device *d, unsigned offset, unsign
 
 static uint16_t modern_queue_max_size(struct virtio_device *d, unsigned queue)
 {
-    if (queue >= *common16(d, COMMON_NUM_QUEUES))
+    if (queue >= COMMON(d, num_queues))
         return 0;
-    *common16(d, COMMON_QUEUE_SELECT) = (uint16_t)queue;
-    return *common16(d, COMMON_QUEUE_SIZE);
+    COMMON(d, queue_select) = (uint16_t)queue;
+    return COMMON(d, queue_size);
 }
 
 static int modern_setup_queue(struct virtio_device *d, unsigned queue, struct virtqueue *ring,
                               uint16_t msix_entry)
 {
-    *common16(d, COMMON_QUEUE_SELECT) = (uint16_t)queue;
-    *common16(d, COMMON_QUEUE_SIZE) = ring->config.size;
-    *common16(d, COMMON_QUEUE_MSIX_VECTOR) = msix_entry;
-    if (msix_entry != VIRTIO_MSI_NO_VECTOR && *common16(d, COMMON_QUEUE_MSIX_VECTOR) != msix_entry)
+    COMMON(d, queue_select) = (uint16_t)queue;
+    COMMON(d, queue_size) = ring->config.size;
+    COMMON(d, queue_msix_vector) = msix_entry;
+    if (msix_entry != VIRTIO_MSI_NO_VECTOR && COMMON(d, queue_msix_vector) != msix_entry)
         return -1; /* the device could not take the vector (4.1.5.1.2) */
-    write64_split(d, COMMON_QUEUE_DESC, vq_descriptor_area(ring));
-    write64_split(d, COMMON_QUEUE_DRIVER, vq_driver_area(ring));
-    write64_split(d, COMMON_QUEUE_DEVICE, vq_device_area(ring));
+    COMMON_WRITE64(d, queue_desc, vq_descriptor_area(ring));
+    COMMON_WRITE64(d, queue_driver, vq_driver_area(ring));
+    COMMON_WRITE64(d, queue_device, vq_device_area(ring));
     /* the doorbell comes from device data: it must lie inside the notify
      * region, or a device could aim our store anywhere (4.1.4.4) */
-    uint64_t doorbell = virtio_pci_doorbell(&d->layout, *common16(d, COMMON_QUEUE_NOTIFY_OFF));
+    uint64_t doorbell = virtio_pci_doorbell(&d->layout, COMMON(d, queue_notify_off));
     if (!doorbell) {
         d->error = "queue doorbell outside the notify region";
         return -1;
     }
     d->queues[queue].doorbell = (volatile uint16_t *)(uintptr_t)doorbell;
-    *common16(d, COMMON_QUEUE_ENABLE) = 1;
+    COMMON(d, queue_enable) = 1;
     return 0;
 }
 
@@ -152,8 +140,8 @@ static uint8_t modern_read_isr(struct virtio_device *d)
 
 static uint16_t modern_set_config_msix(struct virtio_device *d, uint16_t entry)
 {
-    *common16(d, COMMON_MSIX_CONFIG) = entry;
-    return *common16(d, COMMON_MSIX_CONFIG);
+    COMMON(d, config_msix_vector) = entry;
+    return COMMON(d, config_msix_vector);
 }
 
 static const struct virtio_transport modern_transport = {
@@ -176,27 +164,22 @@ static const struct virtio_transport modern_transport = {
 
 /* ---- legacy ------------------------------------------------------------ */
 
-#define LEGACY_HOST_FEATURES 0x00
-#define LEGACY_GUEST_FEATURES 0x04
-#define LEGACY_QUEUE_PFN 0x08
-#define LEGACY_QUEUE_SIZE 0x0c
-#define LEGACY_QUEUE_SELECT 0x0e
-#define LEGACY_QUEUE_NOTIFY 0x10
-#define LEGACY_STATUS 0x12
-#define LEGACY_ISR 0x13
-#define LEGACY_CONFIG_VECTOR 0x14
-#define LEGACY_QUEUE_VECTOR 0x16
+/* the I/O port of a legacy header field */
+#define LEGACY(d, field) ((uint16_t)((d)->io_base + offsetof(struct virtio_pci_legacy_header, field)))
 
+/* The device configuration follows the header, whose two vectors are
+ * there only with MSI-X on (4.1.4.10). */
 static uint16_t legacy_config_base(struct virtio_device *d)
 {
-    return (uint16_t)(d->io_base + (d->msix ? 0x18 : 0x14));
+    return (uint16_t)(d->io_base + (d->msix ? sizeof(struct virtio_pci_legacy_header)
+                                            : offsetof(struct virtio_pci_legacy_header, config_msix_vector)));
 }
 
-static uint8_t legacy_get_status(struct virtio_device *d) { return inb(d->io_base + LEGACY_STATUS); }
-static void legacy_set_status(struct virtio_device *d, uint8_t status) { outb(d->io_base + LEGACY_STATUS, status); }
-static void legacy_reset(struct virtio_device *d) { outb(d->io_base + LEGACY_STATUS, 0); (void)inb(d->io_base + LEGACY_STATUS); }
-static uint64_t legacy_get_features(struct virtio_device *d) { return inl(d->io_base + LEGACY_HOST_FEATURES); }
-static void legacy_set_features(struct virtio_device *d, uint64_t features) { outl(d->io_base + LEGACY_GUEST_FEATURES, (uint32_t)features); }
+static uint8_t legacy_get_status(struct virtio_device *d) { return inb(LEGACY(d, status)); }
+static void legacy_set_status(struct virtio_device *d, uint8_t status) { outb(LEGACY(d, status), status); }
+static void legacy_reset(struct virtio_device *d) { outb(LEGACY(d, status), 0); (void)inb(LEGACY(d, status)); }
+static uint64_t legacy_get_features(struct virtio_device *d) { return inl(LEGACY(d, host_features)); }
+static void legacy_set_features(struct virtio_device *d, uint64_t features) { outl(LEGACY(d, guest_features), (uint32_t)features); }
 static uint8_t legacy_config_generation(struct virtio_device *d) { (void)d; return 0; }
 
 /* Whether a config access stays inside BAR0. */
@@ -241,8 +224,8 @@ static void legacy_write_config(struct virtio_device *d, unsigned offset, unsign
 
 static uint16_t legacy_queue_max_size(struct virtio_device *d, unsigned queue)
 {
-    outw(d->io_base + LEGACY_QUEUE_SELECT, (uint16_t)queue);
-    return inw(d->io_base + LEGACY_QUEUE_SIZE);
+    outw(LEGACY(d, queue_select), (uint16_t)queue);
+    return inw(LEGACY(d, queue_size));
 }
 
 static int legacy_setup_queue(struct virtio_device *d, unsigned queue, struct virtqueue *ring,
@@ -254,23 +237,23 @@ static int legacy_setup_queue(struct virtio_device *d, unsigned queue, struct vi
      * the used ring at the next 4096 boundary (4.1.4.10) */
     if ((address & 4095) || (address >> 12) > 0xffffffffu)
         return -1;
-    outw(d->io_base + LEGACY_QUEUE_SELECT, (uint16_t)queue);
+    outw(LEGACY(d, queue_select), (uint16_t)queue);
     if (d->msix) {
-        outw(d->io_base + LEGACY_QUEUE_VECTOR, msix_entry);
-        if (inw(d->io_base + LEGACY_QUEUE_VECTOR) != msix_entry)
+        outw(LEGACY(d, queue_msix_vector), msix_entry);
+        if (inw(LEGACY(d, queue_msix_vector)) != msix_entry)
             return -1;
     }
-    outl(d->io_base + LEGACY_QUEUE_PFN, (uint32_t)(address >> 12));
+    outl(LEGACY(d, queue_pfn), (uint32_t)(address >> 12));
     return 0;
 }
 
-static void legacy_notify(struct virtio_device *d, unsigned queue) { outw(d->io_base + LEGACY_QUEUE_NOTIFY, (uint16_t)queue); }
-static uint8_t legacy_read_isr(struct virtio_device *d) { return inb(d->io_base + LEGACY_ISR); }
+static void legacy_notify(struct virtio_device *d, unsigned queue) { outw(LEGACY(d, queue_notify), (uint16_t)queue); }
+static uint8_t legacy_read_isr(struct virtio_device *d) { return inb(LEGACY(d, isr)); }
 
 static uint16_t legacy_set_config_msix(struct virtio_device *d, uint16_t entry)
 {
-    outw(d->io_base + LEGACY_CONFIG_VECTOR, entry);
-    return inw(d->io_base + LEGACY_CONFIG_VECTOR);
+    outw(LEGACY(d, config_msix_vector), entry);
+    return inw(LEGACY(d, config_msix_vector));
 }
 
 static const struct virtio_transport legacy_transport = {
@@ -294,7 +277,10 @@ static const struct virtio_transport legacy_transport = {
 /* ---- choosing one ------------------------------------------------------ */
 
 #define MAX_VENDOR_CAPS 16
-#define LEGACY_HEADER_BYTES 0x14
+/* a field's offset in a vendor capability (4.1.4) */
+#define CAP(field) offsetof(struct virtio_pci_cap_wire, field)
+/* the header a legacy BAR0 must hold, MSI-X vectors aside */
+#define LEGACY_HEADER_BYTES offsetof(struct virtio_pci_legacy_header, config_msix_vector)
 
 int virtio_pci_attach(struct virtio_device *d)
 {
@@ -306,11 +292,14 @@ int virtio_pci_attach(struct virtio_device *d)
     for (uint8_t cap = pci_find_capability(f, PCI_CAP_ID_VENDOR, 0); cap && count < MAX_VENDOR_CAPS;
          cap = pci_find_capability(f, PCI_CAP_ID_VENDOR, cap))
         caps[count++] = (struct virtio_pci_cap){
-            .type = pci_read8(f, cap + 3),
-            .bar = pci_read8(f, cap + 4),
-            .offset = pci_read32(f, cap + 8),
-            .length = pci_read32(f, cap + 12),
-            .notify_multiplier = pci_read8(f, cap + 3) == VIRTIO_PCI_CAP_NOTIFY ? pci_read32(f, cap + 16) : 0,
+            .type = pci_read8(f, cap + CAP(cfg_type)),
+            .bar = pci_read8(f, cap + CAP(bar)),
+            .offset = pci_read32(f, cap + CAP(offset)),
+            .length = pci_read32(f, cap + CAP(length)),
+            .notify_multiplier = pci_read8(f, cap + CAP(cfg_type)) == VIRTIO_PCI_CAP_NOTIFY
+                                     ? pci_read32(f, cap + offsetof(struct virtio_pci_notify_cap_wire,
+                                                                    notify_off_multiplier))
+                                     : 0,
         };
     for (unsigned i = 0; i < 6; i++)
         bars[i] = (struct virtio_pci_bar){ f->bars[i].address, f->bars[i].size, f->bars[i].is_io };

@@ -13,6 +13,24 @@ struct virtqueue;
 
 #define VIRTIO_MSI_NO_VECTOR 0xffff
 
+/* The legacy header at the start of BAR0's I/O space (4.1.4.10). The two
+ * vectors are there only while MSI-X is enabled; the device configuration
+ * follows the header, so it moves by 4 bytes with MSI-X. */
+struct virtio_pci_legacy_header {
+    uint32_t host_features;  /* the device's, bits 0-31 only */
+    uint32_t guest_features;
+    uint32_t queue_pfn;      /* the queue_select queue's address >> 12 */
+    uint16_t queue_size;     /* fixed by the device */
+    uint16_t queue_select;
+    uint16_t queue_notify;
+    uint8_t status;
+    uint8_t isr;             /* reading clears it */
+    /* MSI-X enabled only */
+    uint16_t config_msix_vector;
+    uint16_t queue_msix_vector;
+} __attribute__((packed));
+_Static_assert(sizeof(struct virtio_pci_legacy_header) == 0x18, "4.1.4.10: the header with MSI-X is 24 bytes");
+
 struct virtio_transport {
     const char *name;
     uint8_t (*get_status)(struct virtio_device *device);

@@ -16,7 +16,52 @@
 #define VIRTIO_PCI_CAP_ISR 3
 #define VIRTIO_PCI_CAP_DEVICE 4
 
-#define VIRTIO_PCI_COMMON_MIN_LENGTH 0x38 /* struct virtio_pci_common_cfg up to queue_device */
+/* A vendor capability in PCI config space (4.1.4); the notify capability
+ * goes on with notify_off_multiplier (4.1.4.4). */
+struct virtio_pci_cap_wire {
+    uint8_t cap_vndr;  /* PCI_CAP_ID_VENDOR */
+    uint8_t cap_next;
+    uint8_t cap_len;
+    uint8_t cfg_type;  /* VIRTIO_PCI_CAP_* */
+    uint8_t bar;
+    uint8_t id;
+    uint8_t padding[2];
+    uint32_t offset;   /* within the BAR */
+    uint32_t length;
+} __attribute__((packed));
+
+struct virtio_pci_notify_cap_wire {
+    struct virtio_pci_cap_wire cap;
+    uint32_t notify_off_multiplier; /* doorbell stride per queue_notify_off */
+} __attribute__((packed));
+
+/* The common configuration structure (4.1.4.3), as far as torpor uses it:
+ * queue_notify_data and queue_reset follow only with features torpor does
+ * not negotiate. */
+struct virtio_pci_common_cfg {
+    /* the whole device */
+    uint32_t device_feature_select; /* which 32 bits device_feature shows */
+    uint32_t device_feature;
+    uint32_t driver_feature_select; /* which 32 bits driver_feature takes */
+    uint32_t driver_feature;
+    uint16_t config_msix_vector;
+    uint16_t num_queues;
+    uint8_t device_status;
+    uint8_t config_generation;
+    /* the queue queue_select names */
+    uint16_t queue_select;
+    uint16_t queue_size;
+    uint16_t queue_msix_vector;
+    uint16_t queue_enable;
+    uint16_t queue_notify_off;      /* the doorbell, in notify_off_multiplier units */
+    uint64_t queue_desc;
+    uint64_t queue_driver;
+    uint64_t queue_device;
+} __attribute__((packed));
+
+_Static_assert(sizeof(struct virtio_pci_common_cfg) == 0x38, "4.1.4.3: queue_device ends at 0x38");
+
+#define VIRTIO_PCI_COMMON_MIN_LENGTH ((uint32_t)sizeof(struct virtio_pci_common_cfg))
 
 /* One vendor capability as read from config space. */
 struct virtio_pci_cap {

@@ -5,6 +5,7 @@
  */
 #include "virtio/virtqueue.h"
 
+#include "lib/error.h"  // ERROR_*
 #include "lib/string.h" // memset
 
 #define ALIGN_UP(x, a) (((x) + (a) - 1) & ~((size_t)(a) - 1))
@@ -156,7 +157,7 @@ static int split_add(struct virtqueue *vq, const struct vq_buffer *buffers, unsi
     unsigned needed = use_indirect ? 1 : count;
 
     if (vq->free_count < needed)
-        return -1;
+        return ERROR_BUSY;
     uint16_t head = vq->free_head, last = head, index = head;
     if (use_indirect) {
         struct vring_desc *table = (struct vring_desc *)indirect_table(vq, head);
@@ -218,7 +219,7 @@ static int packed_add(struct virtqueue *vq, const struct vq_buffer *buffers, uns
     unsigned needed = use_indirect ? 1 : count;
 
     if (vq->free_count == 0 || vq->free_slots < needed)
-        return -1;
+        return ERROR_BUSY; /* no free id, or too few descriptors */
     uint16_t id = vq->free_head;
     vq->free_head = vq->free_next[id];
     vq->free_count--;
@@ -273,9 +274,9 @@ int vq_add_chain(struct virtqueue *vq, const struct vq_buffer *buffers, unsigned
     int64_t writable = check_chain(vq, buffers, count, &use_indirect);
 
     if (writable < 0 || !token)
-        return -2;
+        return ERROR_INVALID;
     if (vq->broken)
-        return -1;
+        return ERROR_DEVICE;
     int result = vq->config.layout == VQ_SPLIT
                      ? split_add(vq, buffers, count, token, use_indirect, (uint32_t)writable)
                      : packed_add(vq, buffers, count, token, use_indirect, (uint32_t)writable);

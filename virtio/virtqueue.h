@@ -100,8 +100,9 @@ uint64_t vq_driver_area(const struct virtqueue *vq);
 uint64_t vq_device_area(const struct virtqueue *vq);
 
 /* Makes buffers available as one chain. Device-readable buffers must come
- * before device-writable ones (2.7.4). Returns 0, -1 when the ring has no
- * room now, or -2 for a chain the queue can never take. */
+ * before device-writable ones (2.7.4). Returns 0, ERROR_BUSY when the ring
+ * has no room now, ERROR_DEVICE when the queue is broken, or ERROR_INVALID
+ * for a chain the queue can never take. */
 int vq_add_chain(struct virtqueue *vq, const struct vq_buffer *buffers, unsigned count,
                  void *token);
 

@@ -36,6 +36,7 @@
 
 #include <cmocka.h> /* only for sim_device.c's fail_msg: _fail and print_error are defined here */
 
+#include "lib/error.h"
 #include "tests/fuzz/fuzz_check.h"
 #include "tests/unit/sim_device.h"
 #include "virtio/virtqueue.h"
@@ -293,9 +294,11 @@ static void op_add(struct input *in)
     int result = vq_add_chain(&h.vq, r->buffers, count, r);
 
     if (!valid) {
-        CHECK(result == -2);
-    } else if (vq_is_broken(&h.vq) || !room) {
-        CHECK(result == -1);
+        CHECK(result == ERROR_INVALID);
+    } else if (vq_is_broken(&h.vq)) {
+        CHECK(result == ERROR_DEVICE);
+    } else if (!room) {
+        CHECK(result == ERROR_BUSY);
     } else {
         CHECK(result == 0);
         r->slot = slot;

@@ -27,7 +27,7 @@ def test_the_tree_keeps_its_layers():
 def tree(tmp_path):
     """A copy of the kernel's sources and docs/architecture.md."""
     for folder in ("boot", "init", "arch", "console", "acpi", "kernel", "mm", "pci", "pm",
-                   "virtio", "shell", "lib", "docs"):
+                   "virtio", "agent", "shell", "crypto", "lib", "docs"):
         source = os.path.join(harness.REPO, folder)
         if os.path.isdir(source):
             shutil.copytree(source, tmp_path / folder,

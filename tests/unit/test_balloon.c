@@ -379,6 +379,14 @@ static void check_rest(struct fake *f, uint32_t pages)
     check_consistent(f);
 }
 
+/* Sets a target, lets the balloon get there, and checks that it rests there. */
+static void reach(struct fake *f, uint32_t target)
+{
+    balloon_set_target(&f->b, target);
+    settle(f);
+    check_rest(f, target);
+}
+
 /* ---- inflate ---------------------------------------------------------------- */
 
 static void test_inflate_to_target_in_batches_within_in_flight_limit(void **state)
@@ -459,9 +467,7 @@ static void test_batch_size_one_sends_one_pfn_per_request(void **state)
     assert_int_equal(f->nsent, 5);
     for (size_t i = 0; i < f->nsent; i++)
         assert_int_equal(f->sent[i].count, 1);
-    balloon_set_target(&f->b, 2);
-    settle(f);
-    check_rest(f, 2);
+    reach(f, 2);
     assert_int_equal(f->nsent, 8);
     assert_int_equal(f->b.stats.deflate_requests, 3);
 }
@@ -639,9 +645,7 @@ static void test_target_raised_and_lowered_mid_inflate_converges(void **state)
     assert_int_equal(f->b.list_pages, 30);
     settle(f);
     check_rest(f, 33);
-    balloon_set_target(&f->b, 7);
-    settle(f);
-    check_rest(f, 7);
+    reach(f, 7);
     assert_int_equal(f->last_actual, 7);
     for (size_t i = 0; i < f->nsent; i++)
         assert_true(f->sent[i].done);
@@ -732,13 +736,9 @@ static void test_deflate_to_zero_empties_list_and_frees_every_chunk(void **state
     (void)state;
     struct fake *f = fake_new(4000, 0, 1, 512, 4);
 
-    balloon_set_target(&f->b, 3000);
-    settle(f);
-    check_rest(f, 3000);
+    reach(f, 3000);
     assert_int_equal(f->nchunks, 3); /* 1021 + 1021 + 958 */
-    balloon_set_target(&f->b, 0);
-    settle(f);
-    check_rest(f, 0);
+    reach(f, 0);
     assert_null(f->b.list);
     assert_int_equal(f->nchunks, 0);
     assert_int_equal(f->nfree, 4000);
@@ -780,9 +780,7 @@ static void test_shortfall_is_reported_once_per_unreachable_target(void **state)
     assert_int_equal(f->b.stats.shortfalls, 2);
 
     /* a reachable target: no report */
-    balloon_set_target(&f->b, 50);
-    settle(f);
-    check_rest(f, 50);
+    reach(f, 50);
     assert_int_equal(f->shortfall_calls, 2);
     assert_int_equal(f->last_actual, 50);
 
@@ -809,9 +807,7 @@ static void test_absurd_target_stops_at_the_reserve(void **state)
     assert_int_equal(f->shortfall_calls, 1);
     assert_int_equal(f->shortfall_target, UINT32_MAX);
     assert_int_equal(f->b.stats.shortfalls, 1);
-    balloon_set_target(&f->b, 0);
-    settle(f);
-    check_rest(f, 0);
+    reach(f, 0);
     assert_int_equal(f->nfree, 100);
 }
 
@@ -909,9 +905,7 @@ static void test_deflate_send_failure_without_a_chunk_loses_no_page(void **state
     f->fail_alloc = 0;
     /* every page the balloon holds is still on its list */
     check_rest(f, BALLOON_CHUNK_PFNS + 5);
-    balloon_set_target(&f->b, 0);
-    settle(f);
-    check_rest(f, 0);
+    reach(f, 0);
 }
 
 static void test_alloc_chunk_failure_gives_the_page_back(void **state)
@@ -953,9 +947,7 @@ static void test_reclaim_gives_pages_at_once_and_tells_the_host_later(void **sta
     /* 100 pages, 50 reserved: the balloon takes exactly 50 */
     struct fake *f = fake_new(100, 50, 0, 16, 4);
 
-    balloon_set_target(&f->b, 50);
-    settle(f);
-    check_rest(f, 50);
+    reach(f, 50);
     size_t before = f->nsent;
     memset(f->mark, 0, f->npages);
     uint8_t was_balloon[100];
@@ -1109,9 +1101,7 @@ static void test_abandoned_inflate_stays_on_the_list_and_deflates_exactly(void *
     /* thawed: the balloon follows targets exactly again, both ways */
     settle(f);
     check_rest(f, 2000);
-    balloon_set_target(&f->b, 0);
-    settle(f);
-    check_rest(f, 0);
+    reach(f, 0);
     assert_int_equal(f->nfree, 4000);
 }
 
@@ -1130,9 +1120,7 @@ static void test_abandoned_deflate_gives_its_pages_back(void **state)
     check_rest(f, f->b.list_pages);
     settle(f);
     check_rest(f, 500);
-    balloon_set_target(&f->b, 0);
-    settle(f);
-    check_rest(f, 0);
+    reach(f, 0);
     assert_int_equal(f->nfree, 4000);
 }
 
@@ -1173,9 +1161,7 @@ static void test_discard_all_returns_every_listed_page(void **state)
     assert_int_equal(f->b.stats.discarded_pages, 2500);
     assert_int_equal(step(f), 0);
     /* the balloon works again afterwards */
-    balloon_set_target(&f->b, 10);
-    settle(f);
-    check_rest(f, 10);
+    reach(f, 10);
 }
 
 static void test_discard_all_with_a_deflate_in_flight_returns_each_page_once(void **state)
@@ -1266,9 +1252,7 @@ static void test_big_balloon_spans_many_chunks_and_deflates_fully(void **state)
     assert_int_equal(f->nchunks, (100000 + BALLOON_CHUNK_PFNS - 1) / BALLOON_CHUNK_PFNS);
     assert_int_equal(f->b.stats.inflate_requests, (100000 + BALLOON_MAX_BATCH - 1) / BALLOON_MAX_BATCH);
     assert_int_equal(f->last_actual, 100000);
-    balloon_set_target(&f->b, 0);
-    settle(f);
-    check_rest(f, 0);
+    reach(f, 0);
     assert_int_equal(f->nchunks, 0);
     assert_int_equal(f->nfree, 110000);
     assert_int_equal(f->b.stats.deflated_pages, 100000);

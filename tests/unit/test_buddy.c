@@ -10,66 +10,14 @@
 
 #include <cmocka.h>
 
-#include "tests/unit/test_random.h" // rng_next, rng_below
+#include "tests/unit/test_random.h"  // rng_next, rng_below
+#include "tests/unit/test_tracked.h" // tracked_*, free_tracked
+#include "tests/unit/test_zone.h"    // free_zone, setup_zone, garbage_metadata
 
+#include "lib/error.h" // ERROR_CORRUPT
 #include "mm/buddy.h"
 
 /* ---- helpers ---------------------------------------------------------- */
-
-/*
- * Heap blocks a test owns. A failing assert leaves the test by longjmp, so
- * the teardown frees whatever is still registered and LeakSanitizer only
- * reports real leaks.
- */
-#define MAX_TRACKED 64
-static void *tracked[MAX_TRACKED];
-
-static void *track(void *p)
-{
-    assert_non_null(p);
-    for (size_t i = 0; i < MAX_TRACKED; i++) {
-        if (!tracked[i]) {
-            tracked[i] = p;
-            return p;
-        }
-    }
-    fail_msg("too many tracked allocations");
-    return NULL;
-}
-
-static void untrack(void *p)
-{
-    for (size_t i = 0; p && i < MAX_TRACKED; i++)
-        if (tracked[i] == p)
-            tracked[i] = NULL;
-}
-
-static void *tracked_calloc(size_t n, size_t size)
-{
-    return track(calloc(n ? n : 1, size ? size : 1));
-}
-
-static void *tracked_realloc(void *p, size_t size)
-{
-    untrack(p);
-    return track(realloc(p, size));
-}
-
-static void tracked_free(void *p)
-{
-    untrack(p);
-    free(p);
-}
-
-static int free_tracked(void **state)
-{
-    (void)state;
-    for (size_t i = 0; i < MAX_TRACKED; i++) {
-        free(tracked[i]);
-        tracked[i] = NULL;
-    }
-    return 0;
-}
 
 static void shuffle_u64(uint64_t *items, size_t n, uint64_t *rng)
 {
@@ -81,28 +29,6 @@ static void shuffle_u64(uint64_t *items, size_t n, uint64_t *rng)
     }
 }
 
-/* Metadata filled with a garbage pattern: a read of a non-head would show up. */
-static struct buddy_page *garbage_metadata(uint64_t page_count)
-{
-    size_t bytes = buddy_metadata_bytes(page_count);
-    struct buddy_page *meta = tracked_calloc(1, bytes);
-    memset(meta, 0xA5, bytes);
-    return meta;
-}
-
-struct hole {
-    uint64_t offset; /* from the zone base */
-    uint64_t count;
-};
-
-struct zone_layout {
-    const char *name;
-    uint64_t base;
-    uint64_t count;
-    size_t hole_count;
-    struct hole holes[4]; /* sorted, non-overlapping */
-};
-
 static const struct zone_layout layout_unaligned = {
     "base 3, 1000 pages, hole [403,453)", 3, 1000, 1, { { 400, 50 } }
 };
@@ -113,26 +39,6 @@ static const struct zone_layout layout_odd = {
     "base 0x12345, 3000 pages, holes at start, middle, end", 0x12345, 3000, 3,
     { { 0, 5 }, { 1000, 1 }, { 2990, 10 } }
 };
-
-/* Covers the zone with free ranges and the layout's reserved holes. */
-static void setup_zone(struct buddy_zone *zone, struct buddy_page **meta,
-                       const struct zone_layout *layout)
-{
-    *meta = garbage_metadata(layout->count);
-    memset(zone, 0x5A, sizeof(*zone)); /* init must set every field */
-    buddy_zone_init(zone, layout->base, layout->count, *meta);
-    uint64_t at = 0;
-    for (size_t i = 0; i < layout->hole_count; i++) {
-        const struct hole *h = &layout->holes[i];
-        if (h->offset > at)
-            buddy_add_free_range(zone, layout->base + at, h->offset - at);
-        buddy_add_reserved_range(zone, layout->base + h->offset, h->count);
-        at = h->offset + h->count;
-    }
-    if (at < layout->count)
-        buddy_add_free_range(zone, layout->base + at, layout->count - at);
-    assert_int_equal(buddy_check(zone), 0);
-}
 
 static int layout_page_reserved(const struct zone_layout *layout, uint64_t pfn)
 {
@@ -440,10 +346,8 @@ static void test_init_ranges_in_any_order_and_pieces_give_same_blocks(void **sta
 static void test_single_page_zone(void **state)
 {
     (void)state;
-    struct buddy_page *meta = garbage_metadata(1);
     struct buddy_zone zone;
-    buddy_zone_init(&zone, 7, 1, meta);
-    buddy_add_free_range(&zone, 7, 1);
+    struct buddy_page *meta = free_zone(&zone, 7, 1);
     assert_int_equal(buddy_check(&zone), 0);
     assert_int_equal(zone.free_blocks[0], 1);
 
@@ -486,10 +390,8 @@ static void test_alloc_each_order_is_aligned_and_inside_zone(void **state)
     (void)state;
     /* two order-18 blocks: orders 18..0 all fit, one after the other */
     const uint64_t count = 2ull << BUDDY_MAX_ORDER;
-    struct buddy_page *meta = garbage_metadata(count);
     struct buddy_zone zone;
-    buddy_zone_init(&zone, 0, count, meta);
-    buddy_add_free_range(&zone, 0, count);
+    struct buddy_page *meta = free_zone(&zone, 0, count);
     assert_int_equal(buddy_check(&zone), 0);
     uint8_t *used = tracked_calloc(count, 1);
 
@@ -585,10 +487,8 @@ static void test_alloc_order_above_max_fails(void **state)
     (void)state;
     /* a zone with a free order-18 block, so only the order limit can refuse */
     const uint64_t count = 1ull << BUDDY_MAX_ORDER;
-    struct buddy_page *meta = garbage_metadata(count);
     struct buddy_zone zone;
-    buddy_zone_init(&zone, 0, count, meta);
-    buddy_add_free_range(&zone, 0, count);
+    struct buddy_page *meta = free_zone(&zone, 0, count);
     assert_int_equal(zone.free_blocks[BUDDY_MAX_ORDER], 1);
     struct snapshot before;
     take_snapshot(&zone, &before);
@@ -602,6 +502,44 @@ static void test_alloc_order_above_max_fails(void **state)
     }
     listing_free(&before.blocks);
     tracked_free(meta);
+}
+
+/* The self-check the other tests lean on fails on a broken zone, naming
+ * what broke, and passes again once the damage is undone. */
+static void test_check_finds_each_kind_of_damage(void **state)
+{
+    struct buddy_zone zone;
+    struct buddy_page *meta;
+    uint64_t pfn;
+
+    (void)state;
+    setup_zone(&zone, &meta, &layout_aligned);
+    assert_int_equal(buddy_alloc(&zone, 0, 1, &pfn), 0);
+    assert_int_equal(pfn, 0); /* its buddy, pfn 1, is a free order-0 block */
+    assert_null(buddy_check_failure(&zone));
+
+    zone.free_pages++;
+    assert_int_equal(buddy_check(&zone), ERROR_CORRUPT);
+    assert_string_equal(buddy_check_failure(&zone), "the counters disagree with the blocks");
+    zone.free_pages--;
+
+    zone.states[0] = 7;
+    assert_int_equal(buddy_check(&zone), ERROR_CORRUPT);
+    assert_string_equal(buddy_check_failure(&zone), "a head with no valid state");
+    zone.states[0] = BUDDY_FREE; /* free beside its free buddy */
+    assert_int_equal(buddy_check(&zone), ERROR_CORRUPT);
+    assert_string_equal(buddy_check_failure(&zone), "two free buddies not merged");
+    zone.states[0] = BUDDY_ALLOCATED;
+
+    uint32_t tail = zone.free_tail[0];
+    zone.free_tail[0] = 0;
+    assert_int_equal(buddy_check(&zone), ERROR_CORRUPT);
+    assert_string_equal(buddy_check_failure(&zone), "a free list's tail is not its last block");
+    zone.free_tail[0] = tail;
+
+    assert_int_equal(buddy_check(&zone), 0);
+    assert_int_equal(buddy_free(&zone, pfn), 0);
+    assert_int_equal(buddy_check(&zone), 0);
 }
 
 static void test_alloc_and_free_restores_zone(void **state)
@@ -717,10 +655,8 @@ static void test_free_rejects_invalid_pfns_and_changes_nothing(void **state)
 static void test_double_free_is_refused_when_block_did_not_merge(void **state)
 {
     (void)state;
-    struct buddy_page *meta = garbage_metadata(4);
     struct buddy_zone zone;
-    buddy_zone_init(&zone, 0, 4, meta);
-    buddy_add_free_range(&zone, 0, 4);
+    struct buddy_page *meta = free_zone(&zone, 0, 4);
     uint64_t pfn;
     for (int i = 0; i < 4; i++)
         assert_int_equal(buddy_alloc(&zone, 0, 1, &pfn), 0);
@@ -1356,10 +1292,8 @@ static void test_claimed_blocks_can_be_freed_back(void **state)
     /* two 1 GiB blocks, the first broken up by small allocations: the
      * second is claimed whole and a BUDDY_MAX_ORDER allocation works again */
     const uint64_t count = 2ull << BUDDY_MAX_ORDER;
-    struct buddy_page *meta = garbage_metadata(count);
     struct buddy_zone zone;
-    buddy_zone_init(&zone, 0, count, meta);
-    buddy_add_free_range(&zone, 0, count);
+    struct buddy_page *meta = free_zone(&zone, 0, count);
     uint64_t pfn;
     assert_int_equal(buddy_alloc(&zone, 0, 1, &pfn), 0);
     assert_int_equal(buddy_alloc(&zone, 3, 1, &pfn), 0);
@@ -1652,10 +1586,8 @@ static void test_big_unaligned_zone_at_high_pfn(void **state)
 static void test_regression_double_free_after_merge_is_refused(void **state)
 {
     (void)state;
-    struct buddy_page *meta = garbage_metadata(2);
     struct buddy_zone zone;
-    buddy_zone_init(&zone, 0, 2, meta);
-    buddy_add_free_range(&zone, 0, 2);
+    struct buddy_page *meta = free_zone(&zone, 0, 2);
     uint64_t a, b;
     assert_int_equal(buddy_alloc(&zone, 0, 1, &a), 0);
     assert_int_equal(buddy_alloc(&zone, 0, 1, &b), 0);
@@ -1677,10 +1609,8 @@ static void test_regression_double_free_after_merge_is_refused(void **state)
 static void test_regression_free_of_stale_head_inside_live_block_is_refused(void **state)
 {
     (void)state;
-    struct buddy_page *meta = garbage_metadata(2);
     struct buddy_zone zone;
-    buddy_zone_init(&zone, 0, 2, meta);
-    buddy_add_free_range(&zone, 0, 2);
+    struct buddy_page *meta = free_zone(&zone, 0, 2);
     uint64_t a, b, big;
     assert_int_equal(buddy_alloc(&zone, 0, 1, &a), 0);
     assert_int_equal(buddy_alloc(&zone, 0, 1, &b), 0);
@@ -1758,6 +1688,7 @@ int main(void)
         cmocka_unit_test_teardown(test_alloc_fails_when_nothing_fits, free_tracked),
         cmocka_unit_test_teardown(test_alloc_order_above_max_fails, free_tracked),
         cmocka_unit_test_teardown(test_alloc_and_free_restores_zone, free_tracked),
+        cmocka_unit_test_teardown(test_check_finds_each_kind_of_damage, free_tracked),
         cmocka_unit_test_teardown(test_tags_are_kept_per_block, free_tracked),
         cmocka_unit_test_teardown(test_free_rejects_invalid_pfns_and_changes_nothing, free_tracked),
         cmocka_unit_test_teardown(test_double_free_is_refused_when_block_did_not_merge, free_tracked),

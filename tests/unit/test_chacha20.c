@@ -17,12 +17,6 @@
 #include "tests/unit/test_hex.h"
 #include "tests/unit/test_random.h"
 
-static void fill_random(uint8_t *p, size_t bytes, uint64_t *rng)
-{
-    for (size_t i = 0; i < bytes; i++)
-        p[i] = (uint8_t)rng_next(rng);
-}
-
 /* ---- RFC 8439 vectors ------------------------------------------------------- */
 
 /* A.1: the block function (the keystream of one block). */

@@ -14,7 +14,7 @@
 #include <cmocka.h>
 
 #include "lib/hash.h"
-#include "lib/random.h"
+#include "tests/unit/test_random.h" // rng_next, fill_random
 
 #define PAGE 4096
 #define PAGE_WORDS (PAGE / 8)
@@ -26,16 +26,6 @@ static void *checked_malloc(size_t bytes)
 
     assert_non_null(p);
     return p;
-}
-
-static void fill_random(void *buffer, size_t bytes, uint64_t *rng)
-{
-    uint8_t *p = buffer;
-
-    for (size_t i = 0; i < bytes; i += 8) {
-        uint64_t word = random_next(rng);
-        memcpy(p + i, &word, bytes - i < 8 ? bytes - i : 8);
-    }
 }
 
 static void flip_bit(void *buffer, size_t bit)
@@ -217,9 +207,9 @@ static void test_random_damage_is_always_caught(void **state)
             fill_random(page, sizeof(page), &rng);
             if (t % 8192 == 0) /* pages of few distinct words too, as real memory has */
                 for (size_t i = 0; i < PAGE_WORDS; i++)
-                    page[i] &= 0x0101010101010101ull * (random_next(&rng) & 3);
+                    page[i] &= 0x0101010101010101ull * (rng_next(&rng) & 3);
         }
-        uint64_t h = hash64(page, PAGE, 0), r = random_next(&rng);
+        uint64_t h = hash64(page, PAGE, 0), r = rng_next(&rng);
         if (r % 8 != 7) {
             unsigned count = 1 + (unsigned)(r >> 3) % 8;
             size_t bits[8];
@@ -227,7 +217,7 @@ static void test_random_damage_is_always_caught(void **state)
                 size_t bit;
                 int repeated;
                 do { /* distinct bits: a bit flipped twice is no damage */
-                    bit = random_next(&rng) % (PAGE * 8);
+                    bit = rng_next(&rng) % (PAGE * 8);
                     repeated = 0;
                     for (unsigned k = 0; k < i; k++)
                         repeated |= bits[k] == bit;
@@ -278,7 +268,7 @@ static void check_avalanche(size_t bytes, const size_t *bits, size_t bit_count, 
     assert_non_null(flipped);
     for (unsigned s = 0; s < samples; s++) {
         fill_random(data, bytes, &rng);
-        uint64_t seed = s % 2 ? random_next(&rng) : 0, h = hash64(data, bytes, seed);
+        uint64_t seed = s % 2 ? rng_next(&rng) : 0, h = hash64(data, bytes, seed);
         for (size_t b = 0; b < bit_count; b++) {
             flip_bit(data, bits[b]);
             uint64_t changed = hash64(data, bytes, seed) ^ h;

@@ -11,319 +11,238 @@
 #include <cmocka.h>
 
 #include "lib/line_edit.h"
-
-/* A fresh editor as the shell makes one: reset, with no CR pending. */
-static void editor_init(struct line_editor *editor)
-{
-    memset(editor, 0x5a, sizeof(*editor)); /* garbage in the line buffer */
-    line_edit_reset(editor);
-    editor->last_was_cr = 0;
-}
-
-/* Feeds one byte and checks the event and the exact echo. The echo buffer is
- * pre-filled with junk to make sure the editor always NUL-terminates it. */
-static void feed_expect(struct line_editor *editor, unsigned char c,
-                        enum line_edit_event expected_event, const char *expected_echo)
-{
-    char echo[8];
-    memset(echo, 0x7e, sizeof(echo));
-    enum line_edit_event event = line_edit_feed(editor, (char)c, echo);
-    assert_true(memchr(echo, 0, sizeof(echo)) != NULL);
-    assert_int_equal(event, expected_event);
-    assert_string_equal(echo, expected_echo);
-    assert_true(editor->length <= LINE_EDIT_MAX);
-}
-
-/* Feeds printable text, which must all be accepted and echoed. */
-static void type_text(struct line_editor *editor, const char *text)
-{
-    for (const char *p = text; *p; p++) {
-        char one[2] = { *p, 0 };
-        feed_expect(editor, (unsigned char)*p, LINE_EDIT_NONE, one);
-    }
-}
-
-/* The editor holds exactly `text` (length and content). */
-static void expect_pending(const struct line_editor *editor, const char *text)
-{
-    assert_int_equal(editor->length, strlen(text));
-    assert_memory_equal(editor->line, text, strlen(text));
-}
-
-/* After LINE_EDIT_DONE: `line` is the NUL-terminated text. */
-static void expect_line(const struct line_editor *editor, const char *text)
-{
-    expect_pending(editor, text);
-    assert_int_equal(editor->line[editor->length], 0);
-    assert_string_equal(editor->line, text);
-}
+#include "tests/unit/test_editor.h" // editor_setup, feed_expect, type_text, expect_*
 
 /* ---- printable input ---------------------------------------------------- */
 
 static void test_reset_empties_the_line(void **state)
 {
-    (void)state;
-    struct line_editor editor;
-    editor_init(&editor);
-    assert_int_equal(editor.length, 0);
-    assert_int_equal(editor.line[0], 0);
-    type_text(&editor, "abc");
-    line_edit_reset(&editor);
-    assert_int_equal(editor.length, 0);
-    assert_int_equal(editor.line[0], 0);
+    struct line_editor *editor = *state;
+    assert_int_equal(editor->length, 0);
+    assert_int_equal(editor->line[0], 0);
+    type_text(editor, "abc");
+    line_edit_reset(editor);
+    assert_int_equal(editor->length, 0);
+    assert_int_equal(editor->line[0], 0);
 }
 
 static void test_every_printable_byte_is_appended_and_echoed(void **state)
 {
-    (void)state;
-    struct line_editor editor;
-    editor_init(&editor);
+    struct line_editor *editor = *state;
     char expected[LINE_EDIT_MAX + 1];
     size_t n = 0;
     for (unsigned c = 0x20; c <= 0x7e; c++) {
         char one[2] = { (char)c, 0 };
-        feed_expect(&editor, (unsigned char)c, LINE_EDIT_NONE, one);
+        feed_expect(editor, (unsigned char)c, LINE_EDIT_NONE, one);
         expected[n++] = (char)c;
-        assert_int_equal(editor.length, n);
-        assert_memory_equal(editor.line, expected, n);
+        assert_int_equal(editor->length, n);
+        assert_memory_equal(editor->line, expected, n);
     }
     expected[n] = 0;
-    feed_expect(&editor, '\r', LINE_EDIT_DONE, "\r\n");
-    expect_line(&editor, expected);
+    feed_expect(editor, '\r', LINE_EDIT_DONE, "\r\n");
+    expect_line(editor, expected);
 }
 
 /* ---- backspace and DEL --------------------------------------------------- */
 
 static void test_del_erases_one_char_and_echoes_rubout(void **state)
 {
-    (void)state;
-    struct line_editor editor;
-    editor_init(&editor);
-    type_text(&editor, "abc");
-    feed_expect(&editor, 0x7f, LINE_EDIT_NONE, "\b \b");
-    expect_pending(&editor, "ab");
-    feed_expect(&editor, 0x7f, LINE_EDIT_NONE, "\b \b");
-    expect_pending(&editor, "a");
+    struct line_editor *editor = *state;
+    type_text(editor, "abc");
+    feed_expect(editor, 0x7f, LINE_EDIT_NONE, "\b \b");
+    expect_pending(editor, "ab");
+    feed_expect(editor, 0x7f, LINE_EDIT_NONE, "\b \b");
+    expect_pending(editor, "a");
 }
 
 static void test_backspace_erases_one_char_and_echoes_rubout(void **state)
 {
-    (void)state;
-    struct line_editor editor;
-    editor_init(&editor);
-    type_text(&editor, "xy");
-    feed_expect(&editor, 0x08, LINE_EDIT_NONE, "\b \b");
-    expect_pending(&editor, "x");
-    feed_expect(&editor, 0x08, LINE_EDIT_NONE, "\b \b");
-    expect_pending(&editor, "");
+    struct line_editor *editor = *state;
+    type_text(editor, "xy");
+    feed_expect(editor, 0x08, LINE_EDIT_NONE, "\b \b");
+    expect_pending(editor, "x");
+    feed_expect(editor, 0x08, LINE_EDIT_NONE, "\b \b");
+    expect_pending(editor, "");
 }
 
 static void test_erase_on_empty_line_does_nothing(void **state)
 {
-    (void)state;
-    struct line_editor editor;
-    editor_init(&editor);
-    feed_expect(&editor, 0x7f, LINE_EDIT_NONE, "");
-    feed_expect(&editor, 0x08, LINE_EDIT_NONE, "");
-    assert_int_equal(editor.length, 0);
+    struct line_editor *editor = *state;
+    feed_expect(editor, 0x7f, LINE_EDIT_NONE, "");
+    feed_expect(editor, 0x08, LINE_EDIT_NONE, "");
+    assert_int_equal(editor->length, 0);
     /* erase everything, then one more of each */
-    type_text(&editor, "ab");
-    feed_expect(&editor, 0x08, LINE_EDIT_NONE, "\b \b");
-    feed_expect(&editor, 0x7f, LINE_EDIT_NONE, "\b \b");
-    feed_expect(&editor, 0x7f, LINE_EDIT_NONE, "");
-    feed_expect(&editor, 0x08, LINE_EDIT_NONE, "");
-    assert_int_equal(editor.length, 0);
+    type_text(editor, "ab");
+    feed_expect(editor, 0x08, LINE_EDIT_NONE, "\b \b");
+    feed_expect(editor, 0x7f, LINE_EDIT_NONE, "\b \b");
+    feed_expect(editor, 0x7f, LINE_EDIT_NONE, "");
+    feed_expect(editor, 0x08, LINE_EDIT_NONE, "");
+    assert_int_equal(editor->length, 0);
 }
 
 static void test_erased_chars_do_not_reappear_in_the_finished_line(void **state)
 {
-    (void)state;
-    struct line_editor editor;
-    editor_init(&editor);
-    type_text(&editor, "hello");
-    feed_expect(&editor, 0x7f, LINE_EDIT_NONE, "\b \b");
-    feed_expect(&editor, 0x7f, LINE_EDIT_NONE, "\b \b");
-    type_text(&editor, "p");
-    feed_expect(&editor, '\r', LINE_EDIT_DONE, "\r\n");
-    expect_line(&editor, "help");
+    struct line_editor *editor = *state;
+    type_text(editor, "hello");
+    feed_expect(editor, 0x7f, LINE_EDIT_NONE, "\b \b");
+    feed_expect(editor, 0x7f, LINE_EDIT_NONE, "\b \b");
+    type_text(editor, "p");
+    feed_expect(editor, '\r', LINE_EDIT_DONE, "\r\n");
+    expect_line(editor, "help");
 }
 
 /* ---- Ctrl-U and Ctrl-C ---------------------------------------------------- */
 
 static void test_ctrl_u_erases_a_non_empty_line_and_cancels(void **state)
 {
-    (void)state;
-    struct line_editor editor;
-    editor_init(&editor);
-    type_text(&editor, "reboot now");
-    feed_expect(&editor, 0x15, LINE_EDIT_CANCELLED, "^U\r\n");
-    assert_int_equal(editor.length, 0);
+    struct line_editor *editor = *state;
+    type_text(editor, "reboot now");
+    feed_expect(editor, 0x15, LINE_EDIT_CANCELLED, "^U\r\n");
+    assert_int_equal(editor->length, 0);
     /* the next line starts from scratch */
-    line_edit_reset(&editor);
-    type_text(&editor, "ok");
-    feed_expect(&editor, '\r', LINE_EDIT_DONE, "\r\n");
-    expect_line(&editor, "ok");
+    line_edit_reset(editor);
+    type_text(editor, "ok");
+    feed_expect(editor, '\r', LINE_EDIT_DONE, "\r\n");
+    expect_line(editor, "ok");
 }
 
 static void test_ctrl_u_on_empty_line_is_ignored(void **state)
 {
-    (void)state;
-    struct line_editor editor;
-    editor_init(&editor);
-    feed_expect(&editor, 0x15, LINE_EDIT_NONE, "");
-    assert_int_equal(editor.length, 0);
+    struct line_editor *editor = *state;
+    feed_expect(editor, 0x15, LINE_EDIT_NONE, "");
+    assert_int_equal(editor->length, 0);
     /* also once the line was typed and erased again */
-    type_text(&editor, "a");
-    feed_expect(&editor, 0x7f, LINE_EDIT_NONE, "\b \b");
-    feed_expect(&editor, 0x15, LINE_EDIT_NONE, "");
-    assert_int_equal(editor.length, 0);
+    type_text(editor, "a");
+    feed_expect(editor, 0x7f, LINE_EDIT_NONE, "\b \b");
+    feed_expect(editor, 0x15, LINE_EDIT_NONE, "");
+    assert_int_equal(editor->length, 0);
 }
 
 static void test_ctrl_u_without_reset_still_starts_a_fresh_line(void **state)
 {
-    (void)state;
-    struct line_editor editor;
-    editor_init(&editor);
-    type_text(&editor, "garbage");
-    feed_expect(&editor, 0x15, LINE_EDIT_CANCELLED, "^U\r\n");
-    type_text(&editor, "ls");
-    feed_expect(&editor, '\n', LINE_EDIT_DONE, "\r\n");
-    expect_line(&editor, "ls");
+    struct line_editor *editor = *state;
+    type_text(editor, "garbage");
+    feed_expect(editor, 0x15, LINE_EDIT_CANCELLED, "^U\r\n");
+    type_text(editor, "ls");
+    feed_expect(editor, '\n', LINE_EDIT_DONE, "\r\n");
+    expect_line(editor, "ls");
 }
 
 static void test_ctrl_c_cancels_a_non_empty_line(void **state)
 {
-    (void)state;
-    struct line_editor editor;
-    editor_init(&editor);
-    type_text(&editor, "sleep 100");
-    feed_expect(&editor, 0x03, LINE_EDIT_CANCELLED, "^C\r\n");
-    assert_int_equal(editor.length, 0);
+    struct line_editor *editor = *state;
+    type_text(editor, "sleep 100");
+    feed_expect(editor, 0x03, LINE_EDIT_CANCELLED, "^C\r\n");
+    assert_int_equal(editor->length, 0);
 }
 
 static void test_ctrl_c_cancels_an_empty_line(void **state)
 {
-    (void)state;
-    struct line_editor editor;
-    editor_init(&editor);
-    feed_expect(&editor, 0x03, LINE_EDIT_CANCELLED, "^C\r\n");
-    assert_int_equal(editor.length, 0);
-    line_edit_reset(&editor);
-    feed_expect(&editor, 0x03, LINE_EDIT_CANCELLED, "^C\r\n");
-    assert_int_equal(editor.length, 0);
+    struct line_editor *editor = *state;
+    feed_expect(editor, 0x03, LINE_EDIT_CANCELLED, "^C\r\n");
+    assert_int_equal(editor->length, 0);
+    line_edit_reset(editor);
+    feed_expect(editor, 0x03, LINE_EDIT_CANCELLED, "^C\r\n");
+    assert_int_equal(editor->length, 0);
 }
 
 /* ---- line ends ------------------------------------------------------------ */
 
 static void test_cr_ends_the_line(void **state)
 {
-    (void)state;
-    struct line_editor editor;
-    editor_init(&editor);
-    type_text(&editor, "help");
-    feed_expect(&editor, '\r', LINE_EDIT_DONE, "\r\n");
-    expect_line(&editor, "help");
+    struct line_editor *editor = *state;
+    type_text(editor, "help");
+    feed_expect(editor, '\r', LINE_EDIT_DONE, "\r\n");
+    expect_line(editor, "help");
 }
 
 static void test_lf_ends_the_line(void **state)
 {
-    (void)state;
-    struct line_editor editor;
-    editor_init(&editor);
-    type_text(&editor, "help");
-    feed_expect(&editor, '\n', LINE_EDIT_DONE, "\r\n");
-    expect_line(&editor, "help");
+    struct line_editor *editor = *state;
+    type_text(editor, "help");
+    feed_expect(editor, '\n', LINE_EDIT_DONE, "\r\n");
+    expect_line(editor, "help");
 }
 
 static void test_empty_line_is_done_and_nul_terminated(void **state)
 {
-    (void)state;
-    struct line_editor editor;
-    editor_init(&editor);
-    editor.line[0] = 'Z'; /* must be overwritten by the terminator */
-    feed_expect(&editor, '\r', LINE_EDIT_DONE, "\r\n");
-    expect_line(&editor, "");
-    line_edit_reset(&editor);
-    editor.line[0] = 'Z';
-    feed_expect(&editor, '\r', LINE_EDIT_DONE, "\r\n");
-    expect_line(&editor, "");
+    struct line_editor *editor = *state;
+    editor->line[0] = 'Z'; /* must be overwritten by the terminator */
+    feed_expect(editor, '\r', LINE_EDIT_DONE, "\r\n");
+    expect_line(editor, "");
+    line_edit_reset(editor);
+    editor->line[0] = 'Z';
+    feed_expect(editor, '\r', LINE_EDIT_DONE, "\r\n");
+    expect_line(editor, "");
 }
 
 static void test_lf_of_cr_lf_pair_is_ignored(void **state)
 {
-    (void)state;
-    struct line_editor editor;
-    editor_init(&editor);
-    type_text(&editor, "one");
-    feed_expect(&editor, '\r', LINE_EDIT_DONE, "\r\n");
-    expect_line(&editor, "one");
+    struct line_editor *editor = *state;
+    type_text(editor, "one");
+    feed_expect(editor, '\r', LINE_EDIT_DONE, "\r\n");
+    expect_line(editor, "one");
     /* the shell resets after every line; the pairing survives that */
-    line_edit_reset(&editor);
-    feed_expect(&editor, '\n', LINE_EDIT_NONE, "");
-    assert_int_equal(editor.length, 0);
-    type_text(&editor, "two");
-    feed_expect(&editor, '\r', LINE_EDIT_DONE, "\r\n");
-    expect_line(&editor, "two");
-    line_edit_reset(&editor);
-    feed_expect(&editor, '\n', LINE_EDIT_NONE, "");
+    line_edit_reset(editor);
+    feed_expect(editor, '\n', LINE_EDIT_NONE, "");
+    assert_int_equal(editor->length, 0);
+    type_text(editor, "two");
+    feed_expect(editor, '\r', LINE_EDIT_DONE, "\r\n");
+    expect_line(editor, "two");
+    line_edit_reset(editor);
+    feed_expect(editor, '\n', LINE_EDIT_NONE, "");
     /* and only one LF is swallowed: a second LF is an empty line */
-    feed_expect(&editor, '\n', LINE_EDIT_DONE, "\r\n");
-    expect_line(&editor, "");
+    feed_expect(editor, '\n', LINE_EDIT_DONE, "\r\n");
+    expect_line(editor, "");
 }
 
 static void test_lf_swallowed_even_without_reset(void **state)
 {
-    (void)state;
-    struct line_editor editor;
-    editor_init(&editor);
-    type_text(&editor, "x");
-    feed_expect(&editor, '\r', LINE_EDIT_DONE, "\r\n");
-    feed_expect(&editor, '\n', LINE_EDIT_NONE, "");
-    expect_pending(&editor, "x");
+    struct line_editor *editor = *state;
+    type_text(editor, "x");
+    feed_expect(editor, '\r', LINE_EDIT_DONE, "\r\n");
+    feed_expect(editor, '\n', LINE_EDIT_NONE, "");
+    expect_pending(editor, "x");
 }
 
 static void test_repeated_cr_and_lf_cr_give_separate_lines(void **state)
 {
-    (void)state;
-    struct line_editor editor;
-    editor_init(&editor);
-    feed_expect(&editor, '\r', LINE_EDIT_DONE, "\r\n");
-    line_edit_reset(&editor);
-    feed_expect(&editor, '\r', LINE_EDIT_DONE, "\r\n");
-    line_edit_reset(&editor);
-    feed_expect(&editor, '\n', LINE_EDIT_NONE, "");
-    line_edit_reset(&editor);
+    struct line_editor *editor = *state;
+    feed_expect(editor, '\r', LINE_EDIT_DONE, "\r\n");
+    line_edit_reset(editor);
+    feed_expect(editor, '\r', LINE_EDIT_DONE, "\r\n");
+    line_edit_reset(editor);
+    feed_expect(editor, '\n', LINE_EDIT_NONE, "");
+    line_edit_reset(editor);
     /* LF CR is two line ends, not a pair */
-    feed_expect(&editor, '\n', LINE_EDIT_DONE, "\r\n");
-    line_edit_reset(&editor);
-    feed_expect(&editor, '\r', LINE_EDIT_DONE, "\r\n");
-    line_edit_reset(&editor);
+    feed_expect(editor, '\n', LINE_EDIT_DONE, "\r\n");
+    line_edit_reset(editor);
+    feed_expect(editor, '\r', LINE_EDIT_DONE, "\r\n");
+    line_edit_reset(editor);
     /* LF LF is two line ends */
-    type_text(&editor, "a");
-    feed_expect(&editor, '\n', LINE_EDIT_DONE, "\r\n");
-    expect_line(&editor, "a");
-    line_edit_reset(&editor);
-    feed_expect(&editor, '\n', LINE_EDIT_DONE, "\r\n");
-    expect_line(&editor, "");
+    type_text(editor, "a");
+    feed_expect(editor, '\n', LINE_EDIT_DONE, "\r\n");
+    expect_line(editor, "a");
+    line_edit_reset(editor);
+    feed_expect(editor, '\n', LINE_EDIT_DONE, "\r\n");
+    expect_line(editor, "");
 }
 
 static void test_cr_followed_by_text_does_not_swallow_a_later_lf(void **state)
 {
-    (void)state;
-    struct line_editor editor;
-    editor_init(&editor);
-    feed_expect(&editor, '\r', LINE_EDIT_DONE, "\r\n");
-    line_edit_reset(&editor);
-    type_text(&editor, "ab");
-    feed_expect(&editor, '\n', LINE_EDIT_DONE, "\r\n");
-    expect_line(&editor, "ab");
+    struct line_editor *editor = *state;
+    feed_expect(editor, '\r', LINE_EDIT_DONE, "\r\n");
+    line_edit_reset(editor);
+    type_text(editor, "ab");
+    feed_expect(editor, '\n', LINE_EDIT_DONE, "\r\n");
+    expect_line(editor, "ab");
     /* an erase after CR also clears the pairing */
-    line_edit_reset(&editor);
-    feed_expect(&editor, '\r', LINE_EDIT_DONE, "\r\n");
-    line_edit_reset(&editor);
-    feed_expect(&editor, 0x7f, LINE_EDIT_NONE, "");
-    feed_expect(&editor, '\n', LINE_EDIT_DONE, "\r\n");
-    expect_line(&editor, "");
+    line_edit_reset(editor);
+    feed_expect(editor, '\r', LINE_EDIT_DONE, "\r\n");
+    line_edit_reset(editor);
+    feed_expect(editor, 0x7f, LINE_EDIT_NONE, "");
+    feed_expect(editor, '\n', LINE_EDIT_DONE, "\r\n");
+    expect_line(editor, "");
 }
 
 /* ---- ignored bytes -------------------------------------------------------- */
@@ -335,93 +254,83 @@ static int is_handled_control(unsigned c)
 
 static void test_other_control_bytes_are_ignored(void **state)
 {
-    (void)state;
-    struct line_editor editor;
-    editor_init(&editor);
-    type_text(&editor, "ab");
+    struct line_editor *editor = *state;
+    type_text(editor, "ab");
     for (unsigned c = 0x00; c < 0x20; c++) {
         if (is_handled_control(c))
             continue;
-        feed_expect(&editor, (unsigned char)c, LINE_EDIT_NONE, "");
-        expect_pending(&editor, "ab");
+        feed_expect(editor, (unsigned char)c, LINE_EDIT_NONE, "");
+        expect_pending(editor, "ab");
     }
-    feed_expect(&editor, '\r', LINE_EDIT_DONE, "\r\n");
-    expect_line(&editor, "ab");
+    feed_expect(editor, '\r', LINE_EDIT_DONE, "\r\n");
+    expect_line(editor, "ab");
 }
 
 static void test_bytes_above_tilde_other_than_del_are_ignored(void **state)
 {
-    (void)state;
-    struct line_editor editor;
-    editor_init(&editor);
-    type_text(&editor, "ab");
+    struct line_editor *editor = *state;
+    type_text(editor, "ab");
     for (unsigned c = 0x80; c <= 0xff; c++) {
-        feed_expect(&editor, (unsigned char)c, LINE_EDIT_NONE, "");
-        expect_pending(&editor, "ab");
+        feed_expect(editor, (unsigned char)c, LINE_EDIT_NONE, "");
+        expect_pending(editor, "ab");
     }
     /* ignored bytes on an empty line too */
-    line_edit_reset(&editor);
-    feed_expect(&editor, 0x80, LINE_EDIT_NONE, "");
-    feed_expect(&editor, 0xff, LINE_EDIT_NONE, "");
-    feed_expect(&editor, 0x1b, LINE_EDIT_NONE, "");
-    assert_int_equal(editor.length, 0);
+    line_edit_reset(editor);
+    feed_expect(editor, 0x80, LINE_EDIT_NONE, "");
+    feed_expect(editor, 0xff, LINE_EDIT_NONE, "");
+    feed_expect(editor, 0x1b, LINE_EDIT_NONE, "");
+    assert_int_equal(editor->length, 0);
 }
 
 static void test_escape_sequence_leaves_only_its_printable_tail(void **state)
 {
-    (void)state;
     /* an arrow key (ESC [ A): the ESC is dropped, "[A" is ordinary text */
-    struct line_editor editor;
-    editor_init(&editor);
-    feed_expect(&editor, 0x1b, LINE_EDIT_NONE, "");
-    type_text(&editor, "[A");
-    expect_pending(&editor, "[A");
+    struct line_editor *editor = *state;
+    feed_expect(editor, 0x1b, LINE_EDIT_NONE, "");
+    type_text(editor, "[A");
+    expect_pending(editor, "[A");
 }
 
 /* ---- length limit --------------------------------------------------------- */
 
 static void test_input_past_the_limit_is_ignored(void **state)
 {
-    (void)state;
-    struct line_editor editor;
-    editor_init(&editor);
+    struct line_editor *editor = *state;
     char expected[LINE_EDIT_MAX + 1];
     for (size_t i = 0; i < LINE_EDIT_MAX; i++) {
         char c = (char)('a' + i % 26);
         char one[2] = { c, 0 };
-        feed_expect(&editor, (unsigned char)c, LINE_EDIT_NONE, one);
+        feed_expect(editor, (unsigned char)c, LINE_EDIT_NONE, one);
         expected[i] = c;
     }
     expected[LINE_EDIT_MAX] = 0;
-    assert_int_equal(editor.length, LINE_EDIT_MAX);
+    assert_int_equal(editor->length, LINE_EDIT_MAX);
     for (int i = 0; i < 100; i++) {
-        feed_expect(&editor, 'X', LINE_EDIT_NONE, "");
-        assert_int_equal(editor.length, LINE_EDIT_MAX);
+        feed_expect(editor, 'X', LINE_EDIT_NONE, "");
+        assert_int_equal(editor->length, LINE_EDIT_MAX);
     }
-    assert_memory_equal(editor.line, expected, LINE_EDIT_MAX);
-    feed_expect(&editor, '\r', LINE_EDIT_DONE, "\r\n");
-    expect_line(&editor, expected);
+    assert_memory_equal(editor->line, expected, LINE_EDIT_MAX);
+    feed_expect(editor, '\r', LINE_EDIT_DONE, "\r\n");
+    expect_line(editor, expected);
 }
 
 static void test_erase_at_the_limit_makes_room_for_one_more(void **state)
 {
-    (void)state;
-    struct line_editor editor;
-    editor_init(&editor);
+    struct line_editor *editor = *state;
     for (size_t i = 0; i < LINE_EDIT_MAX + 5; i++) {
         char echo[8];
-        line_edit_feed(&editor, 'q', echo);
+        line_edit_feed(editor, 'q', echo);
     }
-    assert_int_equal(editor.length, LINE_EDIT_MAX);
-    feed_expect(&editor, 0x08, LINE_EDIT_NONE, "\b \b");
-    assert_int_equal(editor.length, LINE_EDIT_MAX - 1);
-    feed_expect(&editor, 'Z', LINE_EDIT_NONE, "Z");
-    feed_expect(&editor, 'W', LINE_EDIT_NONE, "");
-    assert_int_equal(editor.length, LINE_EDIT_MAX);
-    feed_expect(&editor, '\n', LINE_EDIT_DONE, "\r\n");
-    assert_int_equal(editor.line[LINE_EDIT_MAX - 1], 'Z');
-    assert_int_equal(editor.line[LINE_EDIT_MAX], 0);
-    assert_int_equal(strlen(editor.line), LINE_EDIT_MAX);
+    assert_int_equal(editor->length, LINE_EDIT_MAX);
+    feed_expect(editor, 0x08, LINE_EDIT_NONE, "\b \b");
+    assert_int_equal(editor->length, LINE_EDIT_MAX - 1);
+    feed_expect(editor, 'Z', LINE_EDIT_NONE, "Z");
+    feed_expect(editor, 'W', LINE_EDIT_NONE, "");
+    assert_int_equal(editor->length, LINE_EDIT_MAX);
+    feed_expect(editor, '\n', LINE_EDIT_DONE, "\r\n");
+    assert_int_equal(editor->line[LINE_EDIT_MAX - 1], 'Z');
+    assert_int_equal(editor->line[LINE_EDIT_MAX], 0);
+    assert_int_equal(strlen(editor->line), LINE_EDIT_MAX);
 }
 
 /* ---- randomized stream against a reference model -------------------------- */
@@ -546,29 +455,29 @@ static void test_random_streams_match_the_reference_model(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_reset_empties_the_line),
-        cmocka_unit_test(test_every_printable_byte_is_appended_and_echoed),
-        cmocka_unit_test(test_del_erases_one_char_and_echoes_rubout),
-        cmocka_unit_test(test_backspace_erases_one_char_and_echoes_rubout),
-        cmocka_unit_test(test_erase_on_empty_line_does_nothing),
-        cmocka_unit_test(test_erased_chars_do_not_reappear_in_the_finished_line),
-        cmocka_unit_test(test_ctrl_u_erases_a_non_empty_line_and_cancels),
-        cmocka_unit_test(test_ctrl_u_on_empty_line_is_ignored),
-        cmocka_unit_test(test_ctrl_u_without_reset_still_starts_a_fresh_line),
-        cmocka_unit_test(test_ctrl_c_cancels_a_non_empty_line),
-        cmocka_unit_test(test_ctrl_c_cancels_an_empty_line),
-        cmocka_unit_test(test_cr_ends_the_line),
-        cmocka_unit_test(test_lf_ends_the_line),
-        cmocka_unit_test(test_empty_line_is_done_and_nul_terminated),
-        cmocka_unit_test(test_lf_of_cr_lf_pair_is_ignored),
-        cmocka_unit_test(test_lf_swallowed_even_without_reset),
-        cmocka_unit_test(test_repeated_cr_and_lf_cr_give_separate_lines),
-        cmocka_unit_test(test_cr_followed_by_text_does_not_swallow_a_later_lf),
-        cmocka_unit_test(test_other_control_bytes_are_ignored),
-        cmocka_unit_test(test_bytes_above_tilde_other_than_del_are_ignored),
-        cmocka_unit_test(test_escape_sequence_leaves_only_its_printable_tail),
-        cmocka_unit_test(test_input_past_the_limit_is_ignored),
-        cmocka_unit_test(test_erase_at_the_limit_makes_room_for_one_more),
+        cmocka_unit_test_setup(test_reset_empties_the_line, editor_setup),
+        cmocka_unit_test_setup(test_every_printable_byte_is_appended_and_echoed, editor_setup),
+        cmocka_unit_test_setup(test_del_erases_one_char_and_echoes_rubout, editor_setup),
+        cmocka_unit_test_setup(test_backspace_erases_one_char_and_echoes_rubout, editor_setup),
+        cmocka_unit_test_setup(test_erase_on_empty_line_does_nothing, editor_setup),
+        cmocka_unit_test_setup(test_erased_chars_do_not_reappear_in_the_finished_line, editor_setup),
+        cmocka_unit_test_setup(test_ctrl_u_erases_a_non_empty_line_and_cancels, editor_setup),
+        cmocka_unit_test_setup(test_ctrl_u_on_empty_line_is_ignored, editor_setup),
+        cmocka_unit_test_setup(test_ctrl_u_without_reset_still_starts_a_fresh_line, editor_setup),
+        cmocka_unit_test_setup(test_ctrl_c_cancels_a_non_empty_line, editor_setup),
+        cmocka_unit_test_setup(test_ctrl_c_cancels_an_empty_line, editor_setup),
+        cmocka_unit_test_setup(test_cr_ends_the_line, editor_setup),
+        cmocka_unit_test_setup(test_lf_ends_the_line, editor_setup),
+        cmocka_unit_test_setup(test_empty_line_is_done_and_nul_terminated, editor_setup),
+        cmocka_unit_test_setup(test_lf_of_cr_lf_pair_is_ignored, editor_setup),
+        cmocka_unit_test_setup(test_lf_swallowed_even_without_reset, editor_setup),
+        cmocka_unit_test_setup(test_repeated_cr_and_lf_cr_give_separate_lines, editor_setup),
+        cmocka_unit_test_setup(test_cr_followed_by_text_does_not_swallow_a_later_lf, editor_setup),
+        cmocka_unit_test_setup(test_other_control_bytes_are_ignored, editor_setup),
+        cmocka_unit_test_setup(test_bytes_above_tilde_other_than_del_are_ignored, editor_setup),
+        cmocka_unit_test_setup(test_escape_sequence_leaves_only_its_printable_tail, editor_setup),
+        cmocka_unit_test_setup(test_input_past_the_limit_is_ignored, editor_setup),
+        cmocka_unit_test_setup(test_erase_at_the_limit_makes_room_for_one_more, editor_setup),
         cmocka_unit_test(test_random_streams_match_the_reference_model),
     };
     return cmocka_run_group_tests_name("line_edit", tests, NULL, NULL);

@@ -130,15 +130,6 @@ static const char reference_cipher_tail[] = "9ae178103c62c30e9d24d7a22949016637a
 
 /* ---- helpers ------------------------------------------------------------------ */
 
-static void fill_random(void *buffer, size_t bytes, uint64_t *rng)
-{
-    uint8_t *p = buffer;
-    for (size_t i = 0; i < bytes; i += 8) {
-        uint64_t word = rng_next(rng);
-        memcpy(p + i, &word, bytes - i < 8 ? bytes - i : 8);
-    }
-}
-
 static void flip_bit(void *buffer, size_t bit)
 {
     ((uint8_t *)buffer)[bit / 8] ^= (uint8_t)(1u << (bit % 8));

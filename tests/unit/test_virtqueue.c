@@ -10,6 +10,7 @@
 
 #include <cmocka.h>
 
+#include "lib/error.h"
 #include "tests/unit/sim_device.h"
 #include "virtio/virtqueue.h"
 
@@ -434,7 +435,7 @@ static void test_packed_size_100_fills_drains_and_wraps(void **state)
         for (unsigned i = 0; i < 100; i++)
             assert_int_equal(add(request_build("w", (const uint32_t[]){ 8 })), 0);
         struct request *extra = request_build("w", (const uint32_t[]){ 8 });
-        assert_int_equal(add(extra), -1);
+        assert_int_equal(add(extra), ERROR_BUSY);
         request_release(extra);
         assert_int_equal(vq_in_flight(&h.vq), 100);
         vq_kick_prepare(&h.vq);
@@ -571,7 +572,7 @@ static unsigned fill(const char *kinds, const uint32_t *lengths)
     unsigned added = 0;
     for (;;) {
         struct request *r = request_build(kinds, lengths);
-        int expected = room_for(r) ? 0 : -1;
+        int expected = room_for(r) ? 0 : ERROR_BUSY;
         int result = add(r);
         assert_int_equal(result, expected);
         if (result) {
@@ -649,7 +650,7 @@ static void test_out_of_order_completion_returns_tokens_in_the_device_order(void
         unsigned added = 0;
         for (;;) {
             struct request *x = request_random();
-            int expected = room_for(x) ? 0 : -1;
+            int expected = room_for(x) ? 0 : ERROR_BUSY;
             int result = add(x);
             assert_int_equal(result, expected);
             if (result) {
@@ -720,7 +721,7 @@ static void run_stress(const struct params *p, uint16_t size, uint64_t chains)
         unsigned want = rnd() % (size + 1), added_now = 0;
         for (unsigned i = 0; i < want; i++) {
             struct request *r = request_random();
-            int expected = room_for(r) ? 0 : -1;
+            int expected = room_for(r) ? 0 : ERROR_BUSY;
             int result = add(r);
             assert_int_equal(result, expected);
             if (result) {
@@ -889,7 +890,7 @@ static void test_chain_longer_than_indirect_max_falls_back_to_direct(void **stat
     }
     /* five of eight descriptors taken: a direct five no longer fits, indirect ones do */
     struct request *x = request_build("rwwww", (const uint32_t[]){ 4, 4, 4, 4, 4 });
-    assert_int_equal(add(x), -1);
+    assert_int_equal(add(x), ERROR_BUSY);
     request_release(x);
     assert_int_equal(fill("rwww", (const uint32_t[]){ 4, 4, 4, 4 }), 3);
     vq_kick_prepare(&h.vq);
@@ -939,7 +940,7 @@ static void test_indirect_max_of_one_means_no_indirect(void **state)
 /* ---- chains the queue refuses ------------------------------------------ */
 
 #define assert_refused(buffers, count, token) \
-    assert_int_equal(vq_add_chain(&h.vq, (buffers), (count), (token)), -2)
+    assert_int_equal(vq_add_chain(&h.vq, (buffers), (count), (token)), ERROR_INVALID)
 
 static void test_invalid_chains_are_refused_without_side_effects(void **state)
 {
@@ -1373,7 +1374,7 @@ static void test_split_used_index_running_ahead_breaks_the_queue(void **state)
     assert_int_equal(h.vq.stats.bad_index, 1);
     assert_int_equal(h.vq.stats.completed, 0);
     struct request *c = small();
-    assert_int_equal(add(c), -1);
+    assert_int_equal(add(c), ERROR_DEVICE);
     assert_int_equal(h.dev.avail->index, 2);
     check_untouched(r[0]);
     check_untouched(r[1]);
@@ -1456,7 +1457,7 @@ static void test_packed_used_id_beyond_the_queue_breaks_the_queue(void **state)
     assert_int_equal(h.vq.stats.bad_id, 1);
     assert_int_equal(h.vq.stats.completed, 0);
     struct request *c = small();
-    assert_int_equal(add(c), -1);
+    assert_int_equal(add(c), ERROR_DEVICE);
     assert_int_equal(h.dev.ring[4].flags, 0);
     check_untouched(r[0]);
     check_untouched(r[1]);
@@ -1479,7 +1480,7 @@ static void test_packed_used_id_never_added_breaks_the_queue(void **state)
     check_untouched(r[0]);
     check_untouched(r[1]);
     struct request *c = small();
-    assert_int_equal(add(c), -1);
+    assert_int_equal(add(c), ERROR_DEVICE);
 }
 
 static void test_packed_duplicate_used_id_breaks_the_queue(void **state)
