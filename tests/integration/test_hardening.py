@@ -98,6 +98,50 @@ def test_a_balloon_freeze_that_times_out_settles_what_was_in_flight(guest):
     assert values(g, "mem")["free_kib"] == free_start
 
 
+def test_free_page_reports_in_flight_at_a_freeze_timeout_are_given_back(guest):
+    """Free page reporting on, and the test-only boot option
+    balloon_report_hold=1: the balloon reads no report's answer until its
+    next freeze, so every report slot is in flight when the freeze gives up
+    at once (balloon_freeze_timeout_ms=0). The hibernation fails and thaws;
+    the blocks come back to the allocator, free memory returns to exactly
+    what it was with them, and reporting goes on (the blocks the host may
+    not have seen are reported again)."""
+    options = "balloon_freeze_timeout_ms=0 balloon_report_hold=1"
+    g = guest(memory=512, options=["--balloon", "free-page-reporting=on"],
+              qemu_args=["-fw_cfg", "name=opt/torpor/cmdline,string=%s" % options])
+    g.wait_ready()
+    # every slot fills (512 MiB has far more than 16 free 2 MiB blocks)
+    # and stays full: no answer is read
+    deadline = harness.time.monotonic() + 60
+    while True:
+        m = values(g, "mem")
+        if m["reporting_kib"] >= 16 * 2048:
+            break
+        assert harness.time.monotonic() < deadline, "the reports never filled their slots: %r" % m
+        harness.time.sleep(0.5)  # bounded poll: reporting runs every 2 s
+    assert values(g, "balloon")["reported_pages"] == 0  # held: no answer read
+    held_kib = m["reporting_kib"]
+    whole = m["free_kib"] + held_kib  # free memory with the blocks back
+
+    g.send("hibernate\r")
+    failed = g.wait_for(FAILED_RE, timeout=120)
+    g.wait_prompt()
+    assert failed.group(1) == "freeze-failed", failed.group(0)
+    timed_out = re.search(r"balloon: freeze timed out with 0 requests and (\d+) reports in flight",
+                          g.output)
+    assert timed_out and int(timed_out.group(1)) == 16, g.tail()
+
+    # thawed: reporting goes on (answers are read now), and once every free
+    # block is reported no report stays in flight and nothing is missing
+    deadline = harness.time.monotonic() + 90
+    while True:
+        m, b = values(g, "mem"), values(g, "balloon")
+        if b["reported_pages"] * 4 >= held_kib and m["reporting_kib"] == 0 and m["free_kib"] == whole:
+            break
+        assert harness.time.monotonic() < deadline, (whole, held_kib, m, b)
+        harness.time.sleep(0.5)  # bounded poll of the guest's own counters
+
+
 def test_a_read_that_outlasts_its_timeout_resets_the_disk_first(guest, tmp_path):
     """A throttled swap disk (8 KiB/s) makes a data read of a resume
     outlast the 30 s request timeout. QEMU's throttle lets a request go
