@@ -189,17 +189,15 @@ static int write_contiguous(struct writer *w, uint64_t sector, uint64_t address,
     return submit_built(w, &b, &sector);
 }
 
-/* The writes before it first, so a failed write is named as one. A disk
- * without VIRTIO_BLK_F_FLUSH is write-through (no volatile cache to
- * flush: a completed write is on the medium), so waiting is the flush. */
+/* The writes before it first, so a failed write is named as one; then a
+ * flush after they completed, which makes them stable (virtio 1.2,
+ * 5.2.6.2). hibernate() took only a disk with VIRTIO_BLK_F_FLUSH. */
 static int flush(struct writer *w)
 {
     int result = blk_writer_wait_all(w->blk, &w->failed_sector);
 
     if (result != 0)
         return fail(w, "write-error", result);
-    if (!w->limits.has_flush)
-        return 0;
     result = blk_writer_submit(w->blk, BLK_TYPE_FLUSH, 0, 0, 0);
     if (result == 0)
         result = blk_writer_wait_all(w->blk, &w->failed_sector);
@@ -334,6 +332,15 @@ const char *hibernate(void)
                        (unsigned long long)(info.sectors * BLK_SECTOR_SIZE),
                        (unsigned long long)needed);
         return info.read_only ? "disk-read-only" : "disk-too-small";
+    }
+    /* a completed write is stable only after a flush, or when the device
+     * offered VIRTIO_BLK_F_FLUSH (or runs CONFIG_WCE with writeback 0);
+     * one that offers no FLUSH need not commit a completed write at all
+     * (virtio 1.2, 5.2.6.2): no image goes there. The driver negotiates
+     * FLUSH whenever it is offered, so has_flush says which case this is. */
+    if (!info.has_flush) {
+        console_printf("hibernate failed reason=disk-not-durable flush=0\n");
+        return "disk-not-durable";
     }
 
     /* the region: header, the writer's own state, block writer, stack,

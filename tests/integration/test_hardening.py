@@ -1,7 +1,8 @@
 """Disks and devices a user may really give, which once made torpor fail a
 hibernation or lose pages: a 16-entry queue without indirect descriptors
-(a full ring is back-pressure, never an error), a write-through disk
-without VIRTIO_BLK_F_FLUSH (the write is the flush), and a balloon whose
+(a full ring is back-pressure, never an error), a disk without
+VIRTIO_BLK_F_FLUSH (the spec makes none of its writes durable: refused
+before it is touched), and a balloon whose
 freeze times out with requests in flight (they are settled, no page is
 lost, and the balloon follows targets exactly again)."""
 
@@ -55,12 +56,49 @@ def test_a_small_ring_without_indirect_descriptors_hibernates_and_resumes(guest,
     assert int(disk["errors"]) == 0, disk
 
 
-def test_a_write_through_disk_without_flush_hibernates_and_resumes(guest, tmp_path):
-    # QEMU offers FLUSH unless the drive is write-through and the device
-    # cannot switch its cache (config-wce=off)
-    g = cycle(guest, tmp_path, properties=",config-wce=off", drive_options=",cache=writethrough")
+def test_a_disk_without_flush_is_refused_before_anything_is_written(guest, tmp_path):
+    """QEMU offers FLUSH unless the drive is write-through and the device
+    cannot switch its cache (config-wce=off). Without FLUSH offered the
+    virtio spec makes no completed write stable (virtio 1.2, 5.2.6.2), so
+    hibernate refuses before it touches the disk: not one request reaches
+    it, its bytes are unchanged, and the system runs on."""
+    swap = str(tmp_path / "swap.img")
+    with open(swap, "wb") as f:
+        f.truncate(448 * MIB)
+        f.seek(0)
+        f.write(b"not an image, and must stay so" * 100)
+    with open(swap, "rb") as f:
+        before = f.read()
+    args = ["-drive", "if=none,id=swapd,format=raw,file=%s,cache=writethrough" % swap,
+            "-device", "virtio-blk-pci,drive=swapd,serial=torpor-swap,config-wce=off"]
+    g = guest(memory=384, options=["--no-swap"], qemu_args=args)
+    g.wait_ready()
+    assert g.command("fill 32 5")[0].startswith("fill id=0")
+
+    def counters():
+        disk = harness.parse_values([l for l in g.command("blk") if "torpor-swap" in l][0])
+        assert disk["flush"] == "0", disk
+        return {key: disk[key] for key in ("reads", "writes", "flushes", "errors")}
+
+    before_counters = counters()
+    g.send("hibernate\r")
+    failed = g.wait_for(FAILED_RE, timeout=120)
+    g.wait_prompt()
+    assert failed.group(0).strip() == "hibernate failed reason=disk-not-durable flush=0", failed.group(0)
+    assert counters() == before_counters  # not one request
+    assert before_counters["writes"] == "0", before_counters
+    assert g.command("verify") == ["verify ok regions=1 kib=32768"]
+    with open(swap, "rb") as f:
+        assert f.read() == before, "the refused hibernation changed the disk"
+
+
+def test_a_write_through_disk_that_offers_flush_hibernates_and_resumes(guest, tmp_path):
+    """The same write-through drive with config-wce on (QEMU's default)
+    offers FLUSH: the writer flushes after its writes (the spec's third
+    case, 5.2.6.2) and the cycle works, the resume's marks included."""
+    g = cycle(guest, tmp_path, drive_options=",cache=writethrough")
     disk = harness.parse_values([l for l in g.command("blk") if "torpor-swap" in l][0])
-    assert disk["flush"] == "0", disk
+    assert disk["flush"] == "1", disk
     assert "cannot-record-attempt" not in g.output
 
 
