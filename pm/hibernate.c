@@ -16,7 +16,7 @@
 #include "console/log.h"       // klog
 #include "lib/error.h"         // ERROR_*, error_text
 #include "lib/hot_path.h"      // HOT_PATH
-#include "lib/string.h"        // memset
+#include "lib/string.h"        // memcpy, memset
 #include "mm/page.h"           // PAGE_SIZE
 #include "mm/page_alloc.h"     // page_alloc_walk, page_alloc
 #include "pm/image.h"          // image_*
@@ -57,6 +57,20 @@ struct writer {
 };
 
 static int fail(struct writer *w, const char *reason, int blk_error);
+
+/* This boot's RAM runs (the allocator's zones, in address order), as the
+ * header records them and as resume will compare them. */
+static struct image_ram_range ram_runs[PAGE_ALLOC_MAX_ZONES];
+static size_t ram_run_count;
+
+static void collect_ram_runs(void)
+{
+    ram_run_count = 0;
+    for (unsigned z = 0; page_alloc_zone(z) && ram_run_count < PAGE_ALLOC_MAX_ZONES; z++) {
+        const struct buddy_zone *zone = page_alloc_zone(z);
+        ram_runs[ram_run_count++] = (struct image_ram_range){ zone->base_pfn * PAGE_SIZE, zone->page_count };
+    }
+}
 
 /* ---- what is saved ----------------------------------------------------- */
 
@@ -175,17 +189,15 @@ static int write_contiguous(struct writer *w, uint64_t sector, uint64_t address,
     return submit_built(w, &b, &sector);
 }
 
-/* The writes before it first, so a failed write is named as one. A disk
- * without VIRTIO_BLK_F_FLUSH is write-through (no volatile cache to
- * flush: a completed write is on the medium), so waiting is the flush. */
+/* The writes before it first, so a failed write is named as one; then a
+ * flush after they completed, which makes them stable (virtio 1.2,
+ * 5.2.6.2). hibernate() took only a disk with VIRTIO_BLK_F_FLUSH. */
 static int flush(struct writer *w)
 {
     int result = blk_writer_wait_all(w->blk, &w->failed_sector);
 
     if (result != 0)
         return fail(w, "write-error", result);
-    if (!w->limits.has_flush)
-        return 0;
     result = blk_writer_submit(w->blk, BLK_TYPE_FLUSH, 0, 0, 0);
     if (result == 0)
         result = blk_writer_wait_all(w->blk, &w->failed_sector);
@@ -210,11 +222,9 @@ static void fill_header(struct writer *w)
     h->build_id = swap_disk_build_id();
     h->image_base = symbols_image_base();
     h->ram_bytes = stats.total_pages * PAGE_SIZE;
-    h->range_count = 0;
-    for (unsigned z = 0; page_alloc_zone(z) && h->range_count < IMAGE_MAX_RANGES; z++) {
-        const struct buddy_zone *zone = page_alloc_zone(z);
-        h->ranges[h->range_count++] = (struct image_ram_range){ zone->base_pfn * PAGE_SIZE, zone->page_count };
-    }
+    /* hibernate() checked that they fit (image_check_ranges) */
+    h->range_count = (uint32_t)ram_run_count;
+    memcpy(h->ranges, ram_runs, ram_run_count * sizeof(ram_runs[0]));
     h->index_checksum = image_checksum(w->index, w->count * sizeof(*w->index));
     struct blk_info info;
     blk_disk_info(w->disk, &info);
@@ -264,12 +274,7 @@ static int write_image(void *context)
     image_seal(h);
     /* the header must pass what resume will check, or it is not sent:
      * an image that can never resume must not say `hibernate ok` */
-    struct image_expectation self = {
-        .build_id = h->build_id, .ram_bytes = h->ram_bytes,
-        .disk_sectors = info.sectors, .disk_serial = info.serial,
-        .ranges = h->ranges, .range_count = h->range_count,
-    };
-    enum image_refusal refusal = image_check_header(h, &self);
+    enum image_refusal refusal = image_check_sealed(h, ram_runs, ram_run_count, info.sectors, info.serial);
     if (refusal != IMAGE_OK)
         return fail(w, image_refusal_text(refusal), 0);
     w->sealed_header_sent = 1;
@@ -305,11 +310,17 @@ const char *hibernate(void)
     blk_disk_info(disk, &info);
     struct page_alloc_stats stats;
     page_alloc_get_stats(&stats);
-    if (stats.zone_count > IMAGE_MAX_RANGES) {
-        /* the header records every RAM run; more cannot be resumed */
-        console_printf("hibernate failed reason=too-many-ram-ranges ranges=%u max=%u\n",
-                       stats.zone_count, IMAGE_MAX_RANGES);
-        return "too-many-ram-ranges";
+    collect_ram_runs();
+    /* the header records every RAM run; more cannot be resumed: refused
+     * before anything is frozen or written */
+    enum image_refusal runs_refusal = stats.zone_count != ram_run_count
+                                          ? IMAGE_TOO_MANY_RANGES
+                                          : image_check_ranges(ram_runs, ram_run_count);
+    if (runs_refusal != IMAGE_OK) {
+        const char *reason = image_refusal_text(runs_refusal);
+        console_printf("hibernate failed reason=%s ranges=%u max=%u\n", reason, stats.zone_count,
+                       IMAGE_MAX_RANGES);
+        return reason;
     }
     page_alloc_walk(count_block, &pages);
     uint64_t capacity = pages + INDEX_MARGIN_PAGES;
@@ -321,6 +332,15 @@ const char *hibernate(void)
                        (unsigned long long)(info.sectors * BLK_SECTOR_SIZE),
                        (unsigned long long)needed);
         return info.read_only ? "disk-read-only" : "disk-too-small";
+    }
+    /* a completed write is stable only after a flush, or when the device
+     * offered VIRTIO_BLK_F_FLUSH (or runs CONFIG_WCE with writeback 0);
+     * one that offers no FLUSH need not commit a completed write at all
+     * (virtio 1.2, 5.2.6.2): no image goes there. The driver negotiates
+     * FLUSH whenever it is offered, so has_flush says which case this is. */
+    if (!info.has_flush) {
+        console_printf("hibernate failed reason=disk-not-durable flush=0\n");
+        return "disk-not-durable";
     }
 
     /* the region: header, the writer's own state, block writer, stack,

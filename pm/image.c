@@ -29,6 +29,7 @@ static const char *const refusal_texts[IMAGE_REFUSAL_COUNT] = {
     [IMAGE_BAD_ZERO_COUNT] = "bad-zero-count",
     [IMAGE_BAD_ENTRY_FLAGS] = "bad-entry-flags",
     [IMAGE_BAD_PAGE_CHECKSUM] = "bad-page-checksum",
+    [IMAGE_TOO_MANY_RANGES] = "too-many-ram-ranges",
 };
 
 const char *image_refusal_text(enum image_refusal refusal)
@@ -140,6 +141,24 @@ int image_is_armed(const struct image_header *h)
     return check_seal(h) == IMAGE_OK && h->state == IMAGE_STATE_VALID;
 }
 
+enum image_refusal image_check_ranges(const struct image_ram_range *runs, size_t count)
+{
+    uint64_t previous_end = 0;
+
+    if (count > IMAGE_MAX_RANGES)
+        return IMAGE_TOO_MANY_RANGES;
+    if (count == 0)
+        return IMAGE_BAD_LAYOUT;
+    for (size_t i = 0; i < count; i++) {
+        const struct image_ram_range *r = &runs[i];
+        if (r->pages == 0 || r->base % IMAGE_PAGE_SIZE || r->base < previous_end ||
+            r->pages > (1ull << 40) || r->base + r->pages * IMAGE_PAGE_SIZE < r->base)
+            return IMAGE_BAD_LAYOUT; /* empty, misaligned, unsorted or wrapping */
+        previous_end = r->base + r->pages * IMAGE_PAGE_SIZE;
+    }
+    return IMAGE_OK;
+}
+
 /* The layout must be exactly what image_layout makes, and the RAM ranges sound; sets
  * *bytes to the image's size on the disk. */
 static enum image_refusal check_layout(const struct image_header *h, uint64_t *bytes)
@@ -153,15 +172,11 @@ static enum image_refusal check_layout(const struct image_header *h, uint64_t *b
     if (expected.index_sector != h->index_sector || expected.data_sector != h->data_sector ||
         expected.data_pages != h->data_pages)
         return IMAGE_BAD_LAYOUT;
-    uint64_t ram_pages = 0, previous_end = 0;
-    for (uint32_t i = 0; i < h->range_count; i++) {
-        const struct image_ram_range *r = &h->ranges[i];
-        if (r->pages == 0 || r->base % IMAGE_PAGE_SIZE || r->base < previous_end ||
-            r->pages > (1ull << 40) || r->base + r->pages * IMAGE_PAGE_SIZE < r->base)
-            return IMAGE_BAD_LAYOUT; /* empty, misaligned, unsorted or wrapping */
-        previous_end = r->base + r->pages * IMAGE_PAGE_SIZE;
-        ram_pages += r->pages;
-    }
+    uint64_t ram_pages = 0;
+    if (image_check_ranges(h->ranges, h->range_count) != IMAGE_OK)
+        return IMAGE_BAD_LAYOUT;
+    for (uint32_t i = 0; i < h->range_count; i++)
+        ram_pages += h->ranges[i].pages;
     if (h->page_count > ram_pages)
         return IMAGE_BAD_LAYOUT;
     return IMAGE_OK;
@@ -211,6 +226,20 @@ enum image_refusal image_check_header(const struct image_header *h,
                 return IMAGE_RAM_LAYOUT_CHANGED;
     }
     return expect ? check_disk(h, bytes, expect->disk_sectors, expect->disk_serial) : IMAGE_OK;
+}
+
+enum image_refusal image_check_sealed(const struct image_header *h,
+                                      const struct image_ram_range *runs, size_t count,
+                                      uint64_t disk_sectors, const char *disk_serial)
+{
+    const struct image_expectation self = {
+        .build_id = h->build_id, .ram_bytes = h->ram_bytes,
+        .disk_sectors = disk_sectors, .disk_serial = disk_serial,
+        .ranges = runs, .range_count = count,
+    };
+    enum image_refusal r = image_check_ranges(runs, count);
+
+    return r != IMAGE_OK ? r : image_check_header(h, &self);
 }
 
 enum image_refusal image_check_contents(const struct image_header *h, uint64_t disk_sectors)

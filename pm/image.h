@@ -35,6 +35,7 @@ enum image_refusal {
     IMAGE_BAD_ZERO_COUNT,
     IMAGE_BAD_ENTRY_FLAGS,
     IMAGE_BAD_PAGE_CHECKSUM,
+    IMAGE_TOO_MANY_RANGES,      /* hibernate's own: more RAM runs than a header records */
     IMAGE_REFUSAL_COUNT,
 };
 
@@ -79,6 +80,17 @@ struct image_expectation {
     size_t range_count;
 };
 
+/* Whether this boot's RAM runs (its zones) can be recorded in a header and
+ * resumed: at most IMAGE_MAX_RANGES (IMAGE_TOO_MANY_RANGES), each non-empty,
+ * page-aligned, sorted and disjoint (IMAGE_BAD_LAYOUT). Hibernate asks
+ * before it freezes or writes anything. */
+enum image_refusal image_check_ranges(const struct image_ram_range *runs, size_t count);
+/* Hibernate's check of the header it sealed: what resume on this machine
+ * applies (the same build, RAM size, RAM runs `runs` and disk), so a
+ * header resume would refuse is never sent. */
+enum image_refusal image_check_sealed(const struct image_header *header,
+                                      const struct image_ram_range *runs, size_t count,
+                                      uint64_t disk_sectors, const char *disk_serial);
 /* Checks everything the header alone can tell. */
 enum image_refusal image_check_header(const struct image_header *header,
                                       const struct image_expectation *expect);

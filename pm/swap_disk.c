@@ -20,8 +20,10 @@ int swap_disk_write_header(struct blk_disk *disk, const struct image_header *hea
     struct blk_info info;
     int result = blk_write(disk, 0, header, PAGE_SIZE, failed_sector);
 
-    /* without VIRTIO_BLK_F_FLUSH the disk is write-through: the completed
-     * write is already on the medium (Linux's virtio_blk assumes the same) */
+    /* a disk that offers no VIRTIO_BLK_F_FLUSH has no flush to send, and
+     * the spec does not make its completed writes stable (virtio 1.2,
+     * 5.2.6.2): hibernate writes no image there (disk-not-durable); a
+     * resume's state marks on it are as durable as the device makes them */
     blk_disk_info(disk, &info);
     if (result != 0 || !info.has_flush)
         return result;

@@ -348,3 +348,31 @@ void balloon_discard_all(struct balloon *b)
     b->target = 0; /* a new host process starts with no balloon */
     b->shortfall_target = 0;
 }
+
+void balloon_fill_stats(struct balloon_stat stats[BALLOON_STAT_COUNT], uint64_t free_bytes,
+                        uint64_t total_bytes)
+{
+    for (unsigned tag = 0; tag < BALLOON_STAT_COUNT; tag++)
+        stats[tag] = (struct balloon_stat){ (uint16_t)tag, 0 };
+    stats[BALLOON_STAT_MEMORY_FREE].value = free_bytes;
+    stats[BALLOON_STAT_MEMORY_TOTAL].value = total_bytes;
+    stats[BALLOON_STAT_AVAILABLE].value = free_bytes;
+}
+
+unsigned balloon_reports_busy(const struct balloon_report reports[BALLOON_REPORTS])
+{
+    unsigned busy = 0;
+
+    for (unsigned i = 0; i < BALLOON_REPORTS; i++)
+        busy += reports[i].busy != 0;
+    return busy;
+}
+
+void balloon_reports_settle(struct balloon_report reports[BALLOON_REPORTS], void (*give)(uint64_t address))
+{
+    for (unsigned i = 0; i < BALLOON_REPORTS; i++)
+        if (reports[i].busy) {
+            give(reports[i].address);
+            reports[i].busy = 0;
+        }
+}

@@ -18,6 +18,29 @@
 
 enum balloon_queue { BALLOON_INFLATE = 0, BALLOON_DEFLATE = 1 };
 
+/* statistics tags (5.5.6.3) */
+enum {
+    BALLOON_STAT_SWAP_IN, BALLOON_STAT_SWAP_OUT, BALLOON_STAT_MAJOR_FAULTS,
+    BALLOON_STAT_MINOR_FAULTS, BALLOON_STAT_MEMORY_FREE, BALLOON_STAT_MEMORY_TOTAL,
+    BALLOON_STAT_AVAILABLE, BALLOON_STAT_CACHES, BALLOON_STAT_HUGETLB_ALLOCATIONS,
+    BALLOON_STAT_HUGETLB_FAILURES, BALLOON_STAT_COUNT,
+};
+
+/* one entry of the stats queue's buffer (5.5.6.3) */
+struct balloon_stat {
+    uint16_t tag;
+    uint64_t value;
+} __attribute__((packed));
+
+/* Free page reporting (5.5.6.7): blocks the host is told of, each
+ * handed to it in one request and out of the allocator until it answers. */
+#define BALLOON_REPORTS 16
+struct balloon_report {
+    uint64_t address;
+    unsigned order;
+    int busy; /* sent, not yet answered */
+};
+
 struct balloon_ops {
     /* a page for the balloon, or -1 when the reserve forbids it */
     int (*take_page)(void *context, uint32_t *pfn);
@@ -98,5 +121,15 @@ void balloon_abandon_in_flight(struct balloon *b);
 /* Resume from hibernation: the host process that took the pages is gone;
  * every listed page goes back to the allocator, no message sent. */
 void balloon_discard_all(struct balloon *b);
+/* Reports sent and not yet answered. */
+unsigned balloon_reports_busy(const struct balloon_report reports[BALLOON_REPORTS]);
+/* The device was reset with reports in flight: no answer will come, so
+ * each block goes back through `give` (to the allocator, unreported: the
+ * host may never have seen it) and its slot is free. */
+void balloon_reports_settle(struct balloon_report reports[BALLOON_REPORTS], void (*give)(uint64_t address));
+/* The stats buffer: every tag in order, sizes in bytes (5.5.6.3); torpor
+ * has no swap, faults or caches, so those are 0. */
+void balloon_fill_stats(struct balloon_stat stats[BALLOON_STAT_COUNT], uint64_t free_bytes,
+                        uint64_t total_bytes);
 
 #endif

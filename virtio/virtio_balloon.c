@@ -33,31 +33,12 @@ struct virtio_balloon_config {
     uint32_t poison_val;            /* BALLOON_F_PAGE_POISON */
 } __attribute__((packed));
 
-/* statistics tags (5.5.6.3) */
-enum {
-    STAT_SWAP_IN, STAT_SWAP_OUT, STAT_MAJOR_FAULTS, STAT_MINOR_FAULTS, STAT_MEMORY_FREE,
-    STAT_MEMORY_TOTAL, STAT_AVAILABLE, STAT_CACHES, STAT_HUGETLB_ALLOCATIONS,
-    STAT_HUGETLB_FAILURES, STAT_COUNT,
-};
-
-struct balloon_stat {
-    uint16_t tag;
-    uint64_t value;
-} __attribute__((packed));
-
 #define QUEUE_INFLATE 0
 #define QUEUE_DEFLATE 1
 #define QUEUE_STATS 2
 #define REPORT_ORDER 9       /* 2 MiB blocks and larger */
-#define REPORT_IN_FLIGHT 16
 #define REPORT_PERIOD_TICKS 200 /* 2 s, as Linux waits before reporting */
 #define FREEZE_TIMEOUT_MS 10000
-
-struct report {
-    uint64_t address;
-    unsigned order;
-    int busy;
-};
 
 static struct {
     struct virtio_device *device;
@@ -70,9 +51,11 @@ static struct {
     int stats_posted;
     volatile int config_changed;
     struct work work;
-    struct report reports[REPORT_IN_FLIGHT];
+    struct balloon_report reports[BALLOON_REPORTS];
     uint64_t reported_pages, report_requests, stats_updates;
     uint64_t freeze_timeout_ms; /* boot option balloon_freeze_timeout_ms (test only) */
+    uint64_t hold_reports;      /* boot option balloon_report_hold (test only): leave
+                                 * reports in flight until the next freeze */
     int frozen;
 } balloon;
 
@@ -109,6 +92,11 @@ static void give_page(void *context, uint32_t pfn)
 {
     (void)context;
     page_free((uint64_t)pfn * PAGE_SIZE);
+}
+
+static void give_unreported(uint64_t address)
+{
+    page_free(address); /* the host may never have seen it: report it again */
 }
 
 static void *alloc_chunk(void *context)
@@ -164,14 +152,8 @@ static void post_stats(void)
     struct virtqueue *vq = virtio_queue(balloon.device, (unsigned)balloon.stats_queue);
 
     page_alloc_get_stats(&stats);
-    /* sizes in bytes (5.5.6.3); torpor has no swap, faults or caches */
-    uint64_t values[STAT_COUNT] = { 0 };
-    values[STAT_MEMORY_FREE] = stats.free_pages * PAGE_SIZE;
-    values[STAT_MEMORY_TOTAL] = stats.total_pages * PAGE_SIZE;
-    values[STAT_AVAILABLE] = stats.free_pages * PAGE_SIZE;
-    for (unsigned tag = 0; tag < STAT_COUNT; tag++)
-        balloon.stats[tag] = (struct balloon_stat){ (uint16_t)tag, values[tag] };
-    struct vq_buffer buffer = { balloon.stats_page, sizeof(struct balloon_stat) * STAT_COUNT, 0 };
+    balloon_fill_stats(balloon.stats, stats.free_pages * PAGE_SIZE, stats.total_pages * PAGE_SIZE);
+    struct vq_buffer buffer = { balloon.stats_page, sizeof(struct balloon_stat) * BALLOON_STAT_COUNT, 0 };
     if (vq && vq_add_chain(vq, &buffer, 1, &balloon.stats) == 0) {
         balloon.stats_posted = 1;
         balloon.stats_updates++;
@@ -184,8 +166,8 @@ static void report_free_memory(void)
     struct virtqueue *vq = virtio_queue(balloon.device, (unsigned)balloon.reporting_queue);
     int sent = 0;
 
-    for (unsigned i = 0; vq && i < REPORT_IN_FLIGHT; i++) {
-        struct report *r = &balloon.reports[i];
+    for (unsigned i = 0; vq && i < BALLOON_REPORTS; i++) {
+        struct balloon_report *r = &balloon.reports[i];
         if (r->busy)
             continue;
         r->address = page_take_unreported(REPORT_ORDER, &r->order);
@@ -213,12 +195,14 @@ static void drain_queue(unsigned queue)
     void *token;
     uint32_t length;
 
+    if ((int)queue == balloon.reporting_queue && balloon.hold_reports)
+        return;
     while (vq && vq_get_used(vq, &token, &length) != VQ_USED_NONE) {
         if ((int)queue == balloon.stats_queue) {
             balloon.stats_posted = 0; /* the host wants fresh numbers */
         } else if ((int)queue == balloon.reporting_queue) {
-            struct report *r = token;
-            if (r >= balloon.reports && r < balloon.reports + REPORT_IN_FLIGHT && r->busy) {
+            struct balloon_report *r = token;
+            if (r >= balloon.reports && r < balloon.reports + BALLOON_REPORTS && r->busy) {
                 page_free_reported(r->address);
                 balloon.reported_pages += 1ull << r->order;
                 r->busy = 0;
@@ -297,7 +281,7 @@ static int start(struct virtio_device *device)
         balloon.reporting_queue = (int)count++;
     if (virtio_setup_queues(device, count, requests) != 0)
         return -1;
-    for (unsigned i = 0; i < REPORT_IN_FLIGHT; i++)
+    for (unsigned i = 0; i < BALLOON_REPORTS; i++)
         balloon.reports[i].busy = 0;
     balloon.stats_posted = 0;
     balloon.frozen = 0;
@@ -305,6 +289,19 @@ static int start(struct virtio_device *device)
     balloon.config_changed = 1; /* read the target the device has now */
     work_schedule(&balloon.work);
     return 0;
+}
+
+/* What the driver holds besides the list: given back on a failed probe
+ * and on removal, so a balloon that reappears is probed afresh. */
+static void release_pages(void)
+{
+    if (balloon.batch_memory)
+        page_free(balloon.batch_memory);
+    if (balloon.stats_page)
+        page_free(balloon.stats_page);
+    balloon.batch_memory = balloon.stats_page = 0;
+    balloon.stats = 0;
+    balloon.device = 0;
 }
 
 static int balloon_probe(struct virtio_device *device)
@@ -321,6 +318,7 @@ static int balloon_probe(struct virtio_device *device)
     balloon.batch_memory = page_alloc(3, PAGE_TAG_KERNEL);
     balloon.stats_page = page_alloc(0, PAGE_TAG_KERNEL);
     if (!balloon.batch_memory || !balloon.stats_page) {
+        release_pages();
         device->error = "no memory";
         return -1;
     }
@@ -331,8 +329,11 @@ static int balloon_probe(struct virtio_device *device)
     /* measured (docs/benchmarks.md): a full page of frame numbers per
      * request and the most requests in flight is fastest */
     balloon_set_batching(&balloon.core, BALLOON_MAX_BATCH, BALLOON_MAX_IN_FLIGHT);
+    /* a new device (first boot, or one that reappeared after resume)
+     * was told of no free block: tags from an earlier host mean nothing */
+    page_forget_reported();
     if (start(device) != 0) {
-        balloon.device = 0;
+        release_pages();
         return -1;
     }
     if (virtio_has_feature(device, BALLOON_F_DEFLATE_ON_OOM))
@@ -342,15 +343,6 @@ static int balloon_probe(struct virtio_device *device)
     return 0;
 }
 
-static int reports_in_flight(void)
-{
-    int busy = 0;
-
-    for (unsigned i = 0; i < REPORT_IN_FLIGHT; i++)
-        busy += balloon.reports[i].busy;
-    return busy;
-}
-
 /* Freeze keeps the list as it is: no deflate before sleep (the seed's
  * plan). It lets requests in flight finish so no page is half given. */
 static int balloon_freeze(struct virtio_device *device)
@@ -358,7 +350,7 @@ static int balloon_freeze(struct virtio_device *device)
     uint64_t deadline = clock_ns() + balloon.freeze_timeout_ms * 1000000;
 
     balloon.frozen = 1; /* the work item stays out of the way */
-    while ((balloon_requests_in_flight(&balloon.core) || reports_in_flight()) &&
+    while ((balloon_requests_in_flight(&balloon.core) || balloon_reports_busy(balloon.reports)) &&
            clock_ns() < deadline) {
         drain_queue(QUEUE_INFLATE);
         drain_queue(QUEUE_DEFLATE);
@@ -366,20 +358,17 @@ static int balloon_freeze(struct virtio_device *device)
             drain_queue((unsigned)balloon.reporting_queue);
         cpu_relax();
     }
-    int timed_out = balloon_requests_in_flight(&balloon.core) || reports_in_flight();
+    int timed_out = balloon_requests_in_flight(&balloon.core) || balloon_reports_busy(balloon.reports);
     virtio_delete_queues(device); /* the reset: no answer comes after this */
+    balloon.hold_reports = 0;
     if (!timed_out)
         return 0;
     /* what was in flight is settled here, so a thaw finds the counters
      * true and no page leaks */
-    klog("balloon: freeze timed out with %u requests and %d reports in flight",
-         balloon_requests_in_flight(&balloon.core), reports_in_flight());
+    klog("balloon: freeze timed out with %u requests and %u reports in flight",
+         balloon_requests_in_flight(&balloon.core), balloon_reports_busy(balloon.reports));
     balloon_abandon_in_flight(&balloon.core);
-    for (unsigned i = 0; i < REPORT_IN_FLIGHT; i++)
-        if (balloon.reports[i].busy) {
-            page_free_reported(balloon.reports[i].address);
-            balloon.reports[i].busy = 0;
-        }
+    balloon_reports_settle(balloon.reports, give_unreported);
     return -1;
 }
 
@@ -424,13 +413,7 @@ static void balloon_remove(struct virtio_device *device)
     (void)device;
     balloon_discard_all(&balloon.core);
     balloon.frozen = 1; /* the work item stays out of the way */
-    balloon.device = 0;
-    /* everything the driver held goes back: a balloon that reappears
-     * is probed afresh */
-    page_free(balloon.batch_memory);
-    page_free(balloon.stats_page);
-    balloon.batch_memory = balloon.stats_page = 0;
-    balloon.stats = 0;
+    release_pages();
     klog("balloon: device gone, %u ballooned pages back to the allocator", discarded);
 }
 
@@ -498,6 +481,7 @@ void virtio_balloon_register(void)
         mib = BALLOON_DEFAULT_RESERVE_MIB;
     if (options_number("balloon_freeze_timeout_ms", &balloon.freeze_timeout_ms) != 0)
         balloon.freeze_timeout_ms = FREEZE_TIMEOUT_MS;
+    options_number("balloon_report_hold", &balloon.hold_reports); /* else 0 */
     balloon.reserve_pages = mib * 256;
     balloon.work.run = balloon_work;
     work_register(&balloon.work);

@@ -71,25 +71,69 @@ def assert_named_right(g, expected):
         assert int(disks[name]["mib"]) == mib, disks[name]
 
 
-def every_command(g, gone=()):
+PATTERN = 0x5a17c3e9
+
+
+def results(g, command, timeout=60):
+    """A command's output without the kernel log lines among it."""
+    return [line for line in g.command(command, timeout=timeout)
+            if not harness.LOG_STAMP_RE.match(line)]
+
+
+WRITE_LBA = 4096  # past the 1 MiB `blk bench` overwrites
+
+
+def every_command(g, gone=(), data=None):
     """Every console command and its common forms; none may crash the
     kernel, whatever devices came or went (`gone` names disks no longer
-    there: asking for them is an error line, nothing worse)."""
+    there: asking for them is an error line, nothing worse). `data` is the
+    host path of torpor-data when it is attached: the commands write it
+    (bench and write), the host sees exactly what was written, and the
+    disk's new digest is returned."""
     lines = []
-    for command in ("help", "mem", "mem map", "log", "uptime", "pci", "virtio", "blk",
+    for command in ("help", "mem", "mem map", "log", "uptime", "pci", "virtio", "blk", "agent",
                     "balloon", "verify", "free 99", "blk read torpor-swap 0",
                     "blk read torpor-swap 0 2", "blk read 0 0", "blk read 7 0", "blk flush torpor-swap",
-                    "balloon reserve 16", "balloon batch 256 4", "balloon batch 1024 8",
-                    "blk bench nosuchdisk 1", "blk write nosuchdisk 0 1"):
+                    "blk bench torpor-swap 1", "balloon reserve 16", "balloon batch 256 4",
+                    "balloon batch 1024 8", "blk bench nosuchdisk 1", "blk write nosuchdisk 0 1",
+                    "virtio nosuchhook"):
+        lines += g.command(command, timeout=120)
+    # the power hooks, and the commands while frozen (refused, not fatal)
+    assert results(g, "virtio freeze") == ["virtio freeze ok"]
+    for command in ("virtio", "blk", "balloon", "agent", "blk read torpor-swap 0",
+                    "blk flush torpor-swap", "mem"):
         lines += g.command(command, timeout=60)
+    assert results(g, "virtio thaw") == ["virtio thaw ok"]
+    assert results(g, "blk read torpor-swap 0")[-1].startswith("blkread disk=torpor-swap")
+    assert results(g, "virtio freeze") == ["virtio freeze ok"]
+    assert results(g, "virtio restore") == ["virtio restore ok"]
+    assert results(g, "blk read torpor-swap 0")[-1].startswith("blkread disk=torpor-swap")
     for name in gone:
-        for command in ("blk read %s 0" % name, "blk write %s 0 0x5a" % name, "blk flush %s" % name):
+        for command in ("blk read %s 0" % name, "blk write %s 0 0x5a" % name, "blk flush %s" % name,
+                        "blk bench %s 1" % name):
             out = g.command(command, timeout=60)
             assert out == ["error: blk: no disk '%s' (see blk)" % name], out
+    new_digest = None
+    if data:
+        for command in ("blk read torpor-data 0", "blk read torpor-data 0 2", "blk flush torpor-data"):
+            lines += g.command(command, timeout=60)
+        bench = results(g, "blk bench torpor-data 1", timeout=120)
+        assert bench[-1].startswith("blkbench disk=torpor-data "), bench
+        wrote = harness.parse_values(results(g, "blk write torpor-data %d 0x%x 2" % (WRITE_LBA, PATTERN))[-1])
+        assert results(g, "blk flush torpor-data") == ["blkflush disk=torpor-data"]
+        read = results(g, "blk read torpor-data %d 2" % WRITE_LBA)[-1]
+        assert wrote["disk"] == "torpor-data" and harness.parse_values(read)["crc32"] == wrote["crc32"], \
+            (read, wrote)
+        with open(data, "rb") as f:
+            disk = f.read()
+        assert disk[:1 << 20] == b"\xa5" * (1 << 20), "the bench's bytes are not on the disk"
+        assert disk[WRITE_LBA * 512:(WRITE_LBA + 2) * 512] == PATTERN.to_bytes(4, "little") * 256
+        new_digest = hashlib.sha256(disk).hexdigest()
     filled = g.command_values("fill 1")
     lines += g.command("free %s" % filled["id"])
     assert not re.search(r"(?m)^exception vector=", g.output), g.tail()
     assert g.command("uptime")[0].startswith("uptime ms=")  # still alive
+    return new_digest
 
 
 def hibernate_and_resume_again(guest, machine, disks, data_path, data_digest, expected):
@@ -125,7 +169,7 @@ def test_disks_reordered_between_hibernate_and_resume(guest, machine, tmp_path):
     expected = {"torpor-swap": (MEMORY + 64), "torpor-data": DATA_MIB}
     assert_named_right(second, expected)
     assert after["torpor-swap"]["pci"] == before["torpor-data"]["pci"], (before, after)
-    every_command(second)
+    data_digest = every_command(second, data=data)
     hibernate_ok(second)
     assert digest(data) == data_digest, "the next hibernate wrote the data disk"
 
@@ -155,7 +199,7 @@ def test_disk_added_between_hibernate_and_resume(guest, machine, tmp_path):
     assert disks["torpor-data"]["pci"] == slot, disks  # the data disk sits where swap was
     assert_named_right(second, {"torpor-swap": MEMORY + 64, "torpor-data": DATA_MIB})
     assert re.search(r"virtio: blk at \S+ is another device after resume", second.output)
-    every_command(second)
+    data_digest = every_command(second, data=data)  # the new disk answers every command
     hibernate_ok(second)
     assert digest(data) == data_digest, "the next hibernate wrote the data disk"
 

@@ -1,7 +1,8 @@
 """Disks and devices a user may really give, which once made torpor fail a
 hibernation or lose pages: a 16-entry queue without indirect descriptors
-(a full ring is back-pressure, never an error), a write-through disk
-without VIRTIO_BLK_F_FLUSH (the write is the flush), and a balloon whose
+(a full ring is back-pressure, never an error), a disk without
+VIRTIO_BLK_F_FLUSH (the spec makes none of its writes durable: refused
+before it is touched), and a balloon whose
 freeze times out with requests in flight (they are settled, no page is
 lost, and the balloon follows targets exactly again)."""
 
@@ -55,12 +56,49 @@ def test_a_small_ring_without_indirect_descriptors_hibernates_and_resumes(guest,
     assert int(disk["errors"]) == 0, disk
 
 
-def test_a_write_through_disk_without_flush_hibernates_and_resumes(guest, tmp_path):
-    # QEMU offers FLUSH unless the drive is write-through and the device
-    # cannot switch its cache (config-wce=off)
-    g = cycle(guest, tmp_path, properties=",config-wce=off", drive_options=",cache=writethrough")
+def test_a_disk_without_flush_is_refused_before_anything_is_written(guest, tmp_path):
+    """QEMU offers FLUSH unless the drive is write-through and the device
+    cannot switch its cache (config-wce=off). Without FLUSH offered the
+    virtio spec makes no completed write stable (virtio 1.2, 5.2.6.2), so
+    hibernate refuses before it touches the disk: not one request reaches
+    it, its bytes are unchanged, and the system runs on."""
+    swap = str(tmp_path / "swap.img")
+    with open(swap, "wb") as f:
+        f.truncate(448 * MIB)
+        f.seek(0)
+        f.write(b"not an image, and must stay so" * 100)
+    with open(swap, "rb") as f:
+        before = f.read()
+    args = ["-drive", "if=none,id=swapd,format=raw,file=%s,cache=writethrough" % swap,
+            "-device", "virtio-blk-pci,drive=swapd,serial=torpor-swap,config-wce=off"]
+    g = guest(memory=384, options=["--no-swap"], qemu_args=args)
+    g.wait_ready()
+    assert g.command("fill 32 5")[0].startswith("fill id=0")
+
+    def counters():
+        disk = harness.parse_values([l for l in g.command("blk") if "torpor-swap" in l][0])
+        assert disk["flush"] == "0", disk
+        return {key: disk[key] for key in ("reads", "writes", "flushes", "errors")}
+
+    before_counters = counters()
+    g.send("hibernate\r")
+    failed = g.wait_for(FAILED_RE, timeout=120)
+    g.wait_prompt()
+    assert failed.group(0).strip() == "hibernate failed reason=disk-not-durable flush=0", failed.group(0)
+    assert counters() == before_counters  # not one request
+    assert before_counters["writes"] == "0", before_counters
+    assert g.command("verify") == ["verify ok regions=1 kib=32768"]
+    with open(swap, "rb") as f:
+        assert f.read() == before, "the refused hibernation changed the disk"
+
+
+def test_a_write_through_disk_that_offers_flush_hibernates_and_resumes(guest, tmp_path):
+    """The same write-through drive with config-wce on (QEMU's default)
+    offers FLUSH: the writer flushes after its writes (the spec's third
+    case, 5.2.6.2) and the cycle works, the resume's marks included."""
+    g = cycle(guest, tmp_path, drive_options=",cache=writethrough")
     disk = harness.parse_values([l for l in g.command("blk") if "torpor-swap" in l][0])
-    assert disk["flush"] == "0", disk
+    assert disk["flush"] == "1", disk
     assert "cannot-record-attempt" not in g.output
 
 
@@ -96,6 +134,50 @@ def test_a_balloon_freeze_that_times_out_settles_what_was_in_flight(guest):
     b = values(g, "balloon")
     assert b["actual_pages"] == b["list_pages"] == 0 and b["inflating"] == 0, b
     assert values(g, "mem")["free_kib"] == free_start
+
+
+def test_free_page_reports_in_flight_at_a_freeze_timeout_are_given_back(guest):
+    """Free page reporting on, and the test-only boot option
+    balloon_report_hold=1: the balloon reads no report's answer until its
+    next freeze, so every report slot is in flight when the freeze gives up
+    at once (balloon_freeze_timeout_ms=0). The hibernation fails and thaws;
+    the blocks come back to the allocator, free memory returns to exactly
+    what it was with them, and reporting goes on (the blocks the host may
+    not have seen are reported again)."""
+    options = "balloon_freeze_timeout_ms=0 balloon_report_hold=1"
+    g = guest(memory=512, options=["--balloon", "free-page-reporting=on"],
+              qemu_args=["-fw_cfg", "name=opt/torpor/cmdline,string=%s" % options])
+    g.wait_ready()
+    # every slot fills (512 MiB has far more than 16 free 2 MiB blocks)
+    # and stays full: no answer is read
+    deadline = harness.time.monotonic() + 60
+    while True:
+        m = values(g, "mem")
+        if m["reporting_kib"] >= 16 * 2048:
+            break
+        assert harness.time.monotonic() < deadline, "the reports never filled their slots: %r" % m
+        harness.time.sleep(0.5)  # bounded poll: reporting runs every 2 s
+    assert values(g, "balloon")["reported_pages"] == 0  # held: no answer read
+    held_kib = m["reporting_kib"]
+    whole = m["free_kib"] + held_kib  # free memory with the blocks back
+
+    g.send("hibernate\r")
+    failed = g.wait_for(FAILED_RE, timeout=120)
+    g.wait_prompt()
+    assert failed.group(1) == "freeze-failed", failed.group(0)
+    timed_out = re.search(r"balloon: freeze timed out with 0 requests and (\d+) reports in flight",
+                          g.output)
+    assert timed_out and int(timed_out.group(1)) == 16, g.tail()
+
+    # thawed: reporting goes on (answers are read now), and once every free
+    # block is reported no report stays in flight and nothing is missing
+    deadline = harness.time.monotonic() + 90
+    while True:
+        m, b = values(g, "mem"), values(g, "balloon")
+        if b["reported_pages"] * 4 >= held_kib and m["reporting_kib"] == 0 and m["free_kib"] == whole:
+            break
+        assert harness.time.monotonic() < deadline, (whole, held_kib, m, b)
+        harness.time.sleep(0.5)  # bounded poll of the guest's own counters
 
 
 def test_a_read_that_outlasts_its_timeout_resets_the_disk_first(guest, tmp_path):

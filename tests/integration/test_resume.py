@@ -356,3 +356,41 @@ def test_resume_after_the_balloon_vanished_gives_its_pages_back(guest, tmp_path)
     assert mem["balloon_kib"] == 0, mem
     assert mem["free_kib"] >= free_before + 16384 * 4 - 4096, (mem, free_before)
     assert second.command("verify") == ["verify ok regions=1 kib=16384"]
+
+
+def test_the_clock_after_resume_is_recalibrated_and_runs_at_the_hosts_rate(guest, tmp_path):
+    """The resumed kernel measures the TSC again (the new QEMU process may
+    run it at another rate): its log shows the `clock: tsc N Hz` line
+    after the jump into the image. `uptime` continues from the snapshot
+    (never backwards, the time hibernated not counted) and then runs at
+    the host's rate: two readings bracketed by host monotonic time, as
+    test_boot.py checks after a boot, with the same generous bounds."""
+    from test_boot import calibration, uptime_ms, wait_until
+
+    swap = str(tmp_path / "swap.img")
+    first = guest(options=["--swap", swap])
+    first.wait_ready()
+    before_ms, _, before_host = uptime_ms(first)
+    hibernate_ok(first)
+
+    second = guest(options=["--swap", swap])
+    resume_ok(second)
+    after_jump = second.output.split("resume: jumping into the image", 1)
+    assert len(after_jump) == 2, second.tail()
+    resumed_log = after_jump[1].split("resume ok", 1)[0]
+    line = re.search(r"clock: tsc (\d+) Hz(.*)", resumed_log)
+    assert line and line.group(2).strip() == "", "no recalibration after resume:\n%s" % resumed_log
+    assert 100_000_000 <= int(line.group(1)) <= 100_000_000_000, line.group(0)
+
+    first_ms, first_before, first_after = uptime_ms(second)
+    # continuous: no earlier than at the snapshot, and at most the host
+    # time that passed since (doubled for a slow clock reading)
+    assert before_ms <= first_ms <= before_ms + 2000 * (first_after - before_host) + 1000, \
+        (before_ms, first_ms, first_after - before_host)
+    wait_until(first_after + 1.5)
+    second_ms, second_before, second_after = uptime_ms(second)
+    guest_delta = (second_ms - first_ms) / 1000
+    host_least, host_most = second_before - first_after, second_after - first_before
+    assert 0.5 * host_least <= guest_delta <= 2 * host_most, (
+        "after resume uptime advanced %.3fs while the host measured %.3fs to %.3fs (%s)"
+        % (guest_delta, host_least, host_most, calibration(resumed_log)))

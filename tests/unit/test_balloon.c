@@ -1259,6 +1259,57 @@ static void test_big_balloon_spans_many_chunks_and_deflates_fully(void **state)
     assert_int_equal(f->last_actual, 0);
 }
 
+static void test_stats_buffer_is_every_tag_in_order_in_bytes(void **state)
+{
+    struct balloon_stat stats[BALLOON_STAT_COUNT];
+
+    (void)state;
+    memset(stats, 0xee, sizeof stats);
+    balloon_fill_stats(stats, 3ull << 30, 8ull << 30);
+    /* the wire layout: a 16-bit tag then a 64-bit value, packed (5.5.6.3) */
+    assert_int_equal(sizeof stats[0], 10);
+    assert_int_equal(BALLOON_STAT_COUNT, 10);
+    for (unsigned tag = 0; tag < BALLOON_STAT_COUNT; tag++) {
+        uint64_t want = tag == BALLOON_STAT_MEMORY_FREE || tag == BALLOON_STAT_AVAILABLE ? 3ull << 30
+                        : tag == BALLOON_STAT_MEMORY_TOTAL                               ? 8ull << 30
+                                                                                         : 0;
+        assert_int_equal(stats[tag].tag, tag);
+        assert_true(stats[tag].value == want);
+    }
+    /* the spec's numbers for the tags torpor fills */
+    assert_int_equal(BALLOON_STAT_MEMORY_FREE, 4);
+    assert_int_equal(BALLOON_STAT_MEMORY_TOTAL, 5);
+    assert_int_equal(BALLOON_STAT_AVAILABLE, 6);
+}
+
+static uint64_t given[BALLOON_REPORTS];
+static unsigned given_count;
+
+static void record_given(uint64_t address)
+{
+    assert_true(given_count < BALLOON_REPORTS);
+    given[given_count++] = address;
+}
+
+static void test_settled_reports_give_each_block_back_once(void **state)
+{
+    struct balloon_report reports[BALLOON_REPORTS] = { { 0 } };
+
+    (void)state;
+    given_count = 0;
+    for (unsigned i = 0; i < BALLOON_REPORTS; i += 3)
+        reports[i] = (struct balloon_report){ 0x200000ull * (i + 1), 9, 1 };
+    assert_int_equal(balloon_reports_busy(reports), 6);
+    balloon_reports_settle(reports, record_given);
+    assert_int_equal(balloon_reports_busy(reports), 0);
+    assert_int_equal(given_count, 6);
+    for (unsigned k = 0; k < given_count; k++)
+        assert_true(given[k] == 0x200000ull * (3 * k + 1));
+    /* settled twice: nothing is given twice */
+    balloon_reports_settle(reports, record_given);
+    assert_int_equal(given_count, 6);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1295,6 +1346,8 @@ int main(void)
         cmocka_unit_test_teardown(test_discard_all_with_reclaimed_pages_still_to_tell, fake_teardown),
         cmocka_unit_test_teardown(test_discard_all_with_an_inflate_and_a_tell_in_flight, fake_teardown),
         cmocka_unit_test_teardown(test_big_balloon_spans_many_chunks_and_deflates_fully, fake_teardown),
+        cmocka_unit_test(test_stats_buffer_is_every_tag_in_order_in_bytes),
+        cmocka_unit_test(test_settled_reports_give_each_block_back_once),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -14,7 +14,9 @@
 
 #include <cmocka.h>
 
+#include "boot/handoff.h"
 #include "lib/hash.h"
+#include "mm/memory_map.h"
 #include "pm/image.h"
 
 #define PAGE IMAGE_PAGE_SIZE
@@ -441,6 +443,93 @@ static void test_built_image_is_accepted(void **state)
     uint64_t sum = b.h.header_checksum;
     image_seal(&b.h);
     assert_int_equal(b.h.header_checksum, sum);
+    free_image(&b);
+}
+
+/* This boot's RAM runs as hibernate takes them: the zones memory_map_spans
+ * makes from a firmware map of `runs` RAM runs of 64 pages, each between
+ * reserved pages. Returns how many. */
+static size_t runs_of_map(unsigned runs, struct image_ram_range *out, size_t capacity)
+{
+    static struct memory_range map[256];
+    struct memory_map_span spans[128];
+    uint64_t base = 0x100000, dropped = 0;
+    unsigned n = 0;
+
+    assert_true(runs <= 128 && 2 * runs <= 256);
+    for (unsigned i = 0; i < runs; i++) {
+        map[n++] = (struct memory_range){ base, 64, MEMORY_USABLE, 7 };
+        base += 64 * PAGE;
+        map[n++] = (struct memory_range){ base, 1, MEMORY_RESERVED, 0 };
+        base += PAGE;
+    }
+    unsigned count = memory_map_spans(map, n, spans, 128, &dropped);
+    assert_int_equal(dropped, 0);
+    assert_true(count <= capacity);
+    for (unsigned i = 0; i < count; i++)
+        out[i] = RANGE(spans[i].base_pfn, spans[i].page_count);
+    return count;
+}
+
+static void test_a_100_range_map_is_refused_before_anything_is_written(void **state)
+{
+    (void)state;
+    struct image_ram_range runs[128];
+
+    /* every run becomes a zone, in address order: 100 do not fit a header */
+    assert_int_equal(runs_of_map(100, runs, 128), 100);
+    assert_int_equal(image_check_ranges(runs, 100), IMAGE_TOO_MANY_RANGES);
+    assert_string_equal(image_refusal_text(IMAGE_TOO_MANY_RANGES), "too-many-ram-ranges");
+    /* the limit is exact: 64 fit, 65 do not */
+    assert_int_equal(runs_of_map(64, runs, 128), 64);
+    assert_int_equal(image_check_ranges(runs, 64), IMAGE_OK);
+    assert_int_equal(runs_of_map(65, runs, 128), 65);
+    assert_int_equal(image_check_ranges(runs, 65), IMAGE_TOO_MANY_RANGES);
+    /* and runs a header could not be resumed with are refused as such */
+    assert_int_equal(image_check_ranges(runs, 0), IMAGE_BAD_LAYOUT);
+    struct image_ram_range swapped[] = { RANGE(0x400, 16), RANGE(0x100, 16) };
+    assert_int_equal(image_check_ranges(swapped, 2), IMAGE_BAD_LAYOUT);
+}
+
+static void test_the_sealed_header_self_check_is_resumes(void **state)
+{
+    (void)state;
+    struct built b;
+
+    /* a sound image of 64 runs passes the writer's self-check */
+    struct image_ram_range runs[128];
+    uint64_t pfns[64];
+    size_t count = runs_of_map(64, runs, 128);
+    for (size_t i = 0; i < count; i++)
+        pfns[i] = runs[i].base / PAGE + 1; /* one saved page in each run */
+    build_image(&b, runs, (uint32_t)count, pfns, count);
+    assert_int_equal(image_check_sealed(&b.h, runs, count, DISK_SECTORS(&b), SERIAL), IMAGE_OK);
+    assert_int_equal(image_check_header(&b.h, &b.expect), IMAGE_OK);
+
+    /* the header's runs out of order (as find_spans once made them):
+     * resume would refuse it, so the writer must not send it */
+    struct image_ram_range first = b.h.ranges[0];
+    b.h.ranges[0] = b.h.ranges[1];
+    b.h.ranges[1] = first;
+    image_seal(&b.h);
+    assert_int_equal(image_check_sealed(&b.h, runs, count, DISK_SECTORS(&b), SERIAL), IMAGE_BAD_LAYOUT);
+    assert_int_equal(image_check_header(&b.h, NULL), IMAGE_BAD_LAYOUT);
+
+    /* in order but not this boot's runs (one left out): refused too */
+    b.h.ranges[1] = b.h.ranges[0];
+    b.h.ranges[0] = first;
+    image_seal(&b.h);
+    assert_int_equal(image_check_sealed(&b.h, runs, count, DISK_SECTORS(&b), SERIAL), IMAGE_OK);
+    assert_int_equal(image_check_sealed(&b.h, runs + 1, count - 1, DISK_SECTORS(&b), SERIAL),
+                     IMAGE_RAM_LAYOUT_CHANGED);
+    /* this boot's runs beyond what a header holds: refused whatever the header */
+    struct image_ram_range many[128];
+    assert_int_equal(runs_of_map(100, many, 128), 100);
+    assert_int_equal(image_check_sealed(&b.h, many, 100, DISK_SECTORS(&b), SERIAL),
+                     IMAGE_TOO_MANY_RANGES);
+    /* and the disk is resume's too */
+    assert_int_equal(image_check_sealed(&b.h, runs, count, DISK_SECTORS(&b) + 8, SERIAL),
+                     IMAGE_DISK_CHANGED);
     free_image(&b);
 }
 
@@ -1436,6 +1525,7 @@ static void test_refusal_texts(void **state)
         [IMAGE_BAD_ZERO_COUNT] = "bad-zero-count",
         [IMAGE_BAD_ENTRY_FLAGS] = "bad-entry-flags",
         [IMAGE_BAD_PAGE_CHECKSUM] = "bad-page-checksum",
+        [IMAGE_TOO_MANY_RANGES] = "too-many-ram-ranges",
     };
 
     for (int i = 0; i < IMAGE_REFUSAL_COUNT; i++) {
@@ -1859,6 +1949,8 @@ int main(void)
         cmocka_unit_test(test_index_bytes_rounds_up_to_pages),
         cmocka_unit_test(test_layout_sectors_and_bytes),
         cmocka_unit_test(test_built_image_is_accepted),
+        cmocka_unit_test(test_a_100_range_map_is_refused_before_anything_is_written),
+        cmocka_unit_test(test_the_sealed_header_self_check_is_resumes),
         cmocka_unit_test(test_small_images_are_accepted),
         cmocka_unit_test(test_image_round_trips_through_a_disk),
         cmocka_unit_test(test_all_zero_header_is_no_image),
