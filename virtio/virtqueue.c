@@ -19,15 +19,25 @@
 #define READ_SHARED(x) (*(const volatile __typeof__(x) *)&(x))
 #define WRITE_SHARED(x, v) (*(volatile __typeof__(x) *)&(x) = (v))
 
+#define COMPACT_ALIGN 16 /* descriptors and indirect tables: 16; used ring: 4 (2.7, 2.8) */
+
 static size_t split_avail_offset(uint16_t size) { return 16u * size; }
-static size_t split_used_offset(uint16_t size) { return ALIGN_UP(16u * size + 6 + 2u * size, RING_ALIGN); }
-static size_t split_rings_bytes(uint16_t size) { return split_used_offset(size) + 6 + 8u * size; }
+static size_t split_used_offset(const struct vq_config *config)
+{
+    return ALIGN_UP(16u * config->size + 6 + 2u * config->size,
+                    config->compact ? COMPACT_ALIGN : RING_ALIGN);
+}
 static size_t packed_rings_bytes(uint16_t size) { return 16u * size + 8; }
 
 static size_t rings_bytes(const struct vq_config *config)
 {
-    return config->layout == VQ_SPLIT ? split_rings_bytes(config->size)
+    return config->layout == VQ_SPLIT ? split_used_offset(config) + 6 + 8u * config->size
                                       : packed_rings_bytes(config->size);
+}
+
+static size_t ring_align(const struct vq_config *config)
+{
+    return config->compact ? COMPACT_ALIGN : RING_ALIGN;
 }
 
 static int uses_indirect(const struct vq_config *config)
@@ -37,7 +47,7 @@ static int uses_indirect(const struct vq_config *config)
 
 size_t vq_ring_bytes(const struct vq_config *config)
 {
-    size_t bytes = ALIGN_UP(rings_bytes(config), RING_ALIGN);
+    size_t bytes = ALIGN_UP(rings_bytes(config), ring_align(config));
 
     if (uses_indirect(config))
         bytes += (size_t)config->size * config->indirect_max * 16;
@@ -69,7 +79,7 @@ int vq_init(struct virtqueue *vq, const struct vq_config *config, void *ring_mem
     if (config->layout == VQ_SPLIT) {
         vq->desc = (struct vring_desc *)ring;
         vq->avail = (struct vring_avail *)(ring + split_avail_offset(size));
-        vq->used = (struct vring_used *)(ring + split_used_offset(size));
+        vq->used = (struct vring_used *)(ring + split_used_offset(config));
     } else {
         vq->packed = (struct vring_packed_desc *)ring;
         vq->driver_event = (struct vring_packed_event *)(ring + 16u * size);
@@ -78,7 +88,7 @@ int vq_init(struct virtqueue *vq, const struct vq_config *config, void *ring_mem
         vq->free_slots = size;
     }
     if (uses_indirect(config))
-        vq->indirect_tables = ring + ALIGN_UP(rings_bytes(config), RING_ALIGN);
+        vq->indirect_tables = ring + ALIGN_UP(rings_bytes(config), ring_align(config));
 
     vq->chains = state_memory;
     vq->free_next = (uint16_t *)((uint8_t *)state_memory +

@@ -27,6 +27,8 @@ struct vq_config {
     uint16_t size;          /* entries; a power of two for split rings */
     int event_idx;          /* VIRTIO_RING_F_EVENT_IDX negotiated */
     uint16_t indirect_max;  /* >1: VIRTIO_RING_F_INDIRECT_DESC negotiated, table entries per chain */
+    int compact;            /* modern only: areas at their own alignment (2.7 table), not the
+                               legacy page layout, so a small queue takes a few hundred bytes */
 };
 
 struct vq_buffer {

@@ -566,7 +566,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     pool_hint = 0;
     h.honest = 1;
     h.config = (struct vq_config){ shape & 1 ? VQ_PACKED : VQ_SPLIT, queue_size, (shape >> 1) & 1,
-                                   indirect_choices[(shape >> 2) & 7] };
+                                   indirect_choices[(shape >> 2) & 7], (shape >> 5) & 1 };
     h.ring_bytes = vq_ring_bytes(&h.config);
     CHECK(h.ring_bytes <= sizeof(ring_memory));
     h.ring = ring_memory;

@@ -203,12 +203,15 @@ static void check_written(const struct request *r, uint32_t length)
 
 /* ---- the queue and its device ------------------------------------------ */
 
+/* the next open_queue uses the modern compact layout; teardown clears it */
+static int compact_layout;
+
 static void open_queue(enum vq_layout layout, uint16_t size, int event_idx, uint16_t indirect_max)
 {
     if (!h.rng)
         h.rng = 0x12345678u ^ size ^ ((uint32_t)layout << 20) ^ ((uint32_t)event_idx << 21) ^
                 ((uint32_t)indirect_max << 22);
-    h.config = (struct vq_config){ layout, size, event_idx, indirect_max };
+    h.config = (struct vq_config){ layout, size, event_idx, indirect_max, compact_layout };
     h.ring_bytes = vq_ring_bytes(&h.config);
     h.ring_allocated = (h.ring_bytes + 4095) & ~(size_t)4095;
     h.state_bytes = vq_state_bytes(&h.config);
@@ -257,6 +260,7 @@ static int teardown(void **state)
 {
     (void)state;
     close_queue();
+    compact_layout = 0;
     return 0;
 }
 
@@ -367,7 +371,7 @@ static uint16_t *split_used_event(void) { return &h.dev.avail->ring[h.config.siz
 
 static int try_init(enum vq_layout layout, uint16_t size)
 {
-    struct vq_config config = { layout, size, 0, 0 };
+    struct vq_config config = { layout, size, 0, 0, 0 };
     size_t ring_bytes = vq_ring_bytes(&config), state_bytes = vq_state_bytes(&config);
     void *ring = aligned_alloc(4096, (ring_bytes + 4095) & ~(size_t)4095);
     void *state = malloc(state_bytes ? state_bytes : 1);
@@ -479,6 +483,34 @@ static void test_split_areas_follow_the_legacy_layout_inside_ring_bytes(void **s
     }
 }
 
+/* Modern devices take each area at its own address (4.1.4.3): the used
+ * ring right after the available ring, a small queue in a few hundred
+ * bytes (virtio-console's many data queues, docs/virtio.md). */
+static void test_split_compact_areas_are_packed_inside_ring_bytes(void **state)
+{
+    (void)state;
+    static const uint16_t sizes[] = { 1, 2, 8, 32, 256 };
+    for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+        for (uint16_t indirect = 0; indirect <= 4; indirect += 4) {
+            uint16_t size = sizes[i];
+            compact_layout = 1;
+            open_queue(VQ_SPLIT, size, 1, indirect);
+            uint64_t base = (uintptr_t)h.ring;
+            uint64_t avail = vq_driver_area(&h.vq) - base, used = vq_device_area(&h.vq) - base;
+            size_t avail_end = 16u * size + 6 + 2u * size;
+            assert_int_equal(avail, 16u * size);
+            assert_int_equal(used, (avail_end + 15) & ~(size_t)15); /* 16 >= the 4 the used ring asks */
+            assert_true(used + 6 + 8u * size <= h.ring_bytes);
+            if (!indirect)
+                assert_true(h.ring_bytes < (size_t)32 * size + 64);
+            close_queue();
+        }
+    }
+    struct vq_config eight = { VQ_SPLIT, 8, 1, 0, 1 };
+    assert_true(vq_ring_bytes(&eight) + vq_state_bytes(&eight) <= 512);
+    compact_layout = 0;
+}
+
 static void test_packed_areas_are_aligned_and_inside_ring_bytes(void **state)
 {
     (void)state;
@@ -507,7 +539,7 @@ static void test_ring_bytes_grow_with_indirect_max(void **state)
         for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
             if (layout == VQ_SPLIT && sizes[i] == 12)
                 continue;
-            struct vq_config c = { layout, sizes[i], 0, 0 };
+            struct vq_config c = { layout, sizes[i], 0, 0, 0 };
             size_t none = vq_ring_bytes(&c), previous = none;
             c.indirect_max = 1; /* 1 means no indirect descriptors */
             assert_int_equal(vq_ring_bytes(&c), none);
@@ -794,6 +826,12 @@ static void run_stress(const struct params *p, uint16_t size, uint64_t chains)
 }
 
 static void test_wrap_around_size_8(void **state) { run_stress(*state, 8, 70000); }
+/* the modern compact layout under the same model */
+static void test_wrap_around_compact_size_8(void **state)
+{
+    compact_layout = 1;
+    run_stress(*state, 8, 70000);
+}
 static void test_wrap_around_size_16(void **state) { run_stress(*state, 16, 70000); }
 static void test_wrap_around_packed_size_12(void **state) { run_stress(*state, 12, 30000); }
 
@@ -1572,6 +1610,7 @@ int main(void)
         ALL_VARIANTS(test_init_clears_the_rings_and_starts_empty),
         TEST(test_packed_size_100_fills_drains_and_wraps),
         TEST(test_split_areas_follow_the_legacy_layout_inside_ring_bytes),
+        TEST(test_split_compact_areas_are_packed_inside_ring_bytes),
         TEST(test_packed_areas_are_aligned_and_inside_ring_bytes),
         TEST(test_ring_bytes_grow_with_indirect_max),
         ALL_VARIANTS(test_one_chain_comes_back_with_its_token_and_written_length),
@@ -1579,6 +1618,7 @@ int main(void)
         ALL_VARIANTS(test_out_of_order_completion_returns_tokens_in_the_device_order),
         ALL_VARIANTS(test_in_flight_counts_chains_not_descriptors),
         ALL_VARIANTS(test_wrap_around_size_8),
+        ALL_VARIANTS(test_wrap_around_compact_size_8),
         ALL_VARIANTS(test_wrap_around_size_16),
         PACKED_VARIANTS(test_wrap_around_packed_size_12),
         TEST(test_indirect_chain_takes_one_ring_descriptor_split),
