@@ -164,132 +164,6 @@ void virtio_device_ready(struct virtio_device *d)
     d->transport->set_status(d, (uint8_t)(d->transport->get_status(d) | VIRTIO_STATUS_DRIVER_OK));
 }
 
-/* ---- queues ------------------------------------------------------------ */
-
-static void free_queue_memory(struct virtio_queue *q)
-{
-    if (q->ring_memory)
-        page_free(q->ring_memory);
-    if (q->state_memory)
-        page_free(q->state_memory);
-    q->ring_memory = q->state_memory = 0;
-    q->active = 0;
-}
-
-int virtio_setup_queues(struct virtio_device *d, unsigned count,
-                        const struct virtio_queue_request *requests)
-{
-    if (count == 0 || count > VIRTIO_MAX_QUEUES)
-        return -1;
-    d->queue_count = count;
-    if (virtio_setup_interrupts(d, count) != 0) {
-        d->error = "no interrupt vector";
-        return -1;
-    }
-    for (unsigned i = 0; i < count; i++) {
-        struct virtio_queue *q = &d->queues[i];
-        uint16_t max = d->transport->queue_max_size(d, i);
-        if (max == 0) {
-            d->error = "the device lacks a queue the driver needs";
-            goto fail;
-        }
-        q->request = requests[i];
-        int packed = virtio_has_feature(d, VIRTIO_F_RING_PACKED);
-        uint16_t size = max;
-        if (!d->transport->fixed_queue_size) {
-            if (requests[i].size && requests[i].size < size)
-                size = requests[i].size;
-            if (size > VQ_MAX_SIZE)
-                size = VQ_MAX_SIZE;
-            if (!packed) /* split rings are powers of two */
-                while (size & (size - 1))
-                    size &= (uint16_t)(size - 1);
-        } else if (size > VQ_MAX_SIZE || (size & (size - 1))) {
-            d->error = "legacy queue size out of range";
-            goto fail;
-        }
-        struct vq_config config = {
-            .layout = packed ? VQ_PACKED : VQ_SPLIT,
-            .size = size,
-            .event_idx = virtio_has_feature(d, VIRTIO_RING_F_EVENT_IDX),
-            .indirect_max = virtio_has_feature(d, VIRTIO_RING_F_INDIRECT_DESC) ? requests[i].indirect_max : 0,
-        };
-        q->ring_memory = page_alloc(page_order_for(vq_ring_bytes(&config)), PAGE_TAG_KERNEL);
-        q->state_memory = page_alloc(page_order_for(vq_state_bytes(&config)), PAGE_TAG_KERNEL);
-        if (!q->ring_memory || !q->state_memory ||
-            vq_init(&q->ring, &config, (void *)(uintptr_t)q->ring_memory,
-                    (void *)(uintptr_t)q->state_memory) != 0) {
-            d->error = "no memory for a virtqueue";
-            goto fail;
-        }
-        uint16_t entry = !d->msix ? VIRTIO_MSI_NO_VECTOR
-                         : (uint16_t)(d->msix_per_queue ? 1 + i : 1);
-        if (d->transport->setup_queue(d, i, &q->ring, entry) != 0) {
-            d->error = "the device refused a virtqueue";
-            goto fail;
-        }
-        q->active = 1;
-    }
-    return 0;
-fail:
-    virtio_delete_queues(d);
-    return -1;
-}
-
-void virtio_delete_queues(struct virtio_device *d)
-{
-    /* a reset makes the device forget the rings before we free them */
-    d->transport->reset(d);
-    for (unsigned i = 0; i < d->queue_count; i++)
-        free_queue_memory(&d->queues[i]);
-    if (d->msix)
-        pci_msix_disable(d->pci);
-    else
-        pci_intx_mask(d->pci, 1);
-    d->msix = 0; /* legacy device config moves back with MSI-X off */
-}
-
-struct virtqueue *virtio_queue(struct virtio_device *d, unsigned queue)
-{
-    return queue < d->queue_count && d->queues[queue].active ? &d->queues[queue].ring : 0;
-}
-
-void virtio_notify(struct virtio_device *d, unsigned queue)
-{
-    if (vq_kick_prepare(&d->queues[queue].ring))
-        d->transport->notify(d, queue);
-}
-
-uint16_t virtio_queue_max_size(struct virtio_device *d, unsigned index)
-{
-    return d->transport->queue_max_size(d, index);
-}
-
-int virtio_queue_size_fixed(const struct virtio_device *d)
-{
-    return d->transport->fixed_queue_size;
-}
-
-int virtio_attach_private_queue(struct virtio_device *d, unsigned index, struct virtqueue *ring)
-{
-    vq_disable_interrupts(ring);
-    if (d->transport->setup_queue(d, index, ring, VIRTIO_MSI_NO_VECTOR) != 0)
-        return -1;
-    virtio_device_ready(d);
-    return 0;
-}
-
-void virtio_private_notify(struct virtio_device *d, unsigned index, struct virtqueue *ring)
-{
-    if (vq_kick_prepare(ring))
-        d->transport->notify(d, index);
-}
-
-void virtio_reset(struct virtio_device *d)
-{
-    d->transport->reset(d);
-}
-
 /* ---- discovery --------------------------------------------------------- */
 
 static int virtio_type_of(const struct pci_function *f)
@@ -351,6 +225,7 @@ static struct virtio_device *add_device(struct pci_function *f, int type)
     d->pci_device = f->device;
     d->pci_function = f->function;
     d->type = (uint16_t)type;
+    d->queues = d->inline_queues;
     if (virtio_pci_attach(d) == 0)
         bind(d);
     return d;
@@ -378,13 +253,13 @@ static void drop(struct virtio_device *d, const char *why)
 {
     if (d->driver && d->driver->remove)
         d->driver->remove(d);
+    virtio_release_queues(d); /* the device is not touched */
     d->gone = 1;
     d->frozen = 0;
     d->driver = 0;
     d->driver_data = 0;
     d->pci = 0;
     d->transport = 0;
-    d->queue_count = 0;
     d->error = why;
 }
 

@@ -27,9 +27,16 @@ static inline int virtio_has_feature(const struct virtio_device *device, unsigne
 }
 
 /* For drivers: */
+/* The queues the device has (at most VIRTIO_MAX_QUEUES), after
+ * virtio_reinitialize. */
+unsigned virtio_queue_count(struct virtio_device *device);
+/* count queues, each as its request asks (at most VIRTIO_MAX_QUEUES). */
 int virtio_setup_queues(struct virtio_device *device, unsigned count,
                         const struct virtio_queue_request *requests);
 void virtio_delete_queues(struct virtio_device *device); /* resets the device first */
+/* For the core (virtio.c, when a device is gone): frees every queue's
+ * memory and the queue array without touching the device. */
+void virtio_release_queues(struct virtio_device *device);
 void virtio_device_ready(struct virtio_device *device);  /* DRIVER_OK */
 /* Resets and negotiates again (thaw/restore start here); 0 or -1. */
 int virtio_reinitialize(struct virtio_device *device);

@@ -12,7 +12,16 @@
 #include "virtio/virtqueue.h"         // struct virtqueue
 
 #define VIRTIO_MAX_DEVICES 16
-#define VIRTIO_MAX_QUEUES 8
+/* Queues a device may have: a virtio-console with CONSOLE_PORTS_MAX (32)
+ * ports needs 2 * 32 + 2 (5.3.2). A device with more gets its first 66;
+ * a device uses only as many as its transport reports. */
+#define VIRTIO_MAX_QUEUES 66
+/* Queues whose array sits in the device entry; a device with more gets a
+ * page_alloc'd array while its queues are set up. */
+#define VIRTIO_INLINE_QUEUES 8
+/* One MSI-X vector per queue only up to this many queues: beyond, the
+ * queues share one (IDT vectors are few; 4.1.4.5 allows sharing). */
+#define VIRTIO_MAX_QUEUE_VECTORS 8
 
 #define VIRTIO_TYPE_BLOCK 2
 #define VIRTIO_TYPE_BALLOON 5
@@ -66,14 +75,17 @@ struct virtio_transport;
 struct virtio_queue {
     struct virtqueue ring;
     int active;
-    uint64_t ring_memory, state_memory; /* page_alloc blocks */
+    uint64_t ring_memory, state_memory; /* legacy: page_alloc blocks */
     struct virtio_queue_request request;
     volatile uint16_t *doorbell;        /* modern: checked inside the notify region */
 };
 
+#define VIRTIO_IRQ_CONFIG (-1)
+#define VIRTIO_IRQ_ALL_QUEUES (-2)
+
 struct virtio_irq {
     struct virtio_device *device;
-    int queue; /* -1: config change; VIRTIO_MAX_QUEUES: every queue */
+    int queue; /* a queue, VIRTIO_IRQ_CONFIG or VIRTIO_IRQ_ALL_QUEUES */
 };
 
 struct virtio_device {
@@ -92,12 +104,15 @@ struct virtio_device {
     void *driver_data;
     const char *error;  /* why the device is not in use, or NULL */
     unsigned queue_count;
-    struct virtio_queue queues[VIRTIO_MAX_QUEUES];
+    struct virtio_queue *queues;  /* inline_queues, or page_alloc'd for more */
+    struct virtio_queue inline_queues[VIRTIO_INLINE_QUEUES];
+    uint64_t queue_array;         /* page_alloc block of queues, or 0 */
+    uint64_t queue_memory;        /* modern: one block for every ring and state, or 0 */
     int msix;           /* interrupts through MSI-X; else INTx */
     int msix_per_queue; /* one MSI-X entry per queue, else one shared */
     uint8_t config_vector, queue_vector_base, intx_vector;
     int intx_gsi;
-    struct virtio_irq irqs[VIRTIO_MAX_QUEUES + 2];
+    struct virtio_irq irqs[VIRTIO_MAX_QUEUE_VECTORS + 1];
     uint64_t interrupts, config_changes;
     /* transport state */
     uint16_t io_base;                    /* legacy: BAR0 */

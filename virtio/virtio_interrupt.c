@@ -12,7 +12,7 @@
 static void run_queue_callbacks(struct virtio_device *d, int queue)
 {
     for (unsigned q = 0; q < d->queue_count; q++) {
-        if ((queue == VIRTIO_MAX_QUEUES || (unsigned)queue == q) && d->queues[q].active &&
+        if ((queue == VIRTIO_IRQ_ALL_QUEUES || (unsigned)queue == q) && d->queues[q].active &&
             d->queues[q].request.callback)
             d->queues[q].request.callback(d, q);
     }
@@ -31,7 +31,7 @@ static void msix_interrupt(struct interrupt_frame *frame, void *context)
 
     (void)frame;
     irq->device->interrupts++;
-    if (irq->queue < 0)
+    if (irq->queue == VIRTIO_IRQ_CONFIG)
         config_changed(irq->device);
     else
         run_queue_callbacks(irq->device, irq->queue);
@@ -44,7 +44,7 @@ void virtio_service_isr(struct virtio_device *d)
     uint8_t isr = d->transport->read_isr(d);
 
     if (isr & 1)
-        run_queue_callbacks(d, VIRTIO_MAX_QUEUES);
+        run_queue_callbacks(d, VIRTIO_IRQ_ALL_QUEUES);
     if (isr & 2)
         config_changed(d);
 }
@@ -68,7 +68,7 @@ int virtio_setup_interrupts(struct virtio_device *d, unsigned queues)
     struct pci_function *f = d->pci;
 
     d->msix = f->msix_table_size >= 2;
-    d->msix_per_queue = f->msix_table_size >= queues + 1;
+    d->msix_per_queue = f->msix_table_size >= queues + 1 && queues <= VIRTIO_MAX_QUEUE_VECTORS;
     if (d->msix) {
         if (!d->config_vector) {
             int config = interrupt_alloc_vector();
@@ -83,12 +83,12 @@ int virtio_setup_interrupts(struct virtio_device *d, unsigned queues)
         }
         if (pci_msix_enable(f) != 0)
             return -1;
-        d->irqs[0] = (struct virtio_irq){ d, -1 };
+        d->irqs[0] = (struct virtio_irq){ d, VIRTIO_IRQ_CONFIG };
         interrupt_set_handler(d->config_vector, msix_interrupt, &d->irqs[0]);
         pci_msix_set_vector(f, 0, d->config_vector);
         unsigned entries = d->msix_per_queue ? queues : 1;
         for (unsigned e = 0; e < entries; e++) {
-            d->irqs[1 + e] = (struct virtio_irq){ d, d->msix_per_queue ? (int)e : VIRTIO_MAX_QUEUES };
+            d->irqs[1 + e] = (struct virtio_irq){ d, d->msix_per_queue ? (int)e : VIRTIO_IRQ_ALL_QUEUES };
             interrupt_set_handler((uint8_t)(d->queue_vector_base + e), msix_interrupt, &d->irqs[1 + e]);
             pci_msix_set_vector(f, 1 + e, (uint8_t)(d->queue_vector_base + e));
         }
