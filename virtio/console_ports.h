@@ -16,7 +16,10 @@
 #include <stdint.h>
 
 #define CONSOLE_PORTS_MAX 32       /* ports tracked (QEMU's max_ports default: 31) */
-#define CONSOLE_DATA_PORTS_MAX 4   /* ports 0..3 can carry data */
+/* Data buffers and a byte ring for this many ports at once: one per open
+ * handle, bound to a port when its name matches, so any port number the
+ * device has queues for can carry data without buffers for every port. */
+#define CONSOLE_DATA_SLOTS 4
 #define CONSOLE_NAME_MAX 127       /* longest accepted port name, without its NUL */
 #define CONSOLE_CONTROL_HEADER 8   /* struct virtio_console_control */
 /* one control message with the longest name and QEMU's NUL after it */
@@ -99,6 +102,7 @@ struct console_ports_stats {
     uint64_t dropped_bytes;     /* data for a closed or unknown port */
     uint64_t host_closed_bytes; /* written while the host side was closed */
     uint64_t resets;            /* console_ports_reset calls */
+    uint64_t no_data_slot;      /* a named port matched but every data slot was bound */
 };
 
 enum console_buffer_state { CONSOLE_BUFFER_IDLE, CONSOLE_BUFFER_POSTED, CONSOLE_BUFFER_HELD };
@@ -148,6 +152,10 @@ struct console_ports {
     void *context;
     uint32_t max_ports;  /* from the config, capped at CONSOLE_PORTS_MAX */
     uint32_t data_ports; /* ports 0..data_ports-1 have data queues set up */
+    /* the port each data slot serves, -1: free. A slot stays with its port
+     * until the device is reset: its receive buffers stay on that port's
+     * queue (posted buffers come back only with a reset). */
+    int8_t slot_port[CONSOLE_DATA_SLOTS];
     unsigned control_rx_count; /* control receive buffers in use */
     int started;
     struct console_buffer control_rx[CONSOLE_CONTROL_RX_BUFFERS];
@@ -158,7 +166,7 @@ struct console_ports {
     unsigned pending_start, pending_count;
     int kick_control_rx, kick_control_tx;
     struct console_port ports[CONSOLE_PORTS_MAX];
-    struct console_data_port data[CONSOLE_DATA_PORTS_MAX];
+    struct console_data_port data[CONSOLE_DATA_SLOTS];
     struct console_open_request open[CONSOLE_OPEN_MAX];
     struct console_ports_stats stats;
 };
@@ -167,7 +175,7 @@ struct console_ports {
 #define CONSOLE_PORTS_DMA_BYTES                                                        \
     (CONSOLE_CONTROL_RX_BUFFERS * CONSOLE_CONTROL_BUFFER_BYTES +                       \
      CONSOLE_CONTROL_TX_SLOTS * CONSOLE_CONTROL_HEADER +                               \
-     CONSOLE_DATA_PORTS_MAX * (CONSOLE_RX_BUFFERS * CONSOLE_RX_BUFFER_BYTES +          \
+     CONSOLE_DATA_SLOTS * (CONSOLE_RX_BUFFERS * CONSOLE_RX_BUFFER_BYTES +          \
                                CONSOLE_TX_BUFFERS * CONSOLE_TX_BUFFER_BYTES))
 
 void console_ports_init(struct console_ports *cp, const struct console_ports_ops *ops,
@@ -176,7 +184,8 @@ void console_ports_init(struct console_ports *cp, const struct console_ports_ops
 /* After DRIVER_OK and with the queues set up: posts the control receive
  * buffers (at most control_rx_count, what the queue takes) and sends
  * DEVICE_READY. max_ports: the config's max_nr_ports; data_ports: ports
- * 0..data_ports-1 have their data queues set up (others are refused). */
+ * 0..data_ports-1 have their data queues set up (others are refused).
+ * Receive buffers go only to ports an open handle names. */
 void console_ports_start(struct console_ports *cp, uint32_t max_ports, uint32_t data_ports,
                          unsigned control_rx_count);
 

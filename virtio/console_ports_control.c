@@ -113,10 +113,10 @@ void console_ports_kick_all(struct console_ports *cp)
     if (cp->kick_control_tx)
         cp->ops->kick(cp->context, CONSOLE_CONTROL_TRANSMIT_QUEUE);
     cp->kick_control_rx = cp->kick_control_tx = 0;
-    for (unsigned port = 0; port < cp->data_ports; port++) {
-        if (cp->data[port].kick_rx)
-            cp->ops->kick(cp->context, console_receive_queue(port));
-        cp->data[port].kick_rx = 0;
+    for (unsigned slot = 0; slot < CONSOLE_DATA_SLOTS; slot++) {
+        if (cp->slot_port[slot] >= 0 && cp->data[slot].kick_rx)
+            cp->ops->kick(cp->context, console_receive_queue((unsigned)cp->slot_port[slot]));
+        cp->data[slot].kick_rx = 0;
     }
 }
 
@@ -158,6 +158,10 @@ static void open_port(struct console_ports *cp, unsigned id)
 
 static void attach(struct console_ports *cp, int handle, unsigned id)
 {
+    if (console_ports_claim_slot(cp, id) != 0)
+        return; /* the request waits; counted */
+    /* receive buffers before PORT_OPEN 1: the host may send at once */
+    console_ports_post_data_receive(cp, id);
     cp->ports[id].handle = (int8_t)handle;
     cp->open[handle].port = (int)id;
     open_port(cp, id);
@@ -217,7 +221,6 @@ static void port_add(struct console_ports *cp, uint32_t id)
         queue_message(cp, id, CONSOLE_PORT_READY, 0);
         return;
     }
-    console_ports_post_data_receive(cp, id); /* before PORT_READY: the port may open at once */
     queue_message(cp, id, CONSOLE_PORT_READY, 1);
 }
 
@@ -232,8 +235,7 @@ static void port_remove(struct console_ports *cp, uint32_t id)
         return;
     }
     console_ports_detach(cp, id);
-    if (id < cp->data_ports)
-        console_ports_forget_data(cp, id);
+    console_ports_forget_data(cp, id);
     cp->ports[id] = (struct console_port){ .handle = -1 };
 }
 

@@ -11,9 +11,9 @@
 
 void console_ports_post_data_receive(struct console_ports *cp, unsigned port)
 {
-    struct console_data_port *d = &cp->data[port];
+    struct console_data_port *d = console_ports_data(cp, port);
 
-    for (unsigned i = 0; i < CONSOLE_RX_BUFFERS; i++) {
+    for (unsigned i = 0; d && i < CONSOLE_RX_BUFFERS; i++) {
         struct console_buffer *b = &d->rx[i];
         if (b->state != CONSOLE_BUFFER_IDLE)
             continue;
@@ -50,10 +50,10 @@ static void held_append(struct console_data_port *d, unsigned index)
  * posted again. Returns the bytes moved. */
 static uint32_t drain_held(struct console_ports *cp, unsigned port, int repost)
 {
-    struct console_data_port *d = &cp->data[port];
+    struct console_data_port *d = console_ports_data(cp, port);
     uint32_t moved = 0;
 
-    while (d->held_head != CONSOLE_HELD_NONE) {
+    while (d && d->held_head != CONSOLE_HELD_NONE) {
         struct console_buffer *b = &d->rx[d->held_head];
         uint32_t n = ring_put(d, b->data + b->offset, b->length - b->offset);
         moved += n;
@@ -70,8 +70,10 @@ static uint32_t drain_held(struct console_ports *cp, unsigned port, int repost)
 
 void console_ports_forget_data(struct console_ports *cp, unsigned port)
 {
-    struct console_data_port *d = &cp->data[port];
+    struct console_data_port *d = console_ports_data(cp, port);
 
+    if (!d)
+        return;
     /* held buffers are ours again; posted ones stay with the device */
     for (unsigned i = 0; i < CONSOLE_RX_BUFFERS; i++)
         if (d->rx[i].state == CONSOLE_BUFFER_HELD)
@@ -83,7 +85,7 @@ void console_ports_forget_data(struct console_ports *cp, unsigned port)
 int console_ports_data_received(struct console_ports *cp, unsigned port, void *token,
                                 uint32_t length)
 {
-    struct console_data_port *d = &cp->data[port];
+    struct console_data_port *d = console_ports_data(cp, port); /* the caller checked */
     struct console_port *p = &cp->ports[port];
     int i = console_ports_buffer_index(d->rx, CONSOLE_RX_BUFFERS, token);
 
@@ -118,7 +120,7 @@ int console_ports_data_received(struct console_ports *cp, unsigned port, void *t
 
 int console_ports_data_sent(struct console_ports *cp, unsigned port, void *token)
 {
-    struct console_data_port *d = &cp->data[port];
+    struct console_data_port *d = console_ports_data(cp, port); /* the caller checked */
     int i = console_ports_buffer_index(d->tx, CONSOLE_TX_BUFFERS, token);
 
     if (i < 0 || d->tx[i].state != CONSOLE_BUFFER_POSTED) {
@@ -137,9 +139,9 @@ uint32_t console_ports_read(struct console_ports *cp, int handle, void *buffer, 
     uint8_t *out = buffer;
     uint32_t done = 0;
 
-    if (!p)
+    struct console_data_port *d = p ? console_ports_data(cp, id) : 0;
+    if (!d)
         return 0;
-    struct console_data_port *d = &cp->data[id];
     for (;;) {
         while (done < length && d->ring_count) {
             out[done++] = d->ring[d->ring_start];
@@ -165,7 +167,8 @@ int32_t console_ports_write(struct console_ports *cp, int handle, const void *bu
     uint32_t done = 0;
     int sent = 0;
 
-    if (!p || !p->guest_open)
+    struct console_data_port *d = p ? console_ports_data(cp, id) : 0;
+    if (!d || !p->guest_open)
         return -1;
     if (length > INT32_MAX)
         length = INT32_MAX;
@@ -174,7 +177,6 @@ int32_t console_ports_write(struct console_ports *cp, int handle, const void *bu
         cp->stats.host_closed_bytes += length;
         return (int32_t)length;
     }
-    struct console_data_port *d = &cp->data[id];
     for (unsigned i = 0; i < CONSOLE_TX_BUFFERS && done < length; i++) {
         struct console_buffer *b = &d->tx[i];
         if (b->state != CONSOLE_BUFFER_IDLE)
@@ -196,6 +198,9 @@ uint32_t console_ports_readable(const struct console_ports *cp, int handle)
 {
     if (!console_ports_valid_handle(cp, handle) || cp->open[handle].port < 0)
         return 0;
-    return cp->data[cp->open[handle].port].ring_count;
+    for (unsigned s = 0; s < CONSOLE_DATA_SLOTS; s++)
+        if (cp->slot_port[s] == cp->open[handle].port)
+            return cp->data[s].ring_count;
+    return 0;
 }
 

@@ -29,6 +29,11 @@ int console_ports_valid_handle(const struct console_ports *cp, int handle);
 struct console_port *console_ports_served_port(struct console_ports *cp, int handle,
                                                unsigned *id);
 
+/* The data slot serving `port`, or NULL. */
+struct console_data_port *console_ports_data(struct console_ports *cp, unsigned port);
+/* Binds a free data slot to `port` (kept if it has one); 0, or -1 (counted). */
+int console_ports_claim_slot(struct console_ports *cp, unsigned port);
+
 /* ---- console_ports_control.c -------------------------------------------- */
 
 /* Posts the control receive buffers and sends DEVICE_READY. */

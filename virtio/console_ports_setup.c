@@ -36,6 +36,37 @@ int console_ports_buffer_index(const struct console_buffer *array, unsigned coun
     return -1;
 }
 
+/* ---- data slots --------------------------------------------------------- */
+
+static int slot_of(const struct console_ports *cp, unsigned port)
+{
+    for (int s = 0; s < CONSOLE_DATA_SLOTS; s++)
+        if (cp->slot_port[s] == (int)port)
+            return s;
+    return -1;
+}
+
+struct console_data_port *console_ports_data(struct console_ports *cp, unsigned port)
+{
+    int s = slot_of(cp, port);
+
+    return s < 0 ? 0 : &cp->data[s];
+}
+
+int console_ports_claim_slot(struct console_ports *cp, unsigned port)
+{
+    if (slot_of(cp, port) >= 0)
+        return 0;
+    for (int s = 0; s < CONSOLE_DATA_SLOTS; s++) {
+        if (cp->slot_port[s] < 0) {
+            cp->slot_port[s] = (int8_t)port;
+            return 0;
+        }
+    }
+    cp->stats.no_data_slot++;
+    return -1;
+}
+
 /* ---- used buffers ------------------------------------------------------ */
 
 int console_ports_used(struct console_ports *cp, unsigned queue, void *token, uint32_t length)
@@ -49,8 +80,8 @@ int console_ports_used(struct console_ports *cp, unsigned queue, void *token, ui
     if (queue == CONSOLE_CONTROL_TRANSMIT_QUEUE)
         return console_ports_control_sent(cp, token); /* the length means nothing (5.3.6.3) */
     unsigned port = queue < 2 ? 0 : (queue - 2) / 2;
-    if (port >= cp->data_ports) {
-        cp->stats.bad_token++;
+    if (port >= cp->data_ports || !console_ports_data(cp, port)) {
+        cp->stats.bad_token++; /* nothing was ever posted there */
         return -1;
     }
     return queue % 2 == 0 ? console_ports_data_received(cp, port, token, length)
@@ -72,14 +103,17 @@ static void forget_all(struct console_ports *cp)
         cp->control_tx[i].state = CONSOLE_BUFFER_IDLE;
         cp->control_tx[i].length = 0;
     }
-    for (unsigned port = 0; port < CONSOLE_DATA_PORTS_MAX; port++) {
-        struct console_data_port *d = &cp->data[port];
+    /* the device forgot every buffer: each slot is free again */
+    for (unsigned slot = 0; slot < CONSOLE_DATA_SLOTS; slot++) {
+        struct console_data_port *d = &cp->data[slot];
         for (unsigned i = 0; i < CONSOLE_RX_BUFFERS; i++)
             d->rx[i].state = CONSOLE_BUFFER_IDLE;
         for (unsigned i = 0; i < CONSOLE_TX_BUFFERS; i++)
             d->tx[i].state = CONSOLE_BUFFER_IDLE;
-        console_ports_forget_data(cp, port);
+        d->held_head = d->held_tail = CONSOLE_HELD_NONE;
+        d->ring_start = d->ring_count = 0;
         d->kick_rx = 0;
+        cp->slot_port[slot] = -1;
     }
     cp->control_rx_posted = cp->readies_in_flight = 0;
     cp->pending_start = cp->pending_count = 0;
@@ -104,9 +138,9 @@ void console_ports_init(struct console_ports *cp, const struct console_ports_ops
     cp->context = context;
     carve(cp->control_rx, CONSOLE_CONTROL_RX_BUFFERS, CONSOLE_CONTROL_BUFFER_BYTES, &dma_memory);
     carve(cp->control_tx, CONSOLE_CONTROL_TX_SLOTS, CONSOLE_CONTROL_HEADER, &dma_memory);
-    for (unsigned port = 0; port < CONSOLE_DATA_PORTS_MAX; port++) {
-        carve(cp->data[port].rx, CONSOLE_RX_BUFFERS, CONSOLE_RX_BUFFER_BYTES, &dma_memory);
-        carve(cp->data[port].tx, CONSOLE_TX_BUFFERS, CONSOLE_TX_BUFFER_BYTES, &dma_memory);
+    for (unsigned slot = 0; slot < CONSOLE_DATA_SLOTS; slot++) {
+        carve(cp->data[slot].rx, CONSOLE_RX_BUFFERS, CONSOLE_RX_BUFFER_BYTES, &dma_memory);
+        carve(cp->data[slot].tx, CONSOLE_TX_BUFFERS, CONSOLE_TX_BUFFER_BYTES, &dma_memory);
     }
     for (unsigned h = 0; h < CONSOLE_OPEN_MAX; h++)
         cp->open[h].port = -1;
@@ -119,8 +153,6 @@ void console_ports_start(struct console_ports *cp, uint32_t max_ports, uint32_t 
     forget_all(cp);
     cp->max_ports = max_ports < CONSOLE_PORTS_MAX ? max_ports : CONSOLE_PORTS_MAX;
     cp->data_ports = data_ports;
-    if (cp->data_ports > CONSOLE_DATA_PORTS_MAX)
-        cp->data_ports = CONSOLE_DATA_PORTS_MAX;
     if (cp->data_ports > cp->max_ports)
         cp->data_ports = cp->max_ports;
     cp->control_rx_count = control_rx_count < CONSOLE_CONTROL_RX_BUFFERS ? control_rx_count

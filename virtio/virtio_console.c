@@ -153,9 +153,13 @@ static void console_work(void *context)
      * QEMU returns a PORT_READY its answers are in the receive queue */
     drain_queue(CONSOLE_CONTROL_TRANSMIT_QUEUE);
     drain_queue(CONSOLE_CONTROL_RECEIVE_QUEUE);
-    for (unsigned port = 0; port < console.data_ports; port++) {
-        drain_queue(console_transmit_queue(port));
-        drain_queue(console_receive_queue(port));
+    /* only ports with a data slot have buffers posted */
+    for (unsigned slot = 0; slot < CONSOLE_DATA_SLOTS; slot++) {
+        int port = console.core->slot_port[slot];
+        if (port < 0)
+            continue;
+        drain_queue(console_transmit_queue((unsigned)port));
+        drain_queue(console_receive_queue((unsigned)port));
     }
     console_ports_flush(console.core);
     if (console.echo_handle >= 0)
@@ -172,23 +176,34 @@ static void queue_interrupt(struct virtio_device *device, unsigned queue)
 
 /* ---- probe and power management --------------------------------------- */
 
+/* Data queues are small: a port has CONSOLE_RX_BUFFERS receive and
+ * CONSOLE_TX_BUFFERS transmit buffers in flight, one descriptor each. */
+#define DATA_QUEUE_SIZE 8
+
 static int start(struct virtio_device *device)
 {
     struct virtio_queue_request requests[VIRTIO_MAX_QUEUES];
-    /* queues 0/1 (port 0), 2/3 (control), then a pair per port (5.3.2);
-     * the core has room for VIRTIO_MAX_QUEUES: ports beyond are refused */
-    unsigned count = 2 * console.max_ports + 2;
+    /* queues 0/1 (port 0), 2/3 (control), then a pair per port (5.3.2):
+     * every port the config and the core allow, as far as the device has
+     * queues (QEMU gives 2 * max_ports + 2) */
+    uint32_t ports = console.max_ports < CONSOLE_PORTS_MAX ? console.max_ports : CONSOLE_PORTS_MAX;
+    unsigned count = 2 * ports + 2, present = virtio_queue_count(device);
 
-    if (count > VIRTIO_MAX_QUEUES)
-        count = VIRTIO_MAX_QUEUES;
+    if (count > present)
+        count = present;
     count &= ~1u;
-    for (unsigned i = 0; i < VIRTIO_MAX_QUEUES; i++)
-        requests[i] = (struct virtio_queue_request){ 0, 0, queue_interrupt };
+    if (count < 4) {
+        device->error = "no control queues";
+        return -1;
+    }
+    for (unsigned i = 0; i < count; i++) {
+        int control = i == CONSOLE_CONTROL_RECEIVE_QUEUE || i == CONSOLE_CONTROL_TRANSMIT_QUEUE;
+        /* control queues as big as the device makes them: CONSOLE_CONTROL_RX_BUFFERS */
+        requests[i] = (struct virtio_queue_request){ control ? 0 : DATA_QUEUE_SIZE, 0, queue_interrupt };
+    }
     if (virtio_setup_queues(device, count, requests) != 0)
         return -1;
     console.data_ports = count / 2 - 1;
-    if (console.data_ports > CONSOLE_DATA_PORTS_MAX)
-        console.data_ports = CONSOLE_DATA_PORTS_MAX;
     console.frozen = 0;
     virtio_device_ready(device);
     /* after DRIVER_OK: no notification before it (3.1.1) */

@@ -29,7 +29,7 @@
 #include "tests/fuzz/fuzz_check.h"
 #include "virtio/console_ports.h"
 
-#define QUEUES (2 * CONSOLE_DATA_PORTS_MAX + 2)
+#define QUEUES (2 * CONSOLE_PORTS_MAX + 2)
 #define QUEUE_ENTRIES 128
 #define MAX_OPS 1024
 
@@ -142,11 +142,22 @@ HARNESS static void check(void)
         readies += cp->control_tx[i].state == CONSOLE_BUFFER_POSTED && cp->control_tx[i].length;
     CHECK(readies == cp->readies_in_flight);
     CHECK(cp->pending_count <= CONSOLE_CONTROL_PENDING && cp->pending_start < CONSOLE_CONTROL_PENDING);
-    CHECK(cp->data_ports <= CONSOLE_DATA_PORTS_MAX && cp->max_ports <= CONSOLE_PORTS_MAX);
+    CHECK(cp->data_ports <= cp->max_ports && cp->max_ports <= CONSOLE_PORTS_MAX);
 
-    for (unsigned port = 0; port < CONSOLE_DATA_PORTS_MAX; port++) {
-        const struct console_data_port *d = &cp->data[port];
-        unsigned rx = console_receive_queue(port), tx = console_transmit_queue(port);
+    for (unsigned slot = 0; slot < CONSOLE_DATA_SLOTS; slot++) {
+        const struct console_data_port *d = &cp->data[slot];
+        int port = cp->slot_port[slot];
+        if (port < 0) { /* a free slot has nothing with the device */
+            for (unsigned i = 0; i < CONSOLE_RX_BUFFERS; i++)
+                CHECK(d->rx[i].state == CONSOLE_BUFFER_IDLE);
+            for (unsigned i = 0; i < CONSOLE_TX_BUFFERS; i++)
+                CHECK(d->tx[i].state == CONSOLE_BUFFER_IDLE);
+            continue;
+        }
+        CHECK((unsigned)port < cp->data_ports);
+        for (unsigned other = 0; other < slot; other++)
+            CHECK(cp->slot_port[other] != port);
+        unsigned rx = console_receive_queue((unsigned)port), tx = console_transmit_queue((unsigned)port);
         check_buffers(d->rx, CONSOLE_RX_BUFFERS, rx, &posted[rx]);
         check_buffers(d->tx, CONSOLE_TX_BUFFERS, tx, &posted[tx]);
         CHECK(d->ring_count <= CONSOLE_RX_RING_BYTES && d->ring_start < CONSOLE_RX_RING_BYTES);
@@ -192,8 +203,13 @@ HARNESS static void check(void)
             CHECK(r->port == -1);
             continue;
         }
-        if (r->port >= 0)
+        if (r->port >= 0) {
             CHECK(r->port < (int)cp->data_ports && cp->ports[r->port].handle == k);
+            int slots = 0; /* an attached port has its data slot */
+            for (unsigned slot = 0; slot < CONSOLE_DATA_SLOTS; slot++)
+                slots += cp->slot_port[slot] == r->port;
+            CHECK(slots == 1);
+        }
         CHECK(h.read[k] <= h.arrived[k]);
     }
 }
@@ -318,7 +334,7 @@ static void op_name(struct input *in)
 static void op_data(struct input *in)
 {
     struct held_by_device b;
-    unsigned port = u8(in) % CONSOLE_DATA_PORTS_MAX;
+    unsigned port = u8(in) % CONSOLE_PORTS_MAX;
     unsigned queue = console_receive_queue(port);
     uint32_t n = u16(in) % (CONSOLE_RX_BUFFER_BYTES + 1);
     uint32_t length = pick_length(in, n, CONSOLE_RX_BUFFER_BYTES);
@@ -338,7 +354,7 @@ static void op_complete(struct input *in)
 {
     uint8_t which = u8(in), count = u8(in) % 8, length = u8(in);
     unsigned queue = which % 2 ? CONSOLE_CONTROL_TRANSMIT_QUEUE
-                               : console_transmit_queue((which >> 1) % CONSOLE_DATA_PORTS_MAX);
+                               : console_transmit_queue((which >> 1) % CONSOLE_PORTS_MAX);
     struct held_by_device b;
 
     for (unsigned i = 0; i < count && take(queue, which >> 3, &b); i++)
@@ -355,7 +371,7 @@ static void op_bad_token(struct input *in)
     if (how % 3 == 0) /* anywhere inside the state machine */
         token = (uint8_t *)&h.cp + offset;
     else if (how % 3 == 1) /* a buffer of another queue, or one not posted */
-        token = &h.cp.data[offset % CONSOLE_DATA_PORTS_MAX].rx[offset % CONSOLE_RX_BUFFERS];
+        token = &h.cp.data[offset % CONSOLE_DATA_SLOTS].rx[offset % CONSOLE_RX_BUFFERS];
     else
         token = &h.cp.control_rx[offset % CONSOLE_CONTROL_RX_BUFFERS];
     if (queue < QUEUES && device_holds(queue, token))
@@ -396,7 +412,7 @@ static void op_reset(struct input *in)
 
     console_ports_reset(&h.cp);
     memset(h.count, 0, sizeof(h.count)); /* the device reset took every buffer back */
-    console_ports_start(&h.cp, max_ports % 40, data_ports % 6, control % 40);
+    console_ports_start(&h.cp, max_ports % 40, data_ports % (CONSOLE_PORTS_MAX + 3), control % 40);
 }
 
 static void run(struct input *in)
@@ -443,7 +459,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     memset(h.dma, 0xa5, CONSOLE_PORTS_DMA_BYTES);
     console_ports_init(&h.cp, &ops, 0, h.dma);
-    console_ports_start(&h.cp, max_ports % 40, data_ports % 6, control % 40);
+    console_ports_start(&h.cp, max_ports % 40, data_ports % (CONSOLE_PORTS_MAX + 3), control % 40);
     check();
     run(&in);
     free(h.dma);

@@ -13,9 +13,9 @@
 
 #include "virtio/console_ports.h"
 
-#define QUEUES 10 /* control queues and the data queues of ports 0..3 */
-#define QUEUE_ENTRIES 128
 #define SIM_PORTS 32
+#define QUEUES (2 * SIM_PORTS + 2) /* port 0, control, then a pair per port (5.3.2) */
+#define QUEUE_ENTRIES 128
 #define HOST_BYTES 65536
 #define LOG_MAX 256
 
@@ -256,12 +256,11 @@ static size_t host_write(struct fake *f, unsigned port, const void *bytes, size_
  * nothing moves (a flush may make the device answer). */
 static void deliver(struct fake *f)
 {
-    static const unsigned order[QUEUES] = { 3, 2, 1, 0, 5, 4, 7, 6, 9, 8 };
-
     for (int round = 0; round < 100; round++) {
         int moved = 0;
         for (unsigned k = 0; k < QUEUES; k++) {
-            unsigned q = order[k];
+            /* 3, 2, 1, 0, 5, 4, 7, 6, ...: each transmit queue before its receive queue */
+            unsigned q = k < 4 ? 3 - k : k ^ 1;
             struct used taken[QUEUE_ENTRIES];
             unsigned count = f->used_count[q];
             memcpy(taken, f->used[q], count * sizeof(taken[0]));
@@ -398,9 +397,9 @@ static void test_handshake_in_qemu_order(void **state)
     assert_int_equal(f->control_dropped, 0);
     assert_int_equal(stats_refusals(&f->cp.stats), 0);
     assert_int_equal(f->cp.stats.messages, 2 + 2 + 1); /* 2 ADD, 2 NAME, 1 OPEN */
-    /* the data receive buffers of both ports are with the device */
+    /* receive buffers only for the port a handle names (a data slot each) */
     assert_int_equal(f->avail_count[4], CONSOLE_RX_BUFFERS);
-    assert_int_equal(f->avail_count[6], CONSOLE_RX_BUFFERS);
+    assert_int_equal(f->avail_count[6], 0);
     /* the reader was told once the port opened */
     assert_int_equal(f->change_count, 1);
     assert_int_equal(f->changes[0].handle, h);
@@ -472,11 +471,11 @@ static void test_console_port_is_opened(void **state)
     assert_int_equal(count_messages(f, 0, CONSOLE_PORT_OPEN, 1), 1);
     assert_true(f->cp.ports[0].console);
     assert_true(f->ports[0].guest_connected);
-    /* nobody reads it: its data is dropped, counted, the buffers come back */
-    assert_int_equal(host_write(f, 0, "abc", 3), 3);
+    /* nobody reads it: no receive buffers, so the host keeps its data */
+    assert_int_equal(f->avail_count[0], 0);
+    assert_int_equal(host_write(f, 0, "abc", 3), 0);
     deliver(f);
-    assert_int_equal(f->cp.stats.dropped_bytes, 3);
-    assert_int_equal(f->avail_count[0], CONSOLE_RX_BUFFERS);
+    assert_int_equal(f->cp.stats.dropped_bytes, 0);
 }
 
 static void test_ports_without_queues_are_refused(void **state)
@@ -753,6 +752,91 @@ static void test_a_name_of_the_longest_length_is_taken(void **state)
     assert_int_equal(f->cp.stats.bad_name, 0);
 }
 
+/* libvirt numbers ports itself: the agent can sit on any of QEMU's 31 */
+static void check_high_port(struct fake *f, unsigned port)
+{
+    const char *other = "com.redhat.spice.0";
+
+    sim_add_port(f, 1, other, 1);
+    sim_add_port(f, port, AGENT, 1);
+    int h = console_ports_open(&f->cp, AGENT);
+    console_ports_start(&f->cp, 31, 31, 32); /* queues for every port, as QEMU's max_ports=31 */
+    deliver(f);
+    assert_int_equal(console_ports_handle_port(&f->cp, h), (int)port);
+    assert_int_equal(count_messages(f, port, CONSOLE_PORT_READY, 1), 1);
+    assert_int_equal(count_messages(f, port, CONSOLE_PORT_OPEN, 1), 1);
+    assert_int_equal(count_messages(f, 1, CONSOLE_PORT_OPEN, 1), 0);
+    assert_true(f->ports[port].guest_connected);
+    assert_true(console_ports_host_open(&f->cp, h));
+    /* the receive buffers are on the port's own queue (2N+2), none on port 1's */
+    assert_int_equal(f->avail_count[2 * port + 2], CONSOLE_RX_BUFFERS);
+    assert_int_equal(f->avail_count[4], 0);
+
+    /* both ways, through the queues 2N+2 and 2N+3 */
+    const char *command = "{\"execute\":\"guest-ping\"}\n";
+    assert_int_equal(host_write(f, port, command, strlen(command)), strlen(command));
+    deliver(f);
+    char got[64] = { 0 };
+    assert_int_equal(console_ports_read(&f->cp, h, got, sizeof(got)), strlen(command));
+    assert_string_equal(got, command);
+    assert_int_equal(console_ports_write(&f->cp, h, "{\"return\":{}}\n", 14), 14);
+    deliver(f);
+    assert_int_equal(f->ports[port].host_rx_count, 14);
+    assert_memory_equal(f->ports[port].host_rx, "{\"return\":{}}\n", 14);
+    assert_int_equal(f->ports[1].host_rx_count, 0);
+    assert_int_equal(stats_refusals(&f->cp.stats), 0);
+    assert_int_equal(f->cp.stats.refused_ports, 0);
+}
+
+static void test_agent_on_port_7(void **state) { check_high_port(*state, 7); }
+static void test_agent_on_port_30(void **state) { check_high_port(*state, 30); }
+
+/* A data slot stays with its port until the device is reset (its receive
+ * buffers stay posted on that port's queue): a name that moves to another
+ * port while every slot is bound waits, counted, and the reset frees it. */
+static void test_data_slots_run_out_until_the_reset(void **state)
+{
+    struct fake *f = *state;
+    static const char *names[] = { "org.example.a", "org.example.b", "org.example.c" };
+    int handles[3];
+
+    sim_add_port(f, 5, AGENT, 1);
+    for (unsigned i = 0; i < 3; i++)
+        sim_add_port(f, 10 + i, names[i], 1);
+    int h = console_ports_open(&f->cp, AGENT);
+    for (unsigned i = 0; i < 3; i++)
+        handles[i] = console_ports_open(&f->cp, names[i]);
+    console_ports_start(&f->cp, 31, 31, 32);
+    deliver(f);
+    assert_int_equal(console_ports_handle_port(&f->cp, h), 5);
+    for (unsigned i = 0; i < 3; i++)
+        assert_int_equal(console_ports_handle_port(&f->cp, handles[i]), (int)(10 + i));
+
+    /* the agent's port is unplugged and comes back as port 20 */
+    f->ports[5].exists = 0;
+    sim_event(f, 5, CONSOLE_PORT_REMOVE, 1);
+    sim_add_port(f, 20, AGENT, 1);
+    sim_event(f, 20, CONSOLE_PORT_ADD, 1);
+    deliver(f);
+    assert_int_equal(console_ports_find(&f->cp, AGENT), 20);
+    assert_int_equal(console_ports_handle_port(&f->cp, h), -1);
+    assert_int_equal(f->cp.stats.no_data_slot, 1);
+    assert_int_equal(f->avail_count[42], 0);
+    assert_int_equal(count_messages(f, 20, CONSOLE_PORT_OPEN, 1), 0);
+
+    /* a reset (thaw) gives every slot back: the agent is served on port 20 */
+    console_ports_reset(&f->cp);
+    sim_reset(f);
+    console_ports_start(&f->cp, 31, 31, 32);
+    deliver(f);
+    assert_int_equal(console_ports_handle_port(&f->cp, h), 20);
+    assert_int_equal(f->avail_count[42], CONSOLE_RX_BUFFERS);
+    assert_true(f->ports[20].guest_connected);
+    assert_int_equal(host_write(f, 20, "x", 1), 1);
+    deliver(f);
+    assert_int_equal(console_ports_readable(&f->cp, h), 1);
+}
+
 static void test_lying_used_buffers(void **state)
 {
     struct fake *f = *state;
@@ -789,11 +873,12 @@ static void test_lying_used_buffers(void **state)
     void *sent = f->used[5][0].token;
     deliver(f);
     assert_int_equal(console_ports_used(&f->cp, 5, sent, 0), -1);
-    /* data for a port the driver has not opened is dropped */
-    assert_true(pop(f, 6, &b));
-    assert_int_equal(console_ports_used(&f->cp, 6, b.token, 100), -1);
-    assert_int_equal(f->cp.stats.dropped_bytes, 100);
-    assert_int_equal(f->cp.stats.bad_token, 7);
+    /* a port the driver has not opened has no buffers: anything used there is a lie */
+    assert_int_equal(f->avail_count[6], 0);
+    assert_int_equal(console_ports_used(&f->cp, 6, &f->cp.data[1].rx[0], 100), -1);
+    assert_int_equal(console_ports_used(&f->cp, 6, &f->cp.data[0].rx[0], 100), -1); /* port 1's */
+    assert_int_equal(f->cp.stats.dropped_bytes, 0);
+    assert_int_equal(f->cp.stats.bad_token, 9);
     /* a control buffer the device claims is longer than itself */
     assert_true(pop(f, 2, &b));
     assert_int_equal(console_ports_used(&f->cp, 2, b.token, CONSOLE_CONTROL_BUFFER_BYTES + 1), -1);
@@ -1030,6 +1115,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_write_is_split_into_buffers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lying_control_messages, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_name_of_the_longest_length_is_taken, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_agent_on_port_7, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_agent_on_port_30, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_data_slots_run_out_until_the_reset, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lying_used_buffers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_post_failures_are_retried, setup, teardown),
         cmocka_unit_test_setup_teardown(test_out_of_order_device, setup, teardown),
