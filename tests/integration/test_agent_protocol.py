@@ -11,7 +11,9 @@ import json
 import socket
 import time
 
-from test_virtio_console import connect, console_args, wait_port_open
+import pytest
+
+from test_virtio_console import chardev_open, connect, console_args, wait_port_open
 
 AGENT_PORT = "org.qemu.guest_agent.0"
 SENTINEL = b"\xff"
@@ -175,6 +177,53 @@ def test_sync_delimited_and_hostile_input_keep_the_agent_answering(guest, tmp_pa
         wait_port(g, "open")
         assert client.exchange(PING, 1) == [PONG]
         assert agent_line(g)["errors"] == ERRORS
+    finally:
+        client.close()
+    wait_port(g, "closed")
+
+
+def several_channels(agent_sock, spice_sock, agent_nr, properties=""):
+    """A virtio-serial device as libvirt numbers it with several channels:
+    spice's vdagent on port 1, another channel on port 2, and the agent on
+    port `agent_nr` (libvirt gives each channel the next free number)."""
+    return ["-device", "virtio-serial-pci,id=vser0" + properties,
+            "-chardev", "socket,id=spice,path=%s,server=on,wait=off" % spice_sock,
+            "-device", "virtserialport,bus=vser0.0,nr=1,chardev=spice,name=com.redhat.spice.0,id=channel1",
+            "-chardev", "null,id=other",
+            "-device", "virtserialport,bus=vser0.0,nr=2,chardev=other,name=org.example.other,id=channel2",
+            "-chardev", "socket,id=ga,path=%s,server=on,wait=off" % agent_sock,
+            "-device", "virtserialport,bus=vser0.0,nr=%d,chardev=ga,name=%s,id=channel0" % (
+                agent_nr, AGENT_PORT)]
+
+
+# the agent's port beyond the three the driver once had queues for: on a
+# transitional device (driven as modern) and on a legacy-only one
+@pytest.mark.parametrize("agent_nr,properties", [(5, ""), (30, ",disable-modern=on")],
+                         ids=["port5", "port30-legacy"])
+def test_the_agent_answers_on_a_high_port_number(guest, tmp_path, agent_nr, properties):
+    sock_path, spice_path = str(tmp_path / "ga.sock"), str(tmp_path / "spice.sock")
+    g = guest(qemu_args=several_channels(sock_path, spice_path, agent_nr, properties))
+    g.connect_qmp()
+    g.wait_ready()
+    wait_port_open(g)  # channel0: the agent's port, and no other
+    assert chardev_open(g, "ga") is True
+    assert chardev_open(g, "spice") is False and chardev_open(g, "other") is False
+    log = "\n".join(g.command("log"))
+    assert "vconsole: max_nr_ports=31, data queues for ports 0-30" in log, log[-2000:]
+
+    client = Client(sock_path)
+    try:
+        wait_port(g, "open")
+        assert client.exchange(PING, 1) == [PONG]
+        client.sock.sendall(SENTINEL + b'{"execute":"guest-sync-delimited","arguments":{"id":%d}}\n'
+                            % agent_nr)
+        data = client.read_until(lambda d: d.count(SENTINEL) and d.endswith(b"}\n")
+                                 and d.rfind(SENTINEL) > d.find(b"\n"), "the sync reply")
+        assert data.rpartition(SENTINEL)[2] == b'{"return": %d}\n' % agent_nr, data
+        client.pending = b""
+        assert client.exchange(PING, 1) == [PONG]
+        counters = agent_line(g)
+        assert counters["port"] == "open" and counters["dropped_bytes"] == 0, counters
     finally:
         client.close()
     wait_port(g, "closed")

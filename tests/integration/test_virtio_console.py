@@ -80,7 +80,7 @@ def pattern(size, seed):
     return bytes((i * 31 + seed + i // 253) & 0xFF for i in range(size))
 
 
-def check_echo(g, sock_path):
+def check_echo(g, sock_path, ports=31):
     wait_port_open(g)
     assert chardev_open(g) is True
     sock = connect(sock_path)
@@ -92,7 +92,7 @@ def check_echo(g, sock_path):
     finally:
         sock.close()
     log = "\n".join(g.command("log"))
-    assert "vconsole: max_nr_ports=31, data queues for ports 0-2" in log, log[-2000:]
+    assert "vconsole: max_nr_ports=%d, data queues for ports 0-%d" % (ports, ports - 1) in log, log[-2000:]
 
 
 # properties -> what the driver must have used: the transport (a
@@ -100,8 +100,9 @@ def check_echo(g, sock_path):
 # device id (transitional and legacy 1003, modern-only 1043), the MSI-X
 # table size and the interrupt mode, and the ring layout (a legacy device
 # never offers RING_PACKED). QEMU gives virtio-serial-pci 2 vectors by
-# default: the configuration's and one all 8 queues share; with 9 each
-# queue has its own.
+# default: the configuration's and one all 64 queues share (max_ports 31);
+# with 3 ports (8 queues) and 9 vectors each queue has its own (torpor
+# gives a queue its own vector only up to 8 queues).
 TRANSPORTS = {
     "transitional": ("", dict(transport="modern", device="1003", msix=2, irq="msix-shared", packed=False)),
     "modern": (",disable-legacy=on",
@@ -110,7 +111,11 @@ TRANSPORTS = {
                dict(transport="legacy", device="1003", msix=2, irq="msix-shared", packed=False)),
     "packed": (",packed=on", dict(transport="modern", device="1003", msix=2, irq="msix-shared", packed=True)),
     "intx": (",vectors=0", dict(transport="modern", device="1003", msix=0, irq="intx", packed=False)),
-    "msix": (",vectors=9", dict(transport="modern", device="1003", msix=9, irq="msix", packed=False)),
+    "msix": (",vectors=9,max_ports=3",
+             dict(transport="modern", device="1003", msix=9, irq="msix", packed=False, ports=3)),
+    # more queues than vectors: shared, every port's pair set up
+    "msix-many": (",vectors=9", dict(transport="modern", device="1003", msix=9, irq="msix-shared",
+                                     packed=False)),
 }
 
 
@@ -132,10 +137,14 @@ def check_transport(g, expect):
     assert ("version_1" in features) == (expect["transport"] == "modern"), line
     assert ("ring_packed" in features) == expect["packed"], line
     assert "multiport" in features and "error" not in values, line
-    # port 0's pair, the control pair, ports 1 and 2 (log: ports 0-2)
-    assert [q["index"] for q in entry["queues"]] == [str(i) for i in range(8)], entry["queues"]
+    # port 0's pair, the control pair, then a pair per port (log: ports 0-30)
+    queues = 2 * expect.get("ports", 31) + 2
+    assert [q["index"] for q in entry["queues"]] == [str(i) for i in range(queues)], entry["queues"]
     for queue in entry["queues"]:
         assert queue["layout"] == ("packed" if expect["packed"] else "split"), queue
+        # data queues as small as the driver asks where the device lets it
+        control = queue["index"] in ("2", "3")
+        assert queue["size"] == ("32" if control else "128" if expect["transport"] == "legacy" else "8"), queue
         for key in ("bad_id", "stale_id", "bad_length", "bad_index", "broken"):
             assert queue[key] == "0", (key, queue)
 
@@ -147,7 +156,7 @@ def test_port_opens_and_echoes(guest, tmp_path, transport):
     g = guest(qemu_args=console_args(sock_path, properties))
     g.connect_qmp()
     g.wait_ready()
-    check_echo(g, sock_path)
+    check_echo(g, sock_path, expect.get("ports", 31))
     check_transport(g, expect)
 
 
