@@ -31,7 +31,8 @@ struct fake {
     uint8_t *state;
     uint32_t *free_stack, nfree;
     uint32_t taken; /* pages in PAGE_BALLOON */
-    unsigned gives, bad_gives;
+    unsigned gives, bad_gives, takes;
+    unsigned max_order; /* 0: one page per take, else aligned runs */
     /* list chunks */
     void **chunks;
     size_t nchunks, chunk_cap;
@@ -59,16 +60,54 @@ static uint32_t pool_index(struct fake *f, uint32_t pfn)
     return pfn - f->base;
 }
 
-static int fake_take_page(void *context, uint32_t *pfn)
+static void take_from_pool(struct fake *f, uint32_t pfn)
+{
+    uint32_t i = pool_index(f, pfn);
+
+    assert_int_equal(f->state[i], PAGE_FREE);
+    f->state[i] = PAGE_BALLOON;
+    f->taken++;
+    for (uint32_t k = 0; k < f->nfree; k++)
+        if (f->free_stack[k] == pfn) {
+            memmove(&f->free_stack[k], &f->free_stack[k + 1], (f->nfree - k - 1) * sizeof(uint32_t));
+            f->nfree--;
+            return;
+        }
+    fail_msg("pfn %u free but not on the free stack", pfn);
+}
+
+/* One page from the top of the free stack; with max_order set, the largest
+ * aligned run of free pages (up to 2^max_order and `wanted`) that leaves
+ * the reserve, as the kernel's allocator hands out blocks. */
+static unsigned fake_take_pages(void *context, unsigned wanted, uint32_t *first)
 {
     struct fake *f = context;
 
+    f->takes++;
+    assert_true(wanted >= 1);
     if (f->nfree <= f->reserve)
-        return -1;
-    *pfn = f->free_stack[--f->nfree];
-    assert_int_equal(f->state[pool_index(f, *pfn)], PAGE_FREE);
-    f->state[pool_index(f, *pfn)] = PAGE_BALLOON;
-    f->taken++;
+        return 0;
+    if (f->max_order == 0) {
+        *first = f->free_stack[f->nfree - 1];
+        take_from_pool(f, *first);
+        return 1;
+    }
+    for (unsigned order = f->max_order + 1; order-- > 0;) {
+        uint32_t size = 1u << order;
+        if (size > wanted || f->nfree < f->reserve + size)
+            continue;
+        for (uint32_t start = 0; start + size <= f->npages; start += size) {
+            uint32_t k = 0;
+            while (k < size && f->state[start + k] == PAGE_FREE)
+                k++;
+            if (k < size)
+                continue;
+            for (k = 0; k < size; k++)
+                take_from_pool(f, f->base + start + k);
+            *first = f->base + start;
+            return size;
+        }
+    }
     return 0;
 }
 
@@ -165,7 +204,7 @@ static void fake_report_shortfall(void *context, uint32_t target, uint32_t reach
 }
 
 static const struct balloon_ops fake_ops = {
-    fake_take_page, fake_give_page, fake_alloc_chunk, fake_free_chunk,
+    fake_take_pages, fake_give_page, fake_alloc_chunk, fake_free_chunk,
     fake_send, fake_kick, fake_set_actual, fake_report_shortfall,
 };
 
