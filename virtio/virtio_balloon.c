@@ -40,6 +40,7 @@ struct virtio_balloon_config {
 #define REPORT_PERIOD_TICKS 200 /* 2 s, as Linux waits before reporting */
 #define FREEZE_TIMEOUT_MS 10000
 #define BALLOON_TAKE_ORDER 10 /* 4 MiB: one full request */
+#define WORK_REQUESTS 16      /* requests per run of the work item */
 
 static struct {
     struct virtio_device *device;
@@ -239,11 +240,18 @@ static void balloon_work(void *context)
     /* one request at a time, collecting answers between them: under TCG
      * QEMU handles a request while the kick is written, so `actual`
      * moves after the first 4 MiB; a host that answers later still finds
-     * up to max_in_flight requests queued */
-    do {
-        drain_queue(QUEUE_INFLATE);
-        drain_queue(QUEUE_DEFLATE);
-    } while (!balloon.config_changed && balloon_step_once(&balloon.core) > 0);
+     * up to max_in_flight requests queued. A bounded number per run, then
+     * the idle loop reads the console before the work goes on. */
+    unsigned sent = 0;
+    drain_queue(QUEUE_INFLATE);
+    drain_queue(QUEUE_DEFLATE);
+    while (!balloon.config_changed && sent < WORK_REQUESTS && balloon_step_once(&balloon.core) > 0)
+        if (++sent < WORK_REQUESTS) {
+            drain_queue(QUEUE_INFLATE);
+            drain_queue(QUEUE_DEFLATE);
+        }
+    if (sent == WORK_REQUESTS)
+        work_schedule(&balloon.work); /* the last answer is collected then */
     if (balloon.stats_queue >= 0) {
         drain_queue((unsigned)balloon.stats_queue);
         if (!balloon.stats_posted)
