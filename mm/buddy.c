@@ -181,6 +181,22 @@ int buddy_alloc(struct buddy_zone *zone, unsigned order, uint8_t tag, uint64_t *
     return 0;
 }
 
+int buddy_alloc_pages(struct buddy_zone *zone, unsigned order, uint8_t tag, uint64_t *pfn)
+{
+    if (buddy_alloc(zone, order, tag, pfn) != 0)
+        return -1;
+    /* each page its own order-0 block: only metadata is written (the
+     * records live outside the pages), never the pages themselves */
+    uint32_t index = page_index(zone, *pfn);
+    for (uint32_t i = 1; i < (1u << order); i++) {
+        zone->pages[index + i].order = 0;
+        zone->pages[index + i].tag = tag;
+        zone->states[index + i] = BUDDY_ALLOCATED;
+    }
+    zone->pages[index].order = 0;
+    return 0;
+}
+
 int buddy_allocated_block(const struct buddy_zone *zone, uint64_t pfn,
                           unsigned *order, uint8_t *tag)
 {

@@ -68,6 +68,12 @@ void buddy_add_reserved_range(struct buddy_zone *zone, uint64_t pfn, uint64_t co
  * first frame in *pfn, or -1 when no block is free. */
 int buddy_alloc(struct buddy_zone *zone, unsigned order, uint8_t tag, uint64_t *pfn);
 
+/* Takes a free block of 2^order pages like buddy_alloc, but hands it out as
+ * 2^order one-page blocks (each freed on its own with buddy_free): the
+ * balloon takes many pages in one call and gives them back one by one.
+ * Returns 0 and the first frame in *pfn, or -1 when no block is free. */
+int buddy_alloc_pages(struct buddy_zone *zone, unsigned order, uint8_t tag, uint64_t *pfn);
+
 /* Returns a block taken by buddy_alloc, merging it with free buddies.
  * Returns -1 (and changes nothing) if pfn is not the head of an allocated
  * block of this zone. */

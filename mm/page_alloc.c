@@ -111,6 +111,16 @@ uint64_t page_alloc(unsigned order, uint8_t tag)
     return address;
 }
 
+uint64_t page_alloc_pages(unsigned order, uint8_t tag)
+{
+    uint64_t pfn;
+
+    for (unsigned z = 0; z < zone_count; z++)
+        if (buddy_alloc_pages(&zones[z], order, tag, &pfn) == 0)
+            return pfn * PAGE_SIZE;
+    return 0;
+}
+
 void page_alloc_set_oom_handler(uint64_t (*handler)(unsigned order))
 {
     oom_handler = handler;

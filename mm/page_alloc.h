@@ -40,6 +40,10 @@ int page_alloc_init(const struct memory_range *ranges, unsigned count);
 /* Returns the physical address of 2^order contiguous, size-aligned pages,
  * or 0 when no such block is free. The pages are not cleared. */
 uint64_t page_alloc(unsigned order, uint8_t tag);
+/* 2^order contiguous pages handed out as one-page blocks (see
+ * buddy_alloc_pages), or 0; never calls the OOM handler (the balloon
+ * takes pages with it, and must not deflate itself to get them). */
+uint64_t page_alloc_pages(unsigned order, uint8_t tag);
 /* The smallest order whose block holds `bytes`. */
 unsigned page_order_for(uint64_t bytes);
 /* Returns a block; -1 if address is not the start of an allocated block. */

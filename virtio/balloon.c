@@ -138,23 +138,28 @@ static unsigned take_batch(struct balloon *b, struct balloon_request *r, unsigne
     unsigned count = 0;
 
     while (count < wanted) {
-        uint32_t pfn;
-        if (b->ops->take_page(b->context, &pfn) != 0)
+        uint32_t first;
+        unsigned taken = b->ops->take_pages(b->context, wanted - count, &first);
+        if (taken == 0 || taken > wanted - count)
             break;
-        if (list_push(b, &b->list, pfn) != 0) {
-            b->ops->give_page(b->context, pfn);
-            break;
+        for (unsigned i = 0; i < taken; i++) {
+            if (list_push(b, &b->list, first + i) != 0) {
+                /* no chunk: the rest of the run goes back untouched */
+                while (i < taken)
+                    b->ops->give_page(b->context, first + i++);
+                return count;
+            }
+            r->pfns[count++] = first + i;
         }
-        r->pfns[count++] = pfn;
     }
     return count;
 }
 
-static int inflate(struct balloon *b)
+static int inflate(struct balloon *b, int limit)
 {
     int sent = 0;
 
-    while (b->list_pages + b->inflating < b->target) {
+    while (sent < limit && b->list_pages + b->inflating < b->target) {
         struct balloon_request *r = free_request(b);
         if (!r)
             break;
@@ -189,12 +194,12 @@ static int inflate(struct balloon *b)
     return sent;
 }
 
-static int deflate(struct balloon *b)
+static int deflate(struct balloon *b, int limit)
 {
     int sent = 0;
 
     /* pages already deflating are on their way out: only the list counts */
-    while (b->list_pages > b->target) {
+    while (sent < limit && b->list_pages > b->target) {
         struct balloon_request *r = free_request(b);
         if (!r)
             break;
@@ -212,11 +217,11 @@ static int deflate(struct balloon *b)
 }
 
 /* Tells the host about pages reclaimed on OOM (already in use again). */
-static int tell_reclaimed(struct balloon *b)
+static int tell_reclaimed(struct balloon *b, int limit)
 {
     int sent = 0;
 
-    while (b->to_tell) {
+    while (sent < limit && b->to_tell) {
         struct balloon_request *r = free_request(b);
         if (!r)
             break;
@@ -234,19 +239,31 @@ static int tell_reclaimed(struct balloon *b)
     return sent;
 }
 
-int balloon_step(struct balloon *b)
+static int step(struct balloon *b, int limit)
 {
-    int inflate_sent = 0, deflate_sent = tell_reclaimed(b);
+    int inflate_sent = 0, deflate_sent = tell_reclaimed(b, limit);
 
-    if (b->deflating == 0 && b->list_pages + b->inflating < b->target)
-        inflate_sent = inflate(b);
+    if (deflate_sent >= limit)
+        ;
+    else if (b->deflating == 0 && b->list_pages + b->inflating < b->target)
+        inflate_sent = inflate(b, limit - deflate_sent);
     else if (b->inflating == 0 && b->list_pages > b->target)
-        deflate_sent += deflate(b);
+        deflate_sent += deflate(b, limit - deflate_sent);
     if (inflate_sent)
         b->ops->kick(b->context, BALLOON_INFLATE);
     if (deflate_sent)
         b->ops->kick(b->context, BALLOON_DEFLATE);
     return inflate_sent + deflate_sent;
+}
+
+int balloon_step(struct balloon *b)
+{
+    return step(b, BALLOON_MAX_IN_FLIGHT);
+}
+
+int balloon_step_once(struct balloon *b)
+{
+    return step(b, 1);
 }
 
 int balloon_complete(struct balloon *b, void *token)

@@ -42,8 +42,11 @@ struct balloon_report {
 };
 
 struct balloon_ops {
-    /* a page for the balloon, or -1 when the reserve forbids it */
-    int (*take_page)(void *context, uint32_t *pfn);
+    /* up to `wanted` pages for the balloon, contiguous from *first, each
+     * given back on its own by give_page; returns how many (0 when the
+     * reserve forbids any). Taking them in blocks keeps the cost per page
+     * near nothing, and the balloon never writes to a page it takes. */
+    unsigned (*take_pages)(void *context, unsigned wanted, uint32_t *first);
     void (*give_page)(void *context, uint32_t pfn);
     /* 4096 bytes for the list's bookkeeping, or NULL */
     void *(*alloc_chunk)(void *context);
@@ -105,6 +108,11 @@ int balloon_set_batching(struct balloon *b, unsigned batch_size, unsigned max_in
 void balloon_set_target(struct balloon *b, uint32_t target);
 /* Sends what it can toward the target; returns the requests sent. */
 int balloon_step(struct balloon *b);
+/* Sends at most one request (and kicks its queue): a driver whose host
+ * answers while the kick is written (QEMU under TCG) collects each answer
+ * before filling the next, so `actual` moves after the first request, not
+ * after all of them. */
+int balloon_step_once(struct balloon *b);
 /* The host used the request `token`; returns 0, or -1 for an unknown token. */
 int balloon_complete(struct balloon *b, void *token);
 /* What `actual` should say: pages the host may consider its own. */

@@ -31,7 +31,8 @@ struct fake {
     uint8_t *state;
     uint32_t *free_stack, nfree;
     uint32_t taken; /* pages in PAGE_BALLOON */
-    unsigned gives, bad_gives;
+    unsigned gives, bad_gives, takes;
+    unsigned max_order; /* 0: one page per take, else aligned runs */
     /* list chunks */
     void **chunks;
     size_t nchunks, chunk_cap;
@@ -59,16 +60,54 @@ static uint32_t pool_index(struct fake *f, uint32_t pfn)
     return pfn - f->base;
 }
 
-static int fake_take_page(void *context, uint32_t *pfn)
+static void take_from_pool(struct fake *f, uint32_t pfn)
+{
+    uint32_t i = pool_index(f, pfn);
+
+    assert_int_equal(f->state[i], PAGE_FREE);
+    f->state[i] = PAGE_BALLOON;
+    f->taken++;
+    for (uint32_t k = 0; k < f->nfree; k++)
+        if (f->free_stack[k] == pfn) {
+            memmove(&f->free_stack[k], &f->free_stack[k + 1], (f->nfree - k - 1) * sizeof(uint32_t));
+            f->nfree--;
+            return;
+        }
+    fail_msg("pfn %u free but not on the free stack", pfn);
+}
+
+/* One page from the top of the free stack; with max_order set, the largest
+ * aligned run of free pages (up to 2^max_order and `wanted`) that leaves
+ * the reserve, as the kernel's allocator hands out blocks. */
+static unsigned fake_take_pages(void *context, unsigned wanted, uint32_t *first)
 {
     struct fake *f = context;
 
+    f->takes++;
+    assert_true(wanted >= 1);
     if (f->nfree <= f->reserve)
-        return -1;
-    *pfn = f->free_stack[--f->nfree];
-    assert_int_equal(f->state[pool_index(f, *pfn)], PAGE_FREE);
-    f->state[pool_index(f, *pfn)] = PAGE_BALLOON;
-    f->taken++;
+        return 0;
+    if (f->max_order == 0) {
+        *first = f->free_stack[f->nfree - 1];
+        take_from_pool(f, *first);
+        return 1;
+    }
+    for (unsigned order = f->max_order + 1; order-- > 0;) {
+        uint32_t size = 1u << order;
+        if (size > wanted || f->nfree < f->reserve + size)
+            continue;
+        for (uint32_t start = 0; start + size <= f->npages; start += size) {
+            uint32_t k = 0;
+            while (k < size && f->state[start + k] == PAGE_FREE)
+                k++;
+            if (k < size)
+                continue;
+            for (k = 0; k < size; k++)
+                take_from_pool(f, f->base + start + k);
+            *first = f->base + start;
+            return size;
+        }
+    }
     return 0;
 }
 
@@ -165,7 +204,7 @@ static void fake_report_shortfall(void *context, uint32_t target, uint32_t reach
 }
 
 static const struct balloon_ops fake_ops = {
-    fake_take_page, fake_give_page, fake_alloc_chunk, fake_free_chunk,
+    fake_take_pages, fake_give_page, fake_alloc_chunk, fake_free_chunk,
     fake_send, fake_kick, fake_set_actual, fake_report_shortfall,
 };
 
@@ -1259,6 +1298,96 @@ static void test_big_balloon_spans_many_chunks_and_deflates_fully(void **state)
     assert_int_equal(f->last_actual, 0);
 }
 
+/* ---- pages in blocks, one request at a time -------------------------------- */
+
+/* The allocator hands out runs: a request is filled from few of them, each
+ * page listed once, and the pages go back one by one on deflate. */
+static void test_inflate_takes_runs_and_deflates_them_page_by_page(void **state)
+{
+    (void)state;
+    struct fake *f = fake_new(4096, 100, 1, 1024, 8);
+
+    f->max_order = 10;
+    balloon_set_target(&f->b, 3000);
+    assert_int_equal(step(f), 3);
+    /* 1024 + 1024 + 952 (512 + 256 + 128 + 32 + 16 + 8): 8 takes, not 3000 */
+    assert_int_equal(f->takes, 8);
+    assert_int_equal(f->sent[0].count, 1024);
+    for (unsigned k = 1; k < 1024; k++)
+        assert_int_equal(f->sent[0].copy[k], f->sent[0].copy[0] + k);
+    check_consistent(f);
+    settle(f);
+    check_rest(f, 3000);
+    /* a target past the reserve stops exactly at it, run sizes shrinking */
+    balloon_set_target(&f->b, 4096);
+    settle(f);
+    assert_int_equal(balloon_actual(&f->b), 3996);
+    assert_int_equal(f->nfree, 100);
+    assert_int_equal(f->shortfall_calls, 1);
+    reach(f, 1);
+    assert_int_equal(f->nfree, 4095);
+    reach(f, 0);
+    assert_int_equal(f->bad_gives, 0);
+}
+
+/* A run is cut short when the list cannot grow: the pages not listed go
+ * back to the allocator at once and the request carries only listed ones. */
+static void test_run_cut_by_a_missing_chunk_gives_the_rest_back(void **state)
+{
+    (void)state;
+    struct fake *f = fake_new(4096, 0, 1, 1024, 1);
+
+    f->max_order = 10;
+    reach(f, BALLOON_CHUNK_PFNS - 4); /* the first chunk has 4 slots left */
+    f->fail_alloc = 1;
+    unsigned gives = f->gives;
+    balloon_set_target(&f->b, BALLOON_CHUNK_PFNS + 500);
+    assert_int_equal(step(f), 1);
+    assert_int_equal(f->sent[f->nsent - 1].count, 4);
+    /* 504 missing: a 256-page run, 4 of it listed */
+    assert_int_equal(f->gives - gives, 256 - 4);
+    check_consistent(f);
+    ack_all(f);
+    check_rest(f, BALLOON_CHUNK_PFNS);
+    f->fail_alloc = 0;
+    reach(f, 0);
+    assert_int_equal(f->nfree, 4096);
+    assert_int_equal(f->bad_gives, 0);
+}
+
+/* balloon_step_once sends one request and kicks once, so a driver can
+ * collect each answer before the next; it still keeps max_in_flight. */
+static void test_step_once_sends_one_request_and_kicks_it(void **state)
+{
+    (void)state;
+    struct fake *f = fake_new(4096, 0, 1, 256, 2);
+
+    balloon_set_target(&f->b, 1000);
+    for (unsigned i = 1; i <= 2; i++) {
+        assert_int_equal(balloon_step_once(&f->b), 1);
+        assert_int_equal(f->nsent, i);
+        assert_int_equal(f->kicks[BALLOON_INFLATE], i);
+    }
+    assert_int_equal(balloon_step_once(&f->b), 0); /* two in flight */
+    ack(f, 0);
+    assert_int_equal(f->last_actual, 256);
+    assert_int_equal(balloon_step_once(&f->b), 1);
+    for (int round = 0; round < 100 && (pending(f) || balloon_actual(&f->b) != 1000); round++) {
+        ack_all(f);
+        balloon_step_once(&f->b);
+    }
+    check_rest(f, 1000);
+    /* deflate and a reclaimed page to tell: one request per call too */
+    balloon_set_target(&f->b, 0);
+    assert_int_equal(balloon_step_once(&f->b), 1);
+    assert_int_equal(f->kicks[BALLOON_DEFLATE], 1);
+    ack_all(f);
+    assert_int_equal(balloon_reclaim(&f->b, 2), 0); /* must_tell_host */
+    while (balloon_step_once(&f->b))
+        ack_all(f);
+    check_rest(f, 0);
+}
+
 static void test_stats_buffer_is_every_tag_in_order_in_bytes(void **state)
 {
     struct balloon_stat stats[BALLOON_STAT_COUNT];
@@ -1346,6 +1475,9 @@ int main(void)
         cmocka_unit_test_teardown(test_discard_all_with_reclaimed_pages_still_to_tell, fake_teardown),
         cmocka_unit_test_teardown(test_discard_all_with_an_inflate_and_a_tell_in_flight, fake_teardown),
         cmocka_unit_test_teardown(test_big_balloon_spans_many_chunks_and_deflates_fully, fake_teardown),
+        cmocka_unit_test_teardown(test_inflate_takes_runs_and_deflates_them_page_by_page, fake_teardown),
+        cmocka_unit_test_teardown(test_run_cut_by_a_missing_chunk_gives_the_rest_back, fake_teardown),
+        cmocka_unit_test_teardown(test_step_once_sends_one_request_and_kicks_it, fake_teardown),
         cmocka_unit_test(test_stats_buffer_is_every_tag_in_order_in_bytes),
         cmocka_unit_test(test_settled_reports_give_each_block_back_once),
     };

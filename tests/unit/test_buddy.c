@@ -343,6 +343,47 @@ static void test_init_ranges_in_any_order_and_pieces_give_same_blocks(void **sta
     tracked_free(reference_meta);
 }
 
+/* The balloon's call: one block taken, handed out as single pages that
+ * free one by one and merge back into the block they came from. */
+static void test_alloc_pages_hands_out_single_pages_that_merge_back(void **state)
+{
+    (void)state;
+    struct buddy_zone zone;
+    struct buddy_page *meta = free_zone(&zone, 0x1000, 64);
+    uint64_t pfn = 0;
+
+    assert_int_equal(buddy_alloc_pages(&zone, 7, 3, &pfn), -1); /* 128 > 64 */
+    assert_int_equal(buddy_alloc_pages(&zone, 4, 3, &pfn), 0);
+    assert_int_equal(pfn % 16, 0);
+    assert_int_equal(zone.allocated_pages, 16);
+    assert_int_equal(zone.free_pages, 48);
+    for (uint64_t i = 0; i < 16; i++) {
+        unsigned order = 99;
+        uint8_t tag = 0;
+        assert_int_equal(buddy_allocated_block(&zone, pfn + i, &order, &tag), 0);
+        assert_int_equal(order, 0);
+        assert_int_equal(tag, 3);
+    }
+    assert_int_equal(buddy_check(&zone), 0);
+    /* the block as a whole is no longer one allocation */
+    for (uint64_t i = 0; i < 16; i += 2) {
+        assert_int_equal(buddy_free(&zone, pfn + i), 0);
+        assert_int_equal(buddy_free(&zone, pfn + i), -1); /* only once */
+        assert_int_equal(buddy_check(&zone), 0);
+    }
+    for (uint64_t i = 1; i < 16; i += 2)
+        assert_int_equal(buddy_free(&zone, pfn + i), 0);
+    assert_int_equal(buddy_check(&zone), 0);
+    assert_int_equal(zone.allocated_pages, 0);
+    assert_int_equal(zone.free_pages, 64);
+    assert_int_equal(zone.free_blocks[6], 1); /* all merged again */
+    /* order 0 is an ordinary page */
+    assert_int_equal(buddy_alloc_pages(&zone, 0, 3, &pfn), 0);
+    assert_int_equal(buddy_free(&zone, pfn), 0);
+    assert_int_equal(buddy_check(&zone), 0);
+    tracked_free(meta);
+}
+
 static void test_single_page_zone(void **state)
 {
     (void)state;
@@ -1683,6 +1724,7 @@ int main(void)
         cmocka_unit_test_teardown(test_init_odd_layout_with_holes_at_both_ends, free_tracked),
         cmocka_unit_test_teardown(test_init_ranges_in_any_order_and_pieces_give_same_blocks, free_tracked),
         cmocka_unit_test_teardown(test_single_page_zone, free_tracked),
+        cmocka_unit_test_teardown(test_alloc_pages_hands_out_single_pages_that_merge_back, free_tracked),
         cmocka_unit_test_teardown(test_fully_reserved_zone_never_allocates, free_tracked),
         cmocka_unit_test_teardown(test_alloc_each_order_is_aligned_and_inside_zone, free_tracked),
         cmocka_unit_test_teardown(test_alloc_fails_when_nothing_fits, free_tracked),
