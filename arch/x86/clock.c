@@ -12,11 +12,17 @@
 #define CALIBRATION_PM_TICKS (PM_TIMER_HZ / 2000) /* 0.5 ms */
 #define EDGES 4 /* at each end of the window: the best bracketed one */
 #define FALLBACK_TSC_HZ 2000000000ull
+/* Until measured, the clock assumes a TSC faster than any x86 has run:
+ * the few lines logged before calibration read early rather than late, so
+ * the clock only ever moves forward when the real rate is known and the
+ * log's times never decrease (a guess too slow read them late, and the
+ * measured clock then went back below them). */
+#define UNMEASURED_TSC_HZ 10000000000ull
 
 static uint64_t tsc_base;
-static uint64_t tsc_hz = FALLBACK_TSC_HZ;
+static uint64_t tsc_hz = UNMEASURED_TSC_HZ;
 /* nanoseconds per tick, 32.32 fixed point; a guess until calibrated */
-static uint64_t ns_per_tsc_q32 = (1000000000ull << 32) / FALLBACK_TSC_HZ;
+static uint64_t ns_per_tsc_q32 = (1000000000ull << 32) / UNMEASURED_TSC_HZ;
 static int calibrated;
 
 static uint32_t pm_timer_elapsed(uint32_t from, uint32_t to, int wide)
@@ -96,6 +102,8 @@ void clock_calibrate(uint16_t pm_timer_port, int pm_timer_32bit)
             }
         }
     }
+    if (tsc_hz == UNMEASURED_TSC_HZ) /* no PM timer at boot: a common rate */
+        tsc_hz = FALLBACK_TSC_HZ;
     ns_per_tsc_q32 = (1000000000ull << 32) / tsc_hz;
 }
 
