@@ -8,6 +8,7 @@
 
 #include "lib/error.h"  // ERROR_CORRUPT
 #include "lib/string.h" // memset
+#include "mm/buddy_chunk.h" // state_of, record, set_state
 
 static uint32_t page_index(const struct buddy_zone *zone, uint64_t pfn)
 {
@@ -19,21 +20,68 @@ static uint64_t index_pfn(const struct buddy_zone *zone, uint32_t index)
     return zone->base_pfn + index;
 }
 
+/* At most this many chunks touch a zone of page_count pages, whatever its
+ * alignment. */
+static uint64_t chunk_bound(uint64_t page_count)
+{
+    return page_count ? (page_count >> BUDDY_LAZY_ORDER) + 2 : 0;
+}
+
+size_t buddy_pool_bytes(uint64_t page_count)
+{
+    return (size_t)(chunk_bound(page_count) * sizeof(struct buddy_chunk_slot));
+}
+
+size_t buddy_chunk_metadata_bytes(uint64_t page_count)
+{
+    return (size_t)((chunk_bound(page_count) * (sizeof(struct buddy_page) + 4 + 1) + 7) & ~7ull);
+}
+
 size_t buddy_metadata_bytes(uint64_t page_count)
 {
-    return (size_t)page_count * (sizeof(struct buddy_page) + 1);
+    return buddy_pool_bytes(page_count) + buddy_chunk_metadata_bytes(page_count);
+}
+
+uint8_t *buddy_state_byte(struct buddy_zone *zone, uint64_t pfn)
+{
+    if (!buddy_zone_contains(zone, pfn))
+        return 0;
+    uint64_t index = pfn - zone->base_pfn, chunk = chunk_of(zone, index);
+    if (zone->chunks[chunk] == BUDDY_CHUNK_READY)
+        return &slot_of(zone, chunk)->states[chunk_offset(zone, index)];
+    return chunk_start(zone, index) ? &zone->chunks[chunk] : 0;
+}
+
+void buddy_pool_init(struct buddy_pool *pool, void *slots, uint64_t bytes)
+{
+    pool->slots = slots;
+    pool->capacity = bytes / sizeof(struct buddy_chunk_slot);
+    pool->used = 0;
 }
 
 void buddy_zone_init(struct buddy_zone *zone, uint64_t base_pfn,
                      uint64_t page_count, void *metadata)
 {
+    buddy_pool_init(&zone->own_pool, metadata, buddy_pool_bytes(page_count));
+    buddy_zone_init_pooled(zone, base_pfn, page_count,
+                           (uint8_t *)metadata + buddy_pool_bytes(page_count), &zone->own_pool);
+}
+
+void buddy_zone_init_pooled(struct buddy_zone *zone, uint64_t base_pfn, uint64_t page_count,
+                            void *chunk_metadata, struct buddy_pool *pool)
+{
+    uint64_t chunks = chunk_bound(page_count);
+
     zone->base_pfn = base_pfn;
     zone->page_count = page_count;
-    zone->pages = metadata;
-    zone->states = (uint8_t *)metadata + page_count * sizeof(struct buddy_page);
-    /* state 0 marks every page as "not a block head" until a range covers
-     * it, so merging never trusts a page that is not yet in the zone */
-    memset(zone->states, BUDDY_BODY, page_count);
+    zone->pool = pool;
+    zone->chunk_pages = chunk_metadata;
+    zone->chunk_slots = (uint32_t *)(zone->chunk_pages + chunks);
+    zone->chunks = (uint8_t *)(zone->chunk_slots + chunks);
+    /* every chunk lazy and all BUDDY_BODY: a page is "not a block head"
+     * until a range covers it, so merging never trusts a page that is not
+     * yet in the zone */
+    memset(zone->chunks, BUDDY_BODY, chunks);
     for (unsigned order = 0; order < BUDDY_ORDER_COUNT; order++) {
         zone->free_head[order] = zone->free_tail[order] = BUDDY_NONE;
         zone->free_blocks[order] = 0;
@@ -47,17 +95,18 @@ void buddy_zone_init(struct buddy_zone *zone, uint64_t base_pfn,
  * memory is still backed by the host); reported ones to the tail. */
 static void free_list_push(struct buddy_zone *zone, uint32_t index, unsigned order, int reported)
 {
-    struct buddy_page *page = &zone->pages[index];
+    /* the state first: it may move a lazy chunk's head record */
+    set_state(zone, index, order, BUDDY_FREE);
+    struct buddy_page *page = record(zone, index);
 
     page->order = (uint8_t)order;
-    zone->states[index] = BUDDY_FREE;
     page->tag = reported ? BUDDY_TAG_REPORTED : 0;
     if (reported) {
         uint32_t tail = zone->free_tail[order];
         page->next = BUDDY_NONE;
         page->prev = tail;
         if (tail != BUDDY_NONE)
-            zone->pages[tail].next = index;
+            record(zone, tail)->next = index;
         else
             zone->free_head[order] = index;
         zone->free_tail[order] = index;
@@ -66,7 +115,7 @@ static void free_list_push(struct buddy_zone *zone, uint32_t index, unsigned ord
         page->prev = BUDDY_NONE;
         page->next = head;
         if (head != BUDDY_NONE)
-            zone->pages[head].prev = index;
+            record(zone, head)->prev = index;
         else
             zone->free_tail[order] = index;
         zone->free_head[order] = index;
@@ -77,15 +126,15 @@ static void free_list_push(struct buddy_zone *zone, uint32_t index, unsigned ord
 
 static void free_list_remove(struct buddy_zone *zone, uint32_t index)
 {
-    struct buddy_page *page = &zone->pages[index];
+    struct buddy_page *page = record(zone, index);
     unsigned order = page->order;
 
     if (page->prev != BUDDY_NONE)
-        zone->pages[page->prev].next = page->next;
+        record(zone, page->prev)->next = page->next;
     else
         zone->free_head[order] = page->next;
     if (page->next != BUDDY_NONE)
-        zone->pages[page->next].prev = page->prev;
+        record(zone, page->next)->prev = page->prev;
     else
         zone->free_tail[order] = page->prev;
     zone->free_blocks[order]--;
@@ -115,11 +164,11 @@ static void release_block(struct buddy_zone *zone, uint64_t pfn, unsigned order,
             !buddy_zone_contains(zone, buddy_pfn + (1ull << order) - 1))
             break;
         uint32_t buddy = page_index(zone, buddy_pfn);
-        if (zone->states[buddy] != BUDDY_FREE || zone->pages[buddy].order != order)
+        if (state_of(zone, buddy) != BUDDY_FREE || record(zone, buddy)->order != order)
             break;
         free_list_remove(zone, buddy);
         /* the upper half's head is now inside the merged block */
-        zone->states[page_index(zone, pfn | (1ull << order))] = BUDDY_BODY;
+        set_state(zone, page_index(zone, pfn | (1ull << order)), order, BUDDY_BODY);
         pfn &= ~(1ull << order);
         order++;
     }
@@ -143,9 +192,9 @@ void buddy_add_reserved_range(struct buddy_zone *zone, uint64_t pfn, uint64_t co
 
     while (pfn < end) {
         unsigned order = largest_fitting_order(pfn, end);
-        struct buddy_page *page = &zone->pages[page_index(zone, pfn)];
+        set_state(zone, page_index(zone, pfn), order, BUDDY_RESERVED);
+        struct buddy_page *page = record(zone, page_index(zone, pfn));
         page->order = (uint8_t)order;
-        zone->states[page_index(zone, pfn)] = BUDDY_RESERVED;
         page->tag = 0;
         page->next = page->prev = BUDDY_NONE;
         zone->reserved_pages += 1ull << order;
@@ -171,9 +220,9 @@ int buddy_alloc(struct buddy_zone *zone, unsigned order, uint8_t tag, uint64_t *
         found--;
         free_list_push(zone, index + (1u << found), found, 0);
     }
-    struct buddy_page *page = &zone->pages[index];
+    set_state(zone, index, order, BUDDY_ALLOCATED);
+    struct buddy_page *page = record(zone, index);
     page->order = (uint8_t)order;
-    zone->states[index] = BUDDY_ALLOCATED;
     page->tag = tag;
     page->next = page->prev = BUDDY_NONE;
     zone->allocated_pages += 1ull << order;
@@ -202,8 +251,8 @@ int buddy_allocated_block(const struct buddy_zone *zone, uint64_t pfn,
 {
     if (!buddy_zone_contains(zone, pfn))
         return -1;
-    const struct buddy_page *page = &zone->pages[page_index(zone, pfn)];
-    if (zone->states[page_index(zone, pfn)] != BUDDY_ALLOCATED || page->order > BUDDY_MAX_ORDER ||
+    const struct buddy_page *page = record(zone, page_index(zone, pfn));
+    if (state_of(zone, page_index(zone, pfn)) != BUDDY_ALLOCATED || page->order > BUDDY_MAX_ORDER ||
         (pfn & ((1ull << page->order) - 1)) != 0)
         return -1;
     if (order)
@@ -241,9 +290,9 @@ uint64_t buddy_forget_reported(struct buddy_zone *zone)
     /* reported blocks sit at the tails; cleared, every block is simply
      * unreported, which keeps that order */
     for (unsigned order = 0; order < BUDDY_ORDER_COUNT; order++)
-        for (uint32_t index = zone->free_head[order]; index != BUDDY_NONE; index = zone->pages[index].next)
-            if (zone->pages[index].tag == BUDDY_TAG_REPORTED) {
-                zone->pages[index].tag = 0;
+        for (uint32_t index = zone->free_head[order]; index != BUDDY_NONE; index = record(zone, index)->next)
+            if (record(zone, index)->tag == BUDDY_TAG_REPORTED) {
+                record(zone, index)->tag = 0;
                 pages += 1ull << order;
             }
     return pages;
@@ -255,12 +304,12 @@ int buddy_take_unreported(struct buddy_zone *zone, unsigned min_order, uint8_t t
     /* unreported blocks are at the heads of the lists */
     for (unsigned k = BUDDY_MAX_ORDER + 1; k-- > min_order;) {
         uint32_t index = zone->free_head[k];
-        if (index == BUDDY_NONE || zone->pages[index].tag == BUDDY_TAG_REPORTED)
+        if (index == BUDDY_NONE || record(zone, index)->tag == BUDDY_TAG_REPORTED)
             continue;
         free_list_remove(zone, index);
-        zone->states[index] = BUDDY_ALLOCATED;
-        zone->pages[index].tag = tag;
-        zone->pages[index].next = zone->pages[index].prev = BUDDY_NONE;
+        set_state(zone, index, k, BUDDY_ALLOCATED);
+        record(zone, index)->tag = tag;
+        record(zone, index)->next = record(zone, index)->prev = BUDDY_NONE;
         zone->allocated_pages += 1ull << k;
         *pfn = index_pfn(zone, index);
         *order = k;
@@ -274,12 +323,13 @@ int buddy_claim_free(struct buddy_zone *zone, uint8_t tag, buddy_visit_fn visit,
     uint64_t index = 0;
 
     while (index < zone->page_count) {
-        struct buddy_page *page = &zone->pages[index];
-        uint64_t count = zone->states[index] == BUDDY_BODY || page->order > BUDDY_MAX_ORDER
+        struct buddy_page *page = record(zone, index);
+        uint8_t state = state_of(zone, index);
+        uint64_t count = state == BUDDY_BODY || page->order > BUDDY_MAX_ORDER
                              ? 1 : 1ull << page->order;
-        if (zone->states[index] == BUDDY_FREE) {
+        if (state == BUDDY_FREE) {
             free_list_remove(zone, (uint32_t)index);
-            zone->states[index] = BUDDY_ALLOCATED;
+            set_state(zone, index, page->order, BUDDY_ALLOCATED);
             page->tag = tag;
             page->next = page->prev = BUDDY_NONE;
             zone->allocated_pages += count;
@@ -297,8 +347,8 @@ int buddy_walk(const struct buddy_zone *zone, buddy_visit_fn visit, void *contex
     uint64_t index = 0;
 
     while (index < zone->page_count) {
-        const struct buddy_page *page = &zone->pages[index];
-        uint8_t state = zone->states[index];
+        const struct buddy_page *page = record(zone, index);
+        uint8_t state = state_of(zone, index);
         /* a body page here means the metadata is broken: report it as a
          * one-page block rather than loop or skip */
         uint64_t count = state == BUDDY_BODY || page->order > BUDDY_MAX_ORDER ? 1 : 1ull << page->order;
@@ -329,15 +379,26 @@ static int check_block(void *context, uint64_t pfn, uint64_t count,
 {
     struct check_totals *totals = context;
     const struct buddy_zone *zone = totals->zone;
-    unsigned order = zone->pages[page_index(zone, pfn)].order;
+    unsigned order = record(zone, page_index(zone, pfn))->order;
 
     (void)tag;
     if (order > BUDDY_MAX_ORDER || (pfn & (count - 1)) != 0 ||
         pfn + count > zone->base_pfn + zone->page_count)
         return check_failed(totals, "a block misaligned or outside the zone");
-    for (uint64_t i = 1; i < count; i++)
-        if (zone->states[page_index(zone, pfn + i)] != BUDDY_BODY)
+    /* a lazy chunk is checked by its one byte, a ready one page by page */
+    for (uint64_t i = 1; i < count;) {
+        uint64_t index = page_index(zone, pfn + i);
+        uint8_t chunk = zone->chunks[chunk_of(zone, index)];
+        if (chunk == BUDDY_CHUNK_READY) {
+            if (state_of(zone, index) != BUDDY_BODY)
+                return check_failed(totals, "a head inside another block");
+            i++;
+            continue;
+        }
+        if (chunk_start(zone, index) && chunk != BUDDY_BODY)
             return check_failed(totals, "a head inside another block");
+        i = ((pfn + i) | CHUNK_MASK) + 1 - pfn;
+    }
     switch (state) {
     case BUDDY_FREE: {
         totals->free_pages += count;
@@ -346,7 +407,7 @@ static int check_block(void *context, uint64_t pfn, uint64_t count,
         if (buddy_zone_contains(zone, buddy_pfn) &&
             buddy_zone_contains(zone, buddy_pfn + count - 1) && order < BUDDY_MAX_ORDER) {
             uint32_t buddy = page_index(zone, buddy_pfn);
-            if (zone->states[buddy] == BUDDY_FREE && zone->pages[buddy].order == order)
+            if (state_of(zone, buddy) == BUDDY_FREE && record(zone, buddy)->order == order)
                 return check_failed(totals, "two free buddies not merged");
         }
         break;
@@ -379,11 +440,11 @@ const char *buddy_check_failure(const struct buddy_zone *zone)
         uint64_t listed = 0;
         uint32_t prev = BUDDY_NONE;
         for (uint32_t index = zone->free_head[order]; index != BUDDY_NONE;
-             index = zone->pages[index].next) {
+             index = record(zone, index)->next) {
             if (index >= zone->page_count)
                 return "a free list leaves the zone";
-            const struct buddy_page *page = &zone->pages[index];
-            if (zone->states[index] != BUDDY_FREE || page->order != order || page->prev != prev)
+            const struct buddy_page *page = record(zone, index);
+            if (state_of(zone, index) != BUDDY_FREE || page->order != order || page->prev != prev)
                 return "a free list is broken";
             if (++listed > totals.free_blocks[order])
                 return "a free list has a cycle or a block twice";

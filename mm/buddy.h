@@ -25,10 +25,21 @@ enum buddy_state {
 };
 
 /* Only the first page (the head) of a block has a meaningful record; the
- * state byte of every other page is BUDDY_BODY. States live in their own
- * array so that setting up a zone touches one byte per page, not the
- * records (QEMU backs guest RAM lazily: untouched metadata costs the host
- * nothing). */
+ * state of every other page is BUDDY_BODY. The per-page metadata is made
+ * lazily, one chunk of 2^BUDDY_LAZY_ORDER pages at a time: a chunk nobody
+ * has split below its own size keeps its one possible head (record and
+ * state) in the per-chunk arrays and has no per-page metadata at all. The
+ * first split of a chunk takes it a slot from a pool, in the order chunks
+ * are split. So setting up a zone writes a few bytes per chunk in one
+ * small array, and the metadata written grows with the chunks split, not
+ * with the RAM (QEMU backs guest RAM lazily, 2 MiB at the first touch:
+ * each fresh 2 MiB costs the host milliseconds, and under TCG every byte
+ * the guest writes costs time). */
+#define BUDDY_LAZY_ORDER 9 /* 2 MiB chunks */
+#define BUDDY_CHUNK_PAGES (1u << BUDDY_LAZY_ORDER)
+/* a chunk whose per-page metadata is in a pool slot */
+#define BUDDY_CHUNK_READY 0xff
+
 struct buddy_page {
     uint32_t next; /* free list links: page indexes within the zone */
     uint32_t prev;
@@ -37,11 +48,29 @@ struct buddy_page {
     uint16_t unused;
 };
 
+struct buddy_chunk_slot {
+    struct buddy_page pages[BUDDY_CHUNK_PAGES]; /* by offset in the chunk */
+    uint8_t states[BUDDY_CHUNK_PAGES];          /* enum buddy_state */
+};
+
+/* Slots for split chunks, handed out from the top down (the used ones sit
+ * together, next to what lies above the pool); zones may share one. */
+struct buddy_pool {
+    struct buddy_chunk_slot *slots;
+    uint64_t capacity;
+    uint64_t used;
+};
+
 struct buddy_zone {
     uint64_t base_pfn;
     uint64_t page_count;
-    struct buddy_page *pages; /* page_count records */
-    uint8_t *states;          /* page_count bytes, enum buddy_state */
+    struct buddy_pool *pool;
+    struct buddy_pool own_pool; /* buddy_zone_init's */
+    /* per chunk, chunk 0 holding base_pfn: while lazy, its first page's
+     * record and state; once split, its slot in the pool */
+    struct buddy_page *chunk_pages;
+    uint32_t *chunk_slots;
+    uint8_t *chunks; /* the first page's state, or BUDDY_CHUNK_READY */
     uint32_t free_head[BUDDY_ORDER_COUNT]; /* unreported blocks first */
     uint32_t free_tail[BUDDY_ORDER_COUNT]; /* reported blocks at the end */
     uint64_t free_blocks[BUDDY_ORDER_COUNT];
@@ -50,17 +79,28 @@ struct buddy_zone {
     uint64_t allocated_pages;
 };
 
-/* Bytes of metadata a zone of page_count pages needs. */
+/* Bytes of metadata a zone of page_count pages needs: its pool slots (one
+ * per chunk it can split) and its per-chunk arrays; buddy_metadata_bytes
+ * is their sum. All are multiples of 8. */
 size_t buddy_metadata_bytes(uint64_t page_count);
+size_t buddy_pool_bytes(uint64_t page_count);
+size_t buddy_chunk_metadata_bytes(uint64_t page_count);
 
 /*
  * Sets up an empty zone. Every page must then be covered exactly once by
  * buddy_add_free_range or buddy_add_reserved_range before the zone is used.
  * The metadata (buddy_metadata_bytes, 8-byte aligned) need not be zeroed:
- * init clears the state bytes, one per page.
+ * init clears one byte per chunk, and nothing per page.
  */
 void buddy_zone_init(struct buddy_zone *zone, uint64_t base_pfn,
                      uint64_t page_count, void *metadata);
+/* The same with the per-chunk arrays (buddy_chunk_metadata_bytes, 8-byte
+ * aligned) apart, and the slots from `pool`, which zones may share (the
+ * kernel keeps what set-up writes together in a few host pages). */
+void buddy_zone_init_pooled(struct buddy_zone *zone, uint64_t base_pfn, uint64_t page_count,
+                            void *chunk_metadata, struct buddy_pool *pool);
+/* A pool over `bytes` of slots (8-byte aligned, need not be zeroed). */
+void buddy_pool_init(struct buddy_pool *pool, void *slots, uint64_t bytes);
 void buddy_add_free_range(struct buddy_zone *zone, uint64_t pfn, uint64_t count);
 void buddy_add_reserved_range(struct buddy_zone *zone, uint64_t pfn, uint64_t count);
 
@@ -119,5 +159,10 @@ int buddy_claim_free(struct buddy_zone *zone, uint8_t tag, buddy_visit_fn visit,
  * invariant broken. */
 int buddy_check(const struct buddy_zone *zone);
 const char *buddy_check_failure(const struct buddy_zone *zone);
+
+/* The byte that holds pfn's state, or NULL for a page inside a chunk never
+ * split (its state is BUDDY_BODY by construction). For the tests, which
+ * damage a zone on purpose. */
+uint8_t *buddy_state_byte(struct buddy_zone *zone, uint64_t pfn);
 
 #endif

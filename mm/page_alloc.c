@@ -2,7 +2,11 @@
  * Zones from the boot memory map. Usable and kernel ranges that touch form
  * one zone; anything else (firmware runtime, ACPI, MMIO, holes) separates
  * zones and is never handed out. The zones' metadata is carved from the
- * top of the largest usable range and stays reserved.
+ * top of a usable range and stays reserved: one pool of per-page slots
+ * that all zones share, which hands out slots from its top as chunks are
+ * split (mm/buddy.h, BUDDY_LAZY_ORDER), then every zone's per-chunk
+ * arrays, side by side at the top. So what boot writes lies together at
+ * the top, a few hundred KiB whatever the RAM size.
  */
 #include "mm/page_alloc.h"
 
@@ -12,6 +16,7 @@
 #include "mm/page.h"       // PAGE_SIZE
 
 static struct buddy_zone zones[PAGE_ALLOC_MAX_ZONES];
+static struct buddy_pool pool; /* every zone's slots for split chunks */
 static unsigned zone_count;
 static uint64_t dropped_pages;
 static uint64_t (*oom_handler)(unsigned order);
@@ -21,17 +26,32 @@ int page_alloc_init(const struct memory_range *ranges, unsigned count)
 {
     static struct memory_map_span spans[PAGE_ALLOC_MAX_ZONES];
     unsigned span_count = memory_map_spans(ranges, count, spans, PAGE_ALLOC_MAX_ZONES, &dropped_pages);
-    uint64_t metadata_bytes = 0;
+    uint64_t metadata_bytes = 0, chunk_bytes = 0;
 
-    for (unsigned s = 0; s < span_count; s++)
-        metadata_bytes += (buddy_metadata_bytes(spans[s].page_count) + 63) & ~63ull;
+    for (unsigned s = 0; s < span_count; s++) {
+        chunk_bytes += (buddy_chunk_metadata_bytes(spans[s].page_count) + 63) & ~63ull;
+        metadata_bytes += buddy_pool_bytes(spans[s].page_count);
+    }
+    metadata_bytes += chunk_bytes;
     uint64_t metadata_pages = (metadata_bytes + PAGE_SIZE - 1) / PAGE_SIZE;
 
-    /* the metadata goes at the top of the largest usable range */
-    const struct memory_range *host = 0;
-    for (unsigned i = 0; i < count; i++)
-        if (ranges[i].kind == MEMORY_USABLE && (!host || ranges[i].pages > host->pages))
+    /* the metadata goes at the top of the largest usable range below
+     * 4 GiB that holds it (else of the largest one): the firmware works
+     * at the top of low memory, so the part set-up writes, at the top of
+     * the metadata, shares 2 MiB host pages the firmware already had
+     * backed; high memory stays untouched */
+    const struct memory_range *host = 0, *low = 0;
+    for (unsigned i = 0; i < count; i++) {
+        if (ranges[i].kind != MEMORY_USABLE)
+            continue;
+        if (!host || ranges[i].pages > host->pages)
             host = &ranges[i];
+        if (ranges[i].base + ranges[i].pages * PAGE_SIZE <= (4ull << 30) &&
+            ranges[i].pages >= metadata_pages + 1 && (!low || ranges[i].pages > low->pages))
+            low = &ranges[i];
+    }
+    if (low)
+        host = low;
     if (!host || host->pages < metadata_pages + 1) {
         klog("mm: no usable range can hold %llu pages of metadata",
              (unsigned long long)metadata_pages);
@@ -39,12 +59,16 @@ int page_alloc_init(const struct memory_range *ranges, unsigned count)
     }
     uint64_t metadata_pfn = host->base / PAGE_SIZE + host->pages - metadata_pages;
     uint8_t *metadata = (uint8_t *)(uintptr_t)(metadata_pfn * PAGE_SIZE);
+    uint8_t *chunk_metadata = metadata + (metadata_bytes - chunk_bytes);
+
+    buddy_pool_init(&pool, metadata, metadata_bytes - chunk_bytes);
 
     zone_count = 0;
     for (unsigned s = 0; s < span_count; s++) {
         struct buddy_zone *zone = &zones[zone_count++];
-        buddy_zone_init(zone, spans[s].base_pfn, spans[s].page_count, metadata);
-        metadata += (buddy_metadata_bytes(spans[s].page_count) + 63) & ~63ull;
+        buddy_zone_init_pooled(zone, spans[s].base_pfn, spans[s].page_count, chunk_metadata,
+                               &pool);
+        chunk_metadata += (buddy_chunk_metadata_bytes(spans[s].page_count) + 63) & ~63ull;
 
         for (unsigned i = spans[s].first; i <= spans[s].last; i++) {
             uint64_t pfn = ranges[i].base / PAGE_SIZE, end = pfn + ranges[i].pages;

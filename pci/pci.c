@@ -3,7 +3,7 @@
  * ECAM where the ACPI MCFG table covers the bus, else through the 0xCF8/0xCFC
  * port pair (PCI Local Bus spec 3.0, 3.2.2.3.2). The scan starts at bus 0
  * and follows bridges to their secondary buses, so it reads only buses that
- * exist (interrupts, MSI-X and INTx, are pci_interrupt.c's). Every loop here is bounded: bad hardware ends a walk, never hangs it.
+ * exist; it sizes no BAR (a driver or `pci` asks, pci_size_bars) (interrupts, MSI-X and INTx, are pci_interrupt.c's). Every loop here is bounded: bad hardware ends a walk, never hangs it.
  */
 #include "pci/pci.h"
 
@@ -182,11 +182,13 @@ void pci_enable(struct pci_function *f, int memory, int io, int bus_master)
 
 /* ---- enumeration ---- */
 
-/* Sizes one BAR (6.2.5.1): with decoding off, write all ones and read back
- * which address bits stick; the lowest one that does is the size (an I/O
- * BAR that decodes 16 bits reads 0 in its top half, which this ignores).
- * Returns how many slots the BAR uses (2 for a 64-bit BAR). */
-static unsigned size_bar(struct pci_function *f, unsigned index, unsigned bar_count)
+/* Sizes one BAR (6.2.5.1) if it is of a kind asked for: with decoding of
+ * that kind off, write all ones and read back which address bits stick;
+ * the lowest one that does is the size (an I/O BAR that decodes 16 bits
+ * reads 0 in its top half, which this ignores). Returns how many slots the
+ * BAR uses (2 for a 64-bit BAR). */
+static unsigned size_bar(struct pci_function *f, unsigned index, unsigned bar_count,
+                         int memory, int io)
 {
     uint16_t offset = PCI_BAR0 + 4 * index;
     struct pci_bar *bar = &f->bars[index];
@@ -195,6 +197,8 @@ static unsigned size_bar(struct pci_function *f, unsigned index, unsigned bar_co
     if (low == 0xffffffffu)
         return 1; /* nothing answers: leave it empty */
     if (low & BAR_IO) {
+        if (!io)
+            return 1;
         pci_write32(f, offset, 0xffffffffu);
         uint32_t mask = pci_read32(f, offset) & 0xfffffffcu;
         pci_write32(f, offset, low);
@@ -208,6 +212,8 @@ static unsigned size_bar(struct pci_function *f, unsigned index, unsigned bar_co
     int is_64bit = (low & BAR_MEM_TYPE) == BAR_MEM_TYPE_64;
     if (is_64bit && index + 1 >= bar_count)
         return 1; /* a 64-bit BAR cannot start in the last slot */
+    if (!memory)
+        return is_64bit ? 2 : 1;
     uint32_t high = is_64bit ? pci_read32(f, offset + 4) : 0;
     pci_write32(f, offset, 0xffffffffu);
     uint64_t mask = pci_read32(f, offset) & 0xfffffff0u;
@@ -226,18 +232,28 @@ static unsigned size_bar(struct pci_function *f, unsigned index, unsigned bar_co
     return is_64bit ? 2 : 1;
 }
 
-static void size_bars(struct pci_function *f)
+void pci_size_bars(struct pci_function *f, int memory, int io)
 {
     unsigned bar_count = f->header_type == HEADER_NORMAL ? 6 : f->header_type == HEADER_BRIDGE ? 2 : 0;
-    if (!bar_count)
-        return;
-    uint16_t command = pci_read16(f, PCI_COMMAND);
-    pci_write16(f, PCI_COMMAND, command & ~(PCI_COMMAND_IO | PCI_COMMAND_MEMORY));
-    for (unsigned i = 0; i < bar_count;)
-        i += size_bar(f, i, bar_count);
-    pci_write16(f, PCI_COMMAND, command);
 
-    for (unsigned i = 0; i < bar_count; i++) {
+    memory = memory && !f->memory_bars_sized;
+    io = io && !f->io_bars_sized;
+    if (!bar_count || (!memory && !io))
+        return;
+    /* only the decoding of the kinds sized goes off, and only if on: each
+     * BAR QEMU unmaps or maps again rebuilds the guest's memory map */
+    uint16_t command = pci_read16(f, PCI_COMMAND);
+    uint16_t off = command & ((memory ? PCI_COMMAND_MEMORY : 0) | (io ? PCI_COMMAND_IO : 0));
+    if (off)
+        pci_write16(f, PCI_COMMAND, command & ~off);
+    for (unsigned i = 0; i < bar_count;)
+        i += size_bar(f, i, bar_count, memory, io);
+    if (off)
+        pci_write16(f, PCI_COMMAND, command);
+    f->memory_bars_sized |= memory;
+    f->io_bars_sized |= io;
+
+    for (unsigned i = 0; memory && i < bar_count; i++) {
         const struct pci_bar *bar = &f->bars[i];
         /* 64-bit BARs usually sit above the boot identity map */
         if (!bar->is_io && bar->size && bar->address &&
@@ -306,8 +322,7 @@ static struct pci_function *add_function(uint16_t segment, uint8_t bus, uint8_t 
     }
     f->interrupt_line = pci_read8(f, PCI_INTERRUPT_LINE);
     f->interrupt_pin = pci_read8(f, PCI_INTERRUPT_PIN);
-    size_bars(f);
-    read_msix(f);
+    read_msix(f); /* the BARs are sized by whoever needs them (pci_size_bars) */
     return f;
 }
 

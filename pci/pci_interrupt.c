@@ -53,6 +53,7 @@ int pci_msix_enable(struct pci_function *f)
 
     if (!f->msix_capability || !f->msix_table_size)
         return ERROR_UNSUPPORTED;
+    pci_size_bars(f, 1, 0); /* the table is in a memory BAR */
     const char *refused = msix_layout_check(pci_read32(f, f->msix_capability + PCI_MSIX_TABLE),
                                             pci_read32(f, f->msix_capability + PCI_MSIX_PBA),
                                             f->msix_table_size, f->bars, &layout);

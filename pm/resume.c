@@ -171,6 +171,17 @@ static int check_header_and_read_index(struct loader *l)
     struct blk_info info;
     struct page_alloc_stats stats;
 
+    /* the seal and state first, with no expectation: the build id is a
+     * checksum of the kernel's text (a millisecond or two under TCG), which
+     * a boot with no image on its disk need not pay */
+    enum image_refusal refusal = image_check_header(l->header, 0);
+    if (refusal == IMAGE_NONE) {
+        klog("resume: no image on %s", SWAP_DISK_SERIAL);
+        release(l);
+        return -1;
+    }
+    if (refusal != IMAGE_OK)
+        return refuse(l, image_refusal_text(refusal));
     blk_disk_info(l->disk, &info);
     page_alloc_get_stats(&stats);
     size_t ram_count = boot_ram_ranges(ram, IMAGE_MAX_RANGES);
@@ -182,12 +193,7 @@ static int check_header_and_read_index(struct loader *l)
         .ranges = ram,
         .range_count = ram_count,
     };
-    enum image_refusal refusal = image_check_header(l->header, &expect);
-    if (refusal == IMAGE_NONE) {
-        klog("resume: no image on %s", SWAP_DISK_SERIAL);
-        release(l);
-        return -1;
-    }
+    refusal = image_check_header(l->header, &expect);
     if (refusal != IMAGE_OK)
         return refuse(l, image_refusal_text(refusal));
 

@@ -45,8 +45,11 @@ static void command_pci(int argc, char **argv)
 {
     (void)argc;
     (void)argv;
-    for (unsigned i = 0; i < pci_function_count(); i++)
-        print_function(pci_function_get(i));
+    for (unsigned i = 0; i < pci_function_count(); i++) {
+        struct pci_function *f = pci_function_get(i);
+        pci_size_bars(f, 1, 1); /* enumeration leaves unneeded BARs unsized */
+        print_function(f);
+    }
 }
 
 static const struct shell_command commands[] = {

@@ -301,6 +301,9 @@ int virtio_pci_attach(struct virtio_device *d)
                                                                     notify_off_multiplier))
                                      : 0,
         };
+    /* the capabilities live in memory BARs (4.1.4); the legacy I/O BAR
+     * only matters without them */
+    pci_size_bars(f, 1, 0);
     for (unsigned i = 0; i < 6; i++)
         bars[i] = (struct virtio_pci_bar){ f->bars[i].address, f->bars[i].size, f->bars[i].is_io };
     const char *reason;
@@ -317,6 +320,7 @@ int virtio_pci_attach(struct virtio_device *d)
     case VIRTIO_PCI_LAYOUT_NOT_MODERN:
         break;
     }
+    pci_size_bars(f, 0, 1);
     if (f->bars[0].is_io && f->bars[0].address && f->bars[0].size >= LEGACY_HEADER_BYTES &&
         f->bars[0].address + f->bars[0].size <= 0x10000) {
         d->transport = &legacy_transport;

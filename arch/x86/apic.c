@@ -6,7 +6,7 @@
  */
 #include "arch/x86/apic.h"
 
-#include "arch/x86/clock.h"   // clock_delay_us
+#include "arch/x86/clock.h"   // clock_delay_us, clock_tsc_hz
 #include "arch/x86/cpu.h"     // rdmsr, wrmsr
 #include "arch/x86/vectors.h" // VECTOR_TIMER, VECTOR_SPURIOUS
 #include "console/log.h"      // klog
@@ -30,7 +30,7 @@
 #define LVT_TIMER_PERIODIC (1u << 17)
 #define LVT_DELIVERY_NMI (4u << 8)
 #define TIMER_DIVIDE_16 0x3
-#define CALIBRATION_US 300
+#define CALIBRATION_US 100 /* the tick needs ~1%; 100 us windows give ~0.1% */
 #define CALIBRATION_WINDOWS 5
 
 #define MAX_TICK_HOOKS 8
@@ -95,13 +95,20 @@ void apic_timer_add_hook(void (*hook)(void *context), void *context)
     }
 }
 
-/* The timer's count over one short TSC-timed window. */
+/* The timer's rate over one short window, timed by the TSC between two
+ * reads of its count (the same read at both ends, so its latency
+ * cancels). */
 static uint64_t measure_timer_hz(void)
 {
     write_register(REG_TIMER_INITIAL, 0xffffffffu);
+    uint64_t tsc_start = rdtsc();
+    uint32_t start = read_register(REG_TIMER_CURRENT);
     clock_delay_us(CALIBRATION_US);
-    uint32_t counted = 0xffffffffu - read_register(REG_TIMER_CURRENT);
-    return (uint64_t)counted * (1000000 / CALIBRATION_US);
+    uint64_t tsc_end = rdtsc();
+    uint32_t end = read_register(REG_TIMER_CURRENT);
+    uint64_t elapsed = tsc_end - tsc_start;
+
+    return elapsed ? (uint64_t)(start - end) * clock_tsc_hz() / elapsed : 0;
 }
 
 void apic_timer_start(void)

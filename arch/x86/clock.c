@@ -1,21 +1,28 @@
 /*
  * TSC-based monotonic clock. The TSC rate is measured once against the
- * ACPI PM timer over a short window; nanoseconds come from a 32.32 fixed
- * point factor so no division happens on the hot path.
+ * ACPI PM timer, over a short window between two located ticks;
+ * nanoseconds come from a 32.32 fixed point factor so no division happens
+ * on the hot path.
  */
 #include "arch/x86/clock.h"
 
 #include "arch/x86/cpu.h" // rdtsc, inl
 
 #define PM_TIMER_HZ 3579545ull
-#define CALIBRATION_PM_TICKS (PM_TIMER_HZ / 2000) /* 0.5 ms: one tick is 0.056% of it */
-#define CALIBRATION_WINDOWS 5                      /* the median of these */
+#define CALIBRATION_PM_TICKS (PM_TIMER_HZ / 2000) /* 0.5 ms */
+#define EDGES 4 /* at each end of the window: the best bracketed one */
 #define FALLBACK_TSC_HZ 2000000000ull
+/* Until measured, the clock assumes a TSC faster than any x86 has run:
+ * the few lines logged before calibration read early rather than late, so
+ * the clock only ever moves forward when the real rate is known and the
+ * log's times never decrease (a guess too slow read them late, and the
+ * measured clock then went back below them). */
+#define UNMEASURED_TSC_HZ 10000000000ull
 
 static uint64_t tsc_base;
-static uint64_t tsc_hz = FALLBACK_TSC_HZ;
+static uint64_t tsc_hz = UNMEASURED_TSC_HZ;
 /* nanoseconds per tick, 32.32 fixed point; a guess until calibrated */
-static uint64_t ns_per_tsc_q32 = (1000000000ull << 32) / FALLBACK_TSC_HZ;
+static uint64_t ns_per_tsc_q32 = (1000000000ull << 32) / UNMEASURED_TSC_HZ;
 static int calibrated;
 
 static uint32_t pm_timer_elapsed(uint32_t from, uint32_t to, int wide)
@@ -28,50 +35,75 @@ void clock_init(uint64_t tsc_at_boot)
     tsc_base = tsc_at_boot;
 }
 
-/* One window: TSC ticks over `ticks` PM-timer ticks, started on a tick
- * edge; 0 when the timer does not move. */
-static uint64_t measure_window(uint16_t port, int wide, uint32_t ticks)
+/* A tick of the PM timer: *pm is the count it reached and *tsc the TSC
+ * then, the middle of the reads that bracket it; returns the bracket's
+ * width in TSC ticks (UINT64_MAX when the timer does not move). */
+static uint64_t timer_edge(uint16_t port, uint32_t *pm, uint64_t *tsc)
 {
-    /* bounded: a timer that never moves leaves the window empty */
-    uint32_t start = inl(port), now;
-    uint64_t reads = 0;
+    uint64_t before = rdtsc();
+    uint32_t last = inl(port);
 
-    while ((now = inl(port)) == start && ++reads < 1000000)
-        ;
-    uint64_t tsc_start = rdtsc();
-    uint32_t elapsed = 0;
-    while (reads++ < 100000000) {
-        elapsed = pm_timer_elapsed(now, inl(port), wide);
-        if (elapsed >= ticks)
-            break;
+    for (uint32_t reads = 0; reads < 1000000; reads++) {
+        uint64_t now = rdtsc();
+        uint32_t value = inl(port);
+        uint64_t after = rdtsc();
+        if (value != last) {
+            /* the count reached `value` after the read of `last` began
+             * and before this read ended */
+            *pm = value;
+            *tsc = before + (after - before) / 2;
+            return after - before;
+        }
+        before = now;
+        last = value;
     }
-    uint64_t tsc_elapsed = rdtsc() - tsc_start;
-    return elapsed >= ticks ? tsc_elapsed * PM_TIMER_HZ / elapsed : 0;
+    return UINT64_MAX;
+}
+
+/* The narrowest-bracketed of a few ticks in a row: a vCPU preempted
+ * between its reads widens one bracket, not all of them. */
+static int best_edge(uint16_t port, uint32_t *pm, uint64_t *tsc)
+{
+    uint64_t best = UINT64_MAX;
+
+    for (unsigned i = 0; i < EDGES; i++) {
+        uint32_t value;
+        uint64_t at, width = timer_edge(port, &value, &at);
+        if (width < best) {
+            best = width;
+            *pm = value;
+            *tsc = at;
+        }
+    }
+    return best != UINT64_MAX;
 }
 
 void clock_calibrate(uint16_t pm_timer_port, int pm_timer_32bit)
 {
-    if (pm_timer_port) {
-        /* several short windows and their median: under TCG the vCPU can
-         * be preempted inside a window, and one such window alone once
-         * read the TSC at five times its rate (seen in test logs) */
-        uint64_t rates[CALIBRATION_WINDOWS];
-        unsigned valid = 0;
-        for (unsigned i = 0; i < CALIBRATION_WINDOWS; i++) {
-            uint64_t rate = measure_window(pm_timer_port, pm_timer_32bit, CALIBRATION_PM_TICKS);
-            if (rate)
-                rates[valid++] = rate;
-        }
-        for (unsigned i = 1; i < valid; i++) /* insertion sort: a handful */
-            for (unsigned k = i; k > 0 && rates[k - 1] > rates[k]; k--) {
-                uint64_t t = rates[k];
-                rates[k] = rates[k - 1];
-                rates[k - 1] = t;
+    uint32_t pm_start, pm_end;
+    uint64_t tsc_start, tsc_end;
+
+    /* one window between two ticks each located to a loop's length: the
+     * TSC and the PM timer both follow real time, so only the ends count
+     * (QEMU's TCG reads both from the host's clocks) and a preemption
+     * inside the window costs nothing; the ends' brackets take care of a
+     * preemption at an end. 0.5 ms at ~0.3 us per bracket: 0.06%. */
+    calibrated = 0;
+    if (pm_timer_port && best_edge(pm_timer_port, &pm_start, &tsc_start)) {
+        uint32_t reads = 0;
+        while (pm_timer_elapsed(pm_start, inl(pm_timer_port), pm_timer_32bit) < CALIBRATION_PM_TICKS &&
+               ++reads < 100000000)
+            ;
+        if (best_edge(pm_timer_port, &pm_end, &tsc_end)) {
+            uint32_t elapsed = pm_timer_elapsed(pm_start, pm_end, pm_timer_32bit);
+            if (elapsed >= CALIBRATION_PM_TICKS && tsc_end > tsc_start) {
+                tsc_hz = (tsc_end - tsc_start) * PM_TIMER_HZ / elapsed;
+                calibrated = 1;
             }
-        calibrated = valid == CALIBRATION_WINDOWS;
-        if (calibrated)
-            tsc_hz = rates[valid / 2];
+        }
     }
+    if (tsc_hz == UNMEASURED_TSC_HZ) /* no PM timer at boot: a common rate */
+        tsc_hz = FALLBACK_TSC_HZ;
     ns_per_tsc_q32 = (1000000000ull << 32) / tsc_hz;
 }
 

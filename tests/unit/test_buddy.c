@@ -224,13 +224,115 @@ static void assert_fresh_layout(const struct buddy_zone *zone, const struct zone
 
 /* ---- zone setup ------------------------------------------------------- */
 
+/* a pool slot per chunk the zone can touch (two more than its whole
+ * chunks, for a zone that straddles chunk boundaries at both ends), and a
+ * record, a slot number and a state byte per chunk, rounded up to 8 */
 static void test_metadata_bytes_is_one_entry_per_page(void **state)
 {
     (void)state;
+    const size_t slot = sizeof(struct buddy_chunk_slot), entry = sizeof(struct buddy_page) + 4 + 1;
+#define ROUND8(x) (((x) + 7) & ~(size_t)7)
+    assert_int_equal(slot, BUDDY_CHUNK_PAGES * (sizeof(struct buddy_page) + 1));
     assert_int_equal(buddy_metadata_bytes(0), 0);
-    assert_int_equal(buddy_metadata_bytes(1), (sizeof(struct buddy_page) + 1));
-    assert_int_equal(buddy_metadata_bytes(1000), 1000 * (sizeof(struct buddy_page) + 1));
-    assert_int_equal(buddy_metadata_bytes(1ull << 20), (1ull << 20) * (sizeof(struct buddy_page) + 1));
+    assert_int_equal(buddy_pool_bytes(1), 2 * slot);
+    assert_int_equal(buddy_chunk_metadata_bytes(1), ROUND8(2 * entry));
+    assert_int_equal(buddy_metadata_bytes(1000), 3 * slot + ROUND8(3 * entry));
+    assert_int_equal(buddy_metadata_bytes(1ull << 20),
+                     ((1ull << 11) + 2) * slot + ROUND8(((1ull << 11) + 2) * entry));
+#undef ROUND8
+}
+
+/* Zone set-up writes no per-page metadata, and each split chunk takes one
+ * pool slot, once: the start-up cost follows what the allocator must
+ * touch, not the RAM size. */
+static void test_per_page_metadata_is_made_per_chunk_on_first_split(void **state)
+{
+    (void)state;
+    const uint64_t count = 1ull << 20, base = 1ull << 20; /* 4 GiB at 4 GiB */
+    struct buddy_page *meta = garbage_metadata(count);
+    struct buddy_zone zone;
+    uint64_t pfn, big, second;
+
+    buddy_zone_init(&zone, base, count, meta);
+    buddy_add_free_range(&zone, base, count);
+    assert_int_equal(buddy_check(&zone), 0);
+    assert_int_equal(zone.pool->used, 0);
+
+    /* a whole-chunk block and bigger: still nothing per page */
+    assert_int_equal(buddy_alloc(&zone, BUDDY_LAZY_ORDER, 1, &big), 0);
+    assert_int_equal(buddy_alloc(&zone, BUDDY_MAX_ORDER, 1, &pfn), 0);
+    assert_int_equal(zone.pool->used, 0);
+    assert_int_equal(buddy_check(&zone), 0);
+    assert_int_equal(buddy_free(&zone, pfn), 0);
+
+    /* one page: one chunk gets a slot, the top one of the pool; a second
+     * page from the same chunk takes none */
+    assert_int_equal(buddy_alloc(&zone, 0, 2, &pfn), 0);
+    assert_int_equal(zone.pool->used, 1);
+    assert_int_equal(buddy_alloc(&zone, 0, 2, &second), 0);
+    assert_int_equal(second >> BUDDY_LAZY_ORDER, pfn >> BUDDY_LAZY_ORDER);
+    assert_int_equal(zone.pool->used, 1);
+    assert_int_equal(zone.chunk_slots[(pfn - base) >> BUDDY_LAZY_ORDER], zone.pool->capacity - 1);
+    assert_int_equal(buddy_check(&zone), 0);
+
+    /* a page inside a lazy chunk is no head, whatever its memory says */
+    assert_int_equal(buddy_free(&zone, big + 1), -1);
+    assert_int_equal(buddy_free(&zone, base + count - 1), -1);
+    assert_null(buddy_state_byte(&zone, base + count - 1));
+    assert_int_equal(buddy_free(&zone, second), 0);
+    assert_int_equal(buddy_free(&zone, pfn), 0);
+    assert_int_equal(buddy_free(&zone, big), 0);
+    assert_int_equal(zone.free_pages, count);
+    assert_int_equal(zone.free_blocks[BUDDY_MAX_ORDER], 4);
+    assert_int_equal(buddy_check(&zone), 0);
+    tracked_free(meta);
+}
+
+/* Zones sharing a pool take their slots from it in turn. */
+static void test_zones_share_one_pool(void **state)
+{
+    (void)state;
+    const uint64_t count = 4096;
+    void *slots = tracked_calloc(1, 2 * buddy_pool_bytes(count));
+    void *chunks_a = tracked_calloc(1, buddy_chunk_metadata_bytes(count));
+    void *chunks_b = tracked_calloc(1, buddy_chunk_metadata_bytes(count));
+    struct buddy_pool pool;
+    struct buddy_zone a, b;
+    uint64_t pfn;
+
+    buddy_pool_init(&pool, slots, 2 * buddy_pool_bytes(count));
+    buddy_zone_init_pooled(&a, 0, count, chunks_a, &pool);
+    buddy_zone_init_pooled(&b, 1ull << 20, count, chunks_b, &pool);
+    buddy_add_free_range(&a, 0, count);
+    buddy_add_free_range(&b, 1ull << 20, count);
+    assert_int_equal(buddy_alloc(&a, 0, 1, &pfn), 0);
+    assert_int_equal(buddy_alloc(&b, 0, 1, &pfn), 0);
+    assert_int_equal(pool.used, 2);
+    assert_int_equal(a.chunk_slots[0], pool.capacity - 1);
+    assert_int_equal(b.chunk_slots[0], pool.capacity - 2);
+    assert_int_equal(buddy_check(&a), 0);
+    assert_int_equal(buddy_check(&b), 0);
+    tracked_free(slots);
+    tracked_free(chunks_a);
+    tracked_free(chunks_b);
+}
+
+/* A head written into the interior of a lazy chunk is damage the check
+ * still finds, through the chunk's byte. */
+static void test_check_finds_a_head_inside_a_lazy_chunk(void **state)
+{
+    (void)state;
+    struct buddy_page *meta = garbage_metadata(4096);
+    struct buddy_zone zone;
+
+    buddy_zone_init(&zone, 0, 4096, meta);
+    buddy_add_free_range(&zone, 0, 4096); /* one order-12 block, 8 lazy chunks */
+    assert_int_equal(buddy_check(&zone), 0);
+    *buddy_state_byte(&zone, 3 * BUDDY_CHUNK_PAGES) = BUDDY_ALLOCATED;
+    assert_string_equal(buddy_check_failure(&zone), "a head inside another block");
+    *buddy_state_byte(&zone, 3 * BUDDY_CHUNK_PAGES) = BUDDY_BODY;
+    assert_int_equal(buddy_check(&zone), 0);
+    tracked_free(meta);
 }
 
 static void test_init_aligned_zone_gives_one_max_fitting_block(void **state)
@@ -564,13 +666,13 @@ static void test_check_finds_each_kind_of_damage(void **state)
     assert_string_equal(buddy_check_failure(&zone), "the counters disagree with the blocks");
     zone.free_pages--;
 
-    zone.states[0] = 7;
+    *buddy_state_byte(&zone, 0) = 7;
     assert_int_equal(buddy_check(&zone), ERROR_CORRUPT);
     assert_string_equal(buddy_check_failure(&zone), "a head with no valid state");
-    zone.states[0] = BUDDY_FREE; /* free beside its free buddy */
+    *buddy_state_byte(&zone, 0) = BUDDY_FREE; /* free beside its free buddy */
     assert_int_equal(buddy_check(&zone), ERROR_CORRUPT);
     assert_string_equal(buddy_check_failure(&zone), "two free buddies not merged");
-    zone.states[0] = BUDDY_ALLOCATED;
+    *buddy_state_byte(&zone, 0) = BUDDY_ALLOCATED;
 
     uint32_t tail = zone.free_tail[0];
     zone.free_tail[0] = 0;
@@ -1719,6 +1821,9 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_metadata_bytes_is_one_entry_per_page, free_tracked),
+        cmocka_unit_test_teardown(test_per_page_metadata_is_made_per_chunk_on_first_split, free_tracked),
+        cmocka_unit_test_teardown(test_zones_share_one_pool, free_tracked),
+        cmocka_unit_test_teardown(test_check_finds_a_head_inside_a_lazy_chunk, free_tracked),
         cmocka_unit_test_teardown(test_init_aligned_zone_gives_one_max_fitting_block, free_tracked),
         cmocka_unit_test_teardown(test_init_unaligned_base_with_reserved_hole, free_tracked),
         cmocka_unit_test_teardown(test_init_odd_layout_with_holes_at_both_ends, free_tracked),

@@ -419,7 +419,10 @@ static void test_init_clears_the_rings_and_starts_empty(void **state)
 {
     const struct params *p = *state;
     open_params(p, 16);
-    for (size_t i = 0; i < h.ring_bytes; i++)
+    /* the indirect tables at the end are left as they were: each is
+     * written up to its chain's length before the device may read it */
+    size_t tables = h.config.indirect_max > 1 ? (size_t)16 * h.config.indirect_max * 16 : 0;
+    for (size_t i = 0; i < h.ring_bytes - tables; i++)
         if (h.ring[i])
             fail_msg("ring byte %zu is %#x after init", i, h.ring[i]);
     assert_int_equal(vq_in_flight(&h.vq), 0);
@@ -984,6 +987,9 @@ static void test_invalid_chains_are_refused_without_side_effects(void **state)
 {
     const struct params *p = *state;
     open_params(p, 8);
+    uint8_t *before = malloc(h.ring_bytes);
+    assert_non_null(before);
+    memcpy(before, h.ring, h.ring_bytes);
     uint8_t a[8], b[8], c[8];
     struct vq_buffer rw[] = { { (uintptr_t)a, 8, 0 }, { (uintptr_t)b, 8, 1 }, { (uintptr_t)c, 8, 1 } };
     struct vq_buffer wr[] = { { (uintptr_t)a, 8, 0 }, { (uintptr_t)b, 8, 1 }, { (uintptr_t)c, 8, 0 } };
@@ -1001,8 +1007,9 @@ static void test_invalid_chains_are_refused_without_side_effects(void **state)
     assert_int_equal(h.vq.stats.added, 0);
     assert_int_equal(sim_has_available(&h.dev), 0);
     for (size_t i = 0; i < h.ring_bytes; i++)
-        if (h.ring[i])
+        if (h.ring[i] != before[i])
             fail_msg("a refused chain changed ring byte %zu", i);
+    free(before);
     /* eight direct descriptors fit exactly */
     struct request *r = request_build("rrrrwwww", (const uint32_t[]){ 1, 2, 3, 4, 5, 6, 7, 8 });
     assert_int_equal(add(r), 0);
