@@ -235,14 +235,16 @@ int buddy_alloc_pages(struct buddy_zone *zone, unsigned order, uint8_t tag, uint
     if (buddy_alloc(zone, order, tag, pfn) != 0)
         return -1;
     /* each page its own order-0 block: only metadata is written (the
-     * records live outside the pages), never the pages themselves */
-    uint32_t index = page_index(zone, *pfn);
-    for (uint32_t i = 1; i < (1u << order); i++) {
-        zone->pages[index + i].order = 0;
-        zone->pages[index + i].tag = tag;
-        zone->states[index + i] = BUDDY_ALLOCATED;
+     * records live outside the pages), never the pages themselves; an
+     * order-0 head makes its chunk's per-page metadata ready first */
+    uint64_t index = page_index(zone, *pfn);
+    for (uint64_t i = 0; i < (1ull << order); i++) {
+        set_state(zone, index + i, 0, BUDDY_ALLOCATED);
+        struct buddy_page *page = record(zone, index + i);
+        page->order = 0;
+        page->tag = tag;
+        page->next = page->prev = BUDDY_NONE;
     }
-    zone->pages[index].order = 0;
     return 0;
 }
 

@@ -75,7 +75,7 @@ int vq_init(struct virtqueue *vq, const struct vq_config *config, void *ring_mem
     /* the rings only: an indirect table is written whole up to the chain's
      * length before the device may read it (2.7.5.3.1), and zeroing them
      * (512 KiB for a disk) cost boot a millisecond per queue under TCG */
-    memset(ring_memory, 0, ALIGN_UP(rings_bytes(config), RING_ALIGN));
+    memset(ring_memory, 0, ALIGN_UP(rings_bytes(config), ring_align(config)));
     memset(state_memory, 0, vq_state_bytes(config));
 
     uint8_t *ring = ring_memory;
