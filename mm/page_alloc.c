@@ -135,7 +135,7 @@ uint64_t page_alloc(unsigned order, uint8_t tag)
     return address;
 }
 
-uint64_t page_alloc_pages(unsigned order, uint8_t tag)
+static uint64_t alloc_pages(unsigned order, uint8_t tag)
 {
     uint64_t pfn;
 
@@ -143,6 +143,30 @@ uint64_t page_alloc_pages(unsigned order, uint8_t tag)
         if (buddy_alloc_pages(&zones[z], order, tag, &pfn) == 0)
             return pfn * PAGE_SIZE;
     return 0;
+}
+
+unsigned page_alloc_run(unsigned wanted, unsigned max_order, uint64_t keep_free,
+                        uint64_t last_pfn, uint8_t tag, uint64_t *first)
+{
+    struct page_alloc_stats stats;
+    unsigned order = max_order;
+
+    page_alloc_get_stats(&stats);
+    if (stats.free_pages <= keep_free)
+        return 0;
+    while (order > 0 && ((1u << order) > wanted || stats.free_pages < keep_free + (1u << order)))
+        order--;
+    for (;; order--) {
+        uint64_t address = alloc_pages(order, tag);
+        if (address && (address + (PAGE_SIZE << order) - 1) / PAGE_SIZE <= last_pfn) {
+            *first = address;
+            return 1u << order;
+        }
+        for (unsigned i = 0; address && i < (1u << order); i++)
+            page_free(address + i * PAGE_SIZE);
+        if (order == 0)
+            return 0;
+    }
 }
 
 void page_alloc_set_oom_handler(uint64_t (*handler)(unsigned order))

@@ -40,10 +40,15 @@ int page_alloc_init(const struct memory_range *ranges, unsigned count);
 /* Returns the physical address of 2^order contiguous, size-aligned pages,
  * or 0 when no such block is free. The pages are not cleared. */
 uint64_t page_alloc(unsigned order, uint8_t tag);
-/* 2^order contiguous pages handed out as one-page blocks (see
- * buddy_alloc_pages), or 0; never calls the OOM handler (the balloon
- * takes pages with it, and must not deflate itself to get them). */
-uint64_t page_alloc_pages(unsigned order, uint8_t tag);
+/* A run of up to `wanted` contiguous pages (at most 2^max_order) handed
+ * out as one-page blocks (see buddy_alloc_pages), each freed on its own:
+ * the largest block that fits, leaves more than `keep_free` pages free
+ * and ends at or below frame `last_pfn`, smaller ones where memory is
+ * fragmented. Returns how many pages (0: none) and the first one's
+ * address in *first. Never calls the OOM handler (the balloon takes pages
+ * with it, and must not deflate itself to get them). */
+unsigned page_alloc_run(unsigned wanted, unsigned max_order, uint64_t keep_free,
+                        uint64_t last_pfn, uint8_t tag, uint64_t *first);
 /* The smallest order whose block holds `bytes`. */
 unsigned page_order_for(uint64_t bytes);
 /* Returns a block; -1 if address is not the start of an allocated block. */

@@ -79,27 +79,14 @@ static const struct virtio_feature_name balloon_feature_names[] = {
  * (measured: 600 against 5000 MiB/s; docs/balloon.md). */
 static unsigned take_pages(void *context, unsigned wanted, uint32_t *first)
 {
-    struct page_alloc_stats stats;
-    unsigned order = BALLOON_TAKE_ORDER;
+    uint64_t address = 0;
+    /* the reserve is the kernel's; the device takes 32-bit frame numbers (5.5.6) */
+    unsigned count = page_alloc_run(wanted, BALLOON_TAKE_ORDER, balloon.reserve_pages, 0xffffffffu,
+                                    PAGE_TAG_BALLOON, &address);
 
     (void)context;
-    page_alloc_get_stats(&stats);
-    while (order > 0 && ((1u << order) > wanted || stats.free_pages < balloon.reserve_pages + (1u << order)))
-        order--;
-    if (stats.free_pages <= balloon.reserve_pages)
-        return 0; /* the reserve is the kernel's */
-    for (;; order--) {
-        uint64_t page = page_alloc_pages(order, PAGE_TAG_BALLOON);
-        if (page && (page + (PAGE_SIZE << order) - 1) / PAGE_SIZE <= 0xffffffffu) {
-            *first = (uint32_t)(page / PAGE_SIZE);
-            return 1u << order;
-        }
-        /* the device takes 32-bit frame numbers (5.5.6) */
-        for (unsigned i = 0; page && i < (1u << order); i++)
-            page_free(page + i * PAGE_SIZE);
-        if (order == 0)
-            return 0;
-    }
+    *first = (uint32_t)(address / PAGE_SIZE);
+    return count;
 }
 
 static void give_page(void *context, uint32_t pfn)
