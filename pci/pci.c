@@ -322,7 +322,12 @@ static struct pci_function *add_function(uint16_t segment, uint8_t bus, uint8_t 
     }
     f->interrupt_line = pci_read8(f, PCI_INTERRUPT_LINE);
     f->interrupt_pin = pci_read8(f, PCI_INTERRUPT_PIN);
-    read_msix(f); /* the BARs are sized by whoever needs them (pci_size_bars) */
+    read_msix(f);
+    /* BARs are sized by whoever needs them (pci_size_bars), but a bridge's
+     * now: its decoding bits also gate every device behind it, so they may
+     * go off only before any driver runs (the `pci` command sizes the rest) */
+    if (f->header_type == HEADER_BRIDGE)
+        pci_size_bars(f, 1, 1);
     return f;
 }
 

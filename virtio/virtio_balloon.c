@@ -100,10 +100,16 @@ static void give_unreported(uint64_t address)
     page_free(address); /* the host may never have seen it: report it again */
 }
 
+/* Never through the OOM handler: that deflates the balloon, which could
+ * give back pages of the very batch this chunk is for, already bound for
+ * the host (with the reserve at 0). */
 static void *alloc_chunk(void *context)
 {
+    uint64_t address = 0;
+
     (void)context;
-    return (void *)(uintptr_t)page_alloc(0, PAGE_TAG_KERNEL);
+    page_alloc_run(1, 0, 0, UINT64_MAX, PAGE_TAG_KERNEL, &address);
+    return (void *)(uintptr_t)address;
 }
 
 static void free_chunk(void *context, void *chunk)

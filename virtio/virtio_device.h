@@ -115,6 +115,7 @@ struct virtio_device {
     int msix;           /* interrupts through MSI-X; else INTx */
     int msix_per_queue; /* one MSI-X entry per queue, else one shared */
     uint8_t config_vector, queue_vector_base, intx_vector;
+    uint8_t queue_vectors; /* how many vectors from queue_vector_base are this device's */
     int intx_gsi;
     struct virtio_irq irqs[VIRTIO_MAX_QUEUE_VECTORS + 1];
     uint64_t interrupts, config_changes;

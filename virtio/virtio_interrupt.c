@@ -67,20 +67,27 @@ int virtio_setup_interrupts(struct virtio_device *d, unsigned queues)
 {
     struct pci_function *f = d->pci;
 
+    int per_queue = f->msix_table_size >= queues + 1 && queues <= VIRTIO_MAX_QUEUE_VECTORS;
+
     d->msix = f->msix_table_size >= 2;
-    d->msix_per_queue = f->msix_table_size >= queues + 1 && queues <= VIRTIO_MAX_QUEUE_VECTORS;
+    d->msix_per_queue = 0;
     if (d->msix) {
         if (!d->config_vector) {
             int config = interrupt_alloc_vector();
             int first = interrupt_alloc_vector();
             if (config < 0 || first < 0)
                 return -1;
-            for (unsigned q = 1; q < queues && d->msix_per_queue; q++)
+            for (unsigned q = 1; q < queues && per_queue; q++)
                 if (interrupt_alloc_vector() < 0)
                     return -1;
             d->config_vector = (uint8_t)config;
             d->queue_vector_base = (uint8_t)first;
+            d->queue_vectors = (uint8_t)(per_queue ? queues : 1);
         }
+        /* vectors are never given back, and the ones after this device's
+         * are other devices': a later setup with more queues (restored
+         * into a host whose device has fewer ports, say) shares one */
+        d->msix_per_queue = per_queue && queues <= d->queue_vectors;
         if (pci_msix_enable(f) != 0)
             return -1;
         d->irqs[0] = (struct virtio_irq){ d, VIRTIO_IRQ_CONFIG };
