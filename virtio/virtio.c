@@ -193,15 +193,6 @@ static void bind(struct virtio_device *d)
     }
 }
 
-/* The second half of a probe (virtio_driver.probe_finish): at boot after
- * every device's first half; for a device found later, right after its
- * first (every add_device is followed by one). */
-static void finish_probe(struct virtio_device *d)
-{
-    if (d->driver && d->driver->probe_finish)
-        d->driver->probe_finish(d);
-}
-
 /* A free entry: a never-used one, else one whose device vanished (its
  * driver gave everything back when it was removed). */
 static struct virtio_device *free_entry(void)
@@ -248,8 +239,6 @@ void virtio_init(void)
         if (type >= 0)
             add_device(f, type);
     }
-    for (unsigned i = 0; i < device_count; i++)
-        finish_probe(&devices[i]);
     apic_timer_add_hook(tick_poll, 0);
     klog("virtio: %u devices", device_count);
 }
@@ -296,10 +285,8 @@ static int call_all(enum pm_event event)
                  virtio_type_name(d->type), d->pci_bus, d->pci_device, d->pci_function);
             drop(d, "replaced after resume");
             struct virtio_device *fresh = add_device(f, virtio_type_of(f));
-            if (fresh) {
-                finish_probe(fresh);
+            if (fresh)
                 fresh->probed_after_resume = 1;
-            }
             continue;
         }
         if (result != 0 && !first_error)
@@ -371,7 +358,6 @@ void virtio_rescan(void)
         struct virtio_device *d = add_device(f, type);
         if (!d)
             continue;
-        finish_probe(d);
         d->probed_after_resume = 1;
         klog("virtio: new %s at %02x:%02x.%x after resume", virtio_type_name(d->type), f->bus,
              f->device, f->function);

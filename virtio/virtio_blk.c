@@ -47,7 +47,6 @@ struct blk_disk {
     unsigned slot_count;
     struct blk_request *slots; /* one page, shared with the device */
     uint8_t *id_buffer;        /* in the same page */
-    struct blk_request *id_request; /* GET_ID in flight between probe and its finish */
     struct blk_stats stats;
 };
 
@@ -281,24 +280,15 @@ static int read_config(struct blk_disk *disk)
     return 0;
 }
 
-/* GET_ID (5.2.6): issued by the probe, waited for by its second half, so
- * the disks of a boot answer together. */
-static void request_serial(struct blk_disk *disk)
+static void read_serial(struct blk_disk *disk)
 {
     struct blk_segment segment = { (uint64_t)(uintptr_t)disk->id_buffer, BLK_ID_BYTES };
+    struct blk_request *request;
 
     memset(disk->id_buffer, 0, BLK_ID_BYTES);
     disk->serial[0] = 0;
-    if (blk_submit(disk, BLK_TYPE_GET_ID, 0, &segment, 1, &disk->id_request) != 0)
-        disk->id_request = 0;
-}
-
-static void receive_serial(struct blk_disk *disk)
-{
-    struct blk_request *request = disk->id_request;
-
-    disk->id_request = 0;
-    if (!request || blk_wait(disk, request, 0) != 0)
+    if (blk_submit(disk, BLK_TYPE_GET_ID, 0, &segment, 1, &request) != 0 ||
+        blk_wait(disk, request, 0) != 0)
         return;
     /* up to 20 bytes, NUL-terminated only when shorter (5.2.6) */
     unsigned length = 0;
@@ -354,19 +344,12 @@ static int blk_probe(struct virtio_device *device)
         return -1;
     }
     disk->in_use = 1;
-    request_serial(disk);
-    return 0;
-}
-
-static void blk_probe_finish(struct virtio_device *device)
-{
-    struct blk_disk *disk = device->driver_data;
-
-    receive_serial(disk);
+    read_serial(disk);
     name_disk(disk);
     klog("blk: %s: %llu sectors%s, %u segments of %u bytes, %u in flight", disk->name,
          (unsigned long long)disk->limits.sectors, disk->limits.read_only ? " read-only" : "",
          disk->limits.max_segments, disk->limits.max_segment_bytes, disk->slot_count);
+    return 0;
 }
 
 static int blk_freeze(struct virtio_device *device)
@@ -414,8 +397,7 @@ static int blk_restore(struct virtio_device *device)
         return ERROR_GONE; /* not the disk it was: whatever it is, probe it anew */
     if (start_queue(disk) != 0)
         return -1;
-    request_serial(disk);
-    receive_serial(disk);
+    read_serial(disk);
     int same = strcmp(disk->serial, old.serial) == 0 &&
                disk->limits.sectors == old.limits.sectors &&
                disk->limits.read_only == old.limits.read_only &&
@@ -460,7 +442,6 @@ static const struct virtio_driver blk_driver = {
                 (1ull << BLK_F_BLK_SIZE) | (1ull << BLK_F_FLUSH),
     .feature_names = blk_feature_names,
     .probe = blk_probe,
-    .probe_finish = blk_probe_finish,
     .freeze = blk_freeze,
     .thaw = blk_thaw,
     .restore = blk_restore,

@@ -48,10 +48,6 @@ struct virtio_driver {
     uint64_t features; /* device-specific bits the driver understands */
     const struct virtio_feature_name *feature_names; /* ends with a NULL name */
     int (*probe)(struct virtio_device *device);
-    /* optional: the rest of a probe, run once every device of the scan has
-     * had its probe, so requests the probes issued are answered together
-     * rather than one device after the other */
-    void (*probe_finish)(struct virtio_device *device);
     /* the device is gone (it vanished across a resume): give back what
      * the driver held without touching the device */
     void (*remove)(struct virtio_device *device);
