@@ -21,6 +21,8 @@ swap="$here/build/swap.img"
 swap_size=""
 swap_disk=1
 swap_log=""
+vars=""
+rng=1
 ovmf_code=/usr/share/OVMF/OVMF_CODE_4M.fd
 ovmf_vars=/usr/share/OVMF/OVMF_VARS_4M.fd
 
@@ -53,6 +55,15 @@ usage: run-qemu.sh [options] [-- extra QEMU arguments]
                           appended to LOG in the dm-log-writes format
                           (tests/crash/); LOG is created, or emptied, first
       --no-swap           attach no hibernation disk
+      --vars PATH         the OVMF variable store (it holds the image key,
+                          docs/security.md); copied from OVMF's template if
+                          missing, kept after the run (default: beside the
+                          hibernation disk, SWAP.vars.fd, since the key
+                          belongs to the images on it; a private copy,
+                          removed on exit, with --no-swap)
+      --no-rng            attach no virtio-rng device (OVMF then offers no
+                          EFI_RNG_PROTOCOL; with the default CPU, which has
+                          no RDRAND, torpor boots without entropy)
       --gdb               start QEMU's gdbstub on tcp::1234, CPU halted
       --print             print the QEMU command line and exit
   -h, --help              this text
@@ -75,6 +86,8 @@ while [ $# -gt 0 ]; do
     --swap-size) swap_size=$2; shift 2 ;;
     --swap-log) swap_log=$2; shift 2 ;;
     --no-swap) swap_disk=0; shift ;;
+    --vars) vars=$2; shift 2 ;;
+    --no-rng) rng=0; shift ;;
     --gdb) gdb=1; shift ;;
     --print) print_only=1; shift ;;
     -h|--help) usage; exit 0 ;;
@@ -106,7 +119,15 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 trap 'exit 129' HUP
 
-cp "$ovmf_vars" "$workdir/vars.fd"
+if [ -z "$vars" ] && [ "$swap_disk" = 1 ]; then
+    vars="$swap.vars.fd"
+elif [ -z "$vars" ]; then
+    vars="$workdir/vars.fd"
+fi
+if [ ! -e "$vars" ]; then
+    mkdir -p "$(dirname "$vars")"
+    cp "$ovmf_vars" "$vars"
+fi
 if [ "$swap_disk" = 1 ] && [ ! -e "$swap" ]; then
     mkdir -p "$(dirname "$swap")"
     truncate -s "${swap_size:-$((memory + 64))}M" "$swap"
@@ -126,7 +147,7 @@ args=(
     -nodefaults -no-user-config -display none
     -machine "$machine" -m "$memory"
     -drive "if=pflash,format=raw,unit=0,readonly=on,file=$ovmf_code"
-    -drive "if=pflash,format=raw,unit=1,file=$workdir/vars.fd"
+    -drive "if=pflash,format=raw,unit=1,file=$vars"
     -drive "if=none,id=esp,format=raw,readonly=on,file=$esp"
     -device "virtio-blk-pci,drive=esp,serial=torpor-esp"
 )
@@ -140,6 +161,8 @@ elif [ "$swap_disk" = 1 ]; then
     args+=(-drive "if=none,id=swap,format=raw,file=$swap")
 fi
 [ "$swap_disk" = 0 ] || args+=(-device "virtio-blk-pci,drive=swap,serial=torpor-swap")
+# OVMF's VirtioRngDxe turns this into EFI_RNG_PROTOCOL for efi_main
+[ "$rng" = 0 ] || args+=(-device virtio-rng-pci)
 [ "$balloon" = 0 ] || args+=(-device "virtio-balloon-pci,id=balloon0$balloon_properties")
 if [ -n "$serial_socket" ]; then
     args+=(-chardev "socket,id=console,path=$serial_socket,server=on,wait=on" -serial chardev:console)

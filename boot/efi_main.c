@@ -1,12 +1,13 @@
 /*
  * The UEFI side of torpor: collect what the kernel needs from the firmware
- * (memory map, ACPI RSDP, the loaded image, load options), reserve the early
- * block (kernel stack and boot page tables), exit boot services and jump to
- * kmain on the new stack. Nothing here runs after kmain starts.
+ * (memory map, ACPI RSDP, the loaded image, load options, the image key),
+ * reserve the early block (kernel stack and boot page tables), exit boot
+ * services and jump to kmain on the new stack. Nothing here runs after kmain starts.
  */
 #include <efi.h>
 #include <efilib.h> // LoadedImageProtocol
 
+#include "boot/efi_image_key.h" // efi_image_key_setup
 #include "boot/handoff.h"
 #include "init/kmain.h" // kmain
 #include "mm/page.h"    // PAGE_SIZE
@@ -211,6 +212,8 @@ EFI_STATUS efi_main(EFI_HANDLE image_handle, EFI_SYSTEM_TABLE *system)
     copy_load_options(image);
     handoff.acpi_rsdp = find_rsdp(system);
     handoff.efi_runtime_services = system->RuntimeServices;
+    /* the key's variable is boot-service access only: now or never */
+    efi_image_key_setup(system, &handoff.image_keys);
 
     /* size the identity map from the highest address the map mentions */
     status = read_memory_map(boot, &map_size, &key, &descriptor_size);

@@ -40,6 +40,7 @@
 #include "mm/page_alloc.h"         // page_alloc_init
 #include "pci/pci.h"               // pci_init, pci_rescan
 #include "pm/hibernate.h"          // hibernate_set_platform_resume
+#include "pm/image_key.h"          // image_key_take
 #include "pm/power.h"              // power_init
 #include "pm/power_button.h"       // power_button_*
 #include "pm/resume.h"             // resume_from_disk, struct resume_handoff
@@ -50,7 +51,7 @@
 
 /* What the steps share: the facts of this boot's firmware. */
 struct bringup {
-    const struct boot_handoff *boot;     /* at boot; NULL at resume */
+    struct boot_handoff *boot;           /* at boot; NULL at resume */
     const struct resume_handoff *resume; /* at resume; NULL at boot */
     uint64_t snapshot_ns;
     uint64_t acpi_rsdp;
@@ -137,6 +138,12 @@ static void page_allocator(struct bringup *b)
         console_printf("fatal: no memory for the page allocator\n");
         cpu_halt_forever();
     }
+}
+
+/* The handoff's keys leave the kernel image for a page no image saves. */
+static void image_key(struct bringup *b)
+{
+    image_key_take(b->boot);
 }
 
 static void firmware_runtime(struct bringup *b)
@@ -243,6 +250,7 @@ static const struct bringup_step steps[] = {
     { "boot options", "console", boot_options, 0 },
     { "page tables", "the early block efi_main set aside for them", page_tables, 0 },
     { "page allocator", "the memory map (it never hands out the early block)", page_allocator, 0 },
+    { "image key", "page allocator (its secret page), console", image_key, 0 },
     { "firmware runtime", "nothing", firmware_runtime, firmware_runtime },
     { "interrupt controllers", "acpi (MADT)", interrupt_controllers, interrupt_controllers },
     { "console input", "interrupt controllers", console_input, console_input },
@@ -264,7 +272,7 @@ static void run(struct bringup *b)
     }
 }
 
-void bringup_boot(const struct boot_handoff *handoff)
+void bringup_boot(struct boot_handoff *handoff)
 {
     struct bringup b = {
         .boot = handoff,

@@ -14,7 +14,7 @@ struct resume_handoff;
 /* Boot: every step's boot half, in order. Returns after the last step
  * (the caller prints the banner and starts the shell), unless a
  * hibernation image was resumed, which never returns here. */
-void bringup_boot(const struct boot_handoff *handoff);
+void bringup_boot(struct boot_handoff *handoff);
 
 /* Resume, in the image kernel right after its snapshot returned a second
  * time: every step's resume half, in the same order. snapshot_ns is the

@@ -13,7 +13,7 @@
 #include "mm/page_alloc.h"    // page_alloc_get_stats
 #include "shell/shell.h"      // shell_run
 
-void kmain(const struct boot_handoff *handoff)
+void kmain(struct boot_handoff *handoff)
 {
     struct page_alloc_stats stats;
 

@@ -7,6 +7,6 @@
 
 struct boot_handoff;
 
-__attribute__((noreturn)) void kmain(const struct boot_handoff *handoff);
+__attribute__((noreturn)) void kmain(struct boot_handoff *handoff);
 
 #endif

@@ -19,6 +19,7 @@ enum page_tag {
     PAGE_TAG_BALLOON,    /* given to the host by the balloon (never written) */
     PAGE_TAG_REPORTING,  /* free memory being reported to the host */
     PAGE_TAG_HIBERNATE,  /* the hibernation writer's own region: never saved */
+    PAGE_TAG_SECRET,     /* the image key (pm/image_key.c): never saved */
     PAGE_TAG_COUNT,
 };
 

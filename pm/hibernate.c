@@ -79,7 +79,7 @@ static int saved(enum buddy_state state, uint8_t tag)
     if (state == BUDDY_RESERVED)
         return 1;
     return state == BUDDY_ALLOCATED && tag != PAGE_TAG_BALLOON && tag != PAGE_TAG_REPORTING &&
-           tag != PAGE_TAG_HIBERNATE;
+           tag != PAGE_TAG_HIBERNATE && tag != PAGE_TAG_SECRET;
 }
 
 static int count_block(void *context, uint64_t pfn, uint64_t count, enum buddy_state state, uint8_t tag)
