@@ -101,8 +101,10 @@ HOST_CFLAGS := -std=gnu11 -O1 -g $(WARNINGS) -I. -fsanitize=address,undefined \
 HOST_LIBS := -lcmocka
 
 # hibimg: reads hibernation images on the host (docs/image-format.md), with pm/image.c's checks.
-HIBIMG_SOURCES := tools/hibimg.c tools/hibimg_disk.c pm/image.c lib/hash.c
-$(BUILD)/hibimg: $(HIBIMG_SOURCES) tools/hibimg_disk.h pm/image.h pm/image_format.h lib/hash.h
+# `hibimg key` reads the image key from an OVMF vars file (tools/efi_vars.c, boot/handoff.c).
+HIBIMG_SOURCES := tools/hibimg.c tools/hibimg_disk.c tools/efi_vars.c boot/handoff.c pm/image.c lib/hash.c
+$(BUILD)/hibimg: $(HIBIMG_SOURCES) tools/hibimg_disk.h tools/efi_vars.h boot/handoff.h crypto/secret.h \
+		pm/image.h pm/image_format.h lib/hash.h
 	@mkdir -p $(dir $@)
 	$(HOST_CC) $(HOST_CFLAGS) $(HIBIMG_SOURCES) -o $@
 
@@ -115,7 +117,7 @@ console_ports_sources := virtio/console_ports_control.c virtio/console_ports_dat
 
 UNIT_TESTS := buddy format parse line_edit acpi_parse virtqueue balloon image blk_config blk_request \
 	console_ports virtio_pci_layout memory_map \
-	json guest_agent hash chacha20 poly1305 page_mac
+	json guest_agent hash chacha20 poly1305 page_mac image_key_record efi_vars
 unit_sources_buddy := mm/buddy.c
 unit_sources_format := lib/format.c
 unit_sources_parse := lib/parse.c
@@ -134,6 +136,8 @@ unit_sources_guest_agent := $(guest_agent_sources)
 unit_sources_hash := lib/hash.c
 unit_sources_chacha20 := crypto/chacha20.c
 unit_sources_poly1305 := crypto/poly1305.c crypto/chacha20.c
+unit_sources_image_key_record := boot/handoff.c
+unit_sources_efi_vars := tools/efi_vars.c boot/handoff.c
 unit_sources_page_mac := crypto/page_mac.c crypto/page_cipher.c crypto/nh.c crypto/poly1305.c \
 	crypto/chacha20.c
 
@@ -161,12 +165,13 @@ FUZZ_CFLAGS := -std=gnu11 -O1 -g $(WARNINGS) -I. -fsanitize=fuzzer,address,undef
 	-fno-sanitize-recover=all -fno-omit-frame-pointer -DTORPOR_HOST_TEST
 FUZZ_SECONDS ?= 60
 FUZZ_FLAGS ?=
-FUZZ_TARGETS := fuzz_image fuzz_line fuzz_used_ring fuzz_console_ports fuzz_agent
+FUZZ_TARGETS := fuzz_image fuzz_line fuzz_used_ring fuzz_console_ports fuzz_agent fuzz_efi_vars
 fuzz_sources_fuzz_image := pm/image.c lib/hash.c
 fuzz_sources_fuzz_line := lib/line_edit.c lib/parse.c
 fuzz_sources_fuzz_used_ring := virtio/virtqueue.c tests/unit/sim_device.c
 fuzz_sources_fuzz_console_ports := $(console_ports_sources)
 fuzz_sources_fuzz_agent := $(guest_agent_sources)
+fuzz_sources_fuzz_efi_vars := tools/efi_vars.c boot/handoff.c
 
 define fuzz_rule
 $(BUILD)/fuzz/$(1): tests/fuzz/$(1).c $$(fuzz_sources_$(1)) $$(wildcard */*.h tests/unit/*.h)

@@ -2,6 +2,7 @@
  * hibimg: reads a torpor hibernation image from a disk file or device
  * (docs/image-format.md). `info`, `verify`, `page` and `set`; every check
  * is pm/image.c's, the code the kernel runs (the disk side: hibimg_disk.c).
+ * `key` reads the image key from an OVMF variable store (efi_vars.c).
  */
 #include <errno.h>    // errno
 #include <fcntl.h>    // open, O_WRONLY
@@ -12,6 +13,8 @@
 #include <unistd.h>   // pwrite, fsync, close
 
 #include "pm/image.h"          // image_*, IMAGE_*
+#include "crypto/secret.h"     // secret_erase
+#include "tools/efi_vars.h"    // efi_vars_image_key
 #include "tools/hibimg_disk.h" // struct disk, disk_*, hibimg_complain, EXIT_*, HIBIMG_PROGRAM
 
 /* An index too large for memory must be an error message, not an ASan abort. */
@@ -33,8 +36,12 @@ static int usage(FILE *to, int status)
             "                          again (tests and recovery: `state valid` re-arms an image\n"
             "                          that was skipped or whose resume never finished, after\n"
             "                          verify's checks of its header, index and data pass)\n"
-            "exit status: 0 resumable image, 1 no resumable image, 2 usage or I/O error\n",
-            HIBIMG_PROGRAM, HIBIMG_PROGRAM, HIBIMG_PROGRAM, HIBIMG_PROGRAM, HIBIMG_PROGRAM);
+            "       %s key [--show-secret] VARS\n"
+            "                          the image key in an OVMF variable store file: its chain\n"
+            "                          and counter (the secret only with --show-secret, for tests)\n"
+            "exit status: 0 resumable image (key: a key), 1 no resumable image (key: no key),\n"
+            "2 usage or I/O error (key: the file is not a variable store, or the record is bad)\n",
+            HIBIMG_PROGRAM, HIBIMG_PROGRAM, HIBIMG_PROGRAM, HIBIMG_PROGRAM, HIBIMG_PROGRAM, HIBIMG_PROGRAM);
     return status;
 }
 
@@ -380,6 +387,34 @@ out:
     return status;
 }
 
+static void print_hex(const char *name, const uint8_t *bytes, unsigned count)
+{
+    printf(" %s=", name);
+    for (unsigned i = 0; i < count; i++)
+        printf("%02x", bytes[i]);
+}
+
+/* `key chain=HEX counter=N`: what a later `verify --vars` will check. */
+static int command_key(const char *path, int show_secret)
+{
+    struct image_key key;
+    char error[256];
+    int result = efi_vars_image_key(path, &key, error, sizeof(error));
+
+    if (result != EFI_VARS_FOUND) {
+        fprintf(stderr, "%s: %s\n", HIBIMG_PROGRAM, error);
+        return result == EFI_VARS_ABSENT ? EXIT_NOT_RESUMABLE : EXIT_ERROR;
+    }
+    printf("key");
+    print_hex("chain", key.chain, sizeof(key.chain));
+    printf(" counter=%" PRIu64, key.counter);
+    if (show_secret)
+        print_hex("secret", key.secret, sizeof(key.secret));
+    printf("\n");
+    secret_erase(&key, sizeof(key));
+    return EXIT_RESUMABLE;
+}
+
 int main(int argc, char **argv)
 {
     int status;
@@ -392,6 +427,10 @@ int main(int argc, char **argv)
         status = command_verify(argv[2]);
     else if (argc == 4 && !strcmp(argv[1], "page"))
         status = command_page(argv[2], argv[3]);
+    else if (argc == 3 && !strcmp(argv[1], "key"))
+        status = command_key(argv[2], 0);
+    else if (argc == 4 && !strcmp(argv[1], "key") && !strcmp(argv[2], "--show-secret"))
+        status = command_key(argv[3], 1);
     else if (argc == 5 && !strcmp(argv[1], "set"))
         status = command_set(argv[2], argv[3], argv[4]);
     else

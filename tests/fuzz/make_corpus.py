@@ -302,8 +302,50 @@ def agent_seeds():
     }
 
 
+# ---- fuzz_efi_vars: an OVMF variable store (tools/efi_vars.c) ----
+
+KEY_VENDOR = bytes([0xdd, 0xb0, 0x5c, 0x11, 0x86, 0xec, 0x3d, 0x4d,
+                    0xbc, 0x3e, 0xbe, 0xae, 0x7a, 0xfd, 0x15, 0x21])
+AUTH_STORE = bytes([0x78, 0x2c, 0xf3, 0xaa, 0x7b, 0x94, 0x9a, 0x43,
+                    0xa1, 0x80, 0x2e, 0x14, 0x4e, 0xc3, 0x77, 0x92])
+PLAIN_STORE = bytes([0x16, 0x36, 0xcf, 0xdd, 0x75, 0x32, 0x64, 0x41,
+                     0x98, 0xb6, 0xfe, 0x85, 0x70, 0x7f, 0xfe, 0x7d])
+
+
+def efi_var(auth, state, name, vendor, data, attributes=3):
+    encoded = (name + "\0").encode("utf-16-le")
+    if auth:
+        header = struct.pack("<HBBIQ16sIII16s", 0x55AA, state, 0, attributes, 0, bytes(16), 0,
+                             len(encoded), len(data), vendor)
+    else:
+        header = struct.pack("<HBBIII16s", 0x55AA, state, 0, attributes, len(encoded), len(data), vendor)
+    raw = header + encoded + data
+    return raw + b"\xff" * (-len(raw) % 4)
+
+
+def efi_store(variables, auth=True, size=2048):
+    fv = bytes(32) + struct.pack("<Q4sIHHHBB", size, b"_FVH", 0x4feff, 72, 0, 0, 0, 2) + bytes(16)
+    body = b"".join(variables)
+    vs = (AUTH_STORE if auth else PLAIN_STORE) + struct.pack("<IBBHI", size - 72, 0x5A, 0xFE, 0, 0)
+    out = fv + vs + body
+    return out + b"\xff" * (size - len(out))
+
+
+def efi_vars_seeds():
+    record = struct.pack("<II16sQ32s", 0x59454B54, 1, bytes(range(16)), 7, bytes(range(32, 64)))
+    return {
+        "empty-store": efi_store([]),
+        "key": efi_store([efi_var(True, 0x3F, "Boot0000", bytes(16), b"\x01\x02\x03"),
+                          efi_var(True, 0x3C, "TorporImageKey", KEY_VENDOR, record),
+                          efi_var(True, 0x3F, "TorporImageKey", KEY_VENDOR, record)]),
+        "plain-key": efi_store([efi_var(False, 0x3F, "TorporImageKey", KEY_VENDOR, record)], auth=False),
+        "short-record": efi_store([efi_var(True, 0x3E, "TorporImageKey", KEY_VENDOR, record[:20])]),
+        "not-a-volume": b"\x00" * 64,
+    }
+
+
 def main():
-    for target, seeds in (("fuzz_image", image_seeds()), ("fuzz_line", line_seeds()),
+    for target, seeds in (("fuzz_efi_vars", efi_vars_seeds()), ("fuzz_image", image_seeds()), ("fuzz_line", line_seeds()),
                           ("fuzz_used_ring", ring_seeds()), ("fuzz_console_ports", console_seeds()),
                           ("fuzz_agent", agent_seeds())):
         directory = os.path.join(HERE, "corpus", target)
