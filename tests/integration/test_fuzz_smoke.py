@@ -14,7 +14,7 @@ import subprocess
 import pytest
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-TARGETS = ("fuzz_image", "fuzz_line", "fuzz_used_ring", "fuzz_console_ports", "fuzz_agent")
+TARGETS = ("fuzz_image", "fuzz_line", "fuzz_used_ring", "fuzz_console_ports", "fuzz_agent", "fuzz_efi_vars")
 SECONDS = 3
 
 
