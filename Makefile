@@ -100,11 +100,14 @@ HOST_CFLAGS := -std=gnu11 -O1 -g $(WARNINGS) -I. -fsanitize=address,undefined \
 	-fno-sanitize-recover=all -fno-omit-frame-pointer -DTORPOR_HOST_TEST
 HOST_LIBS := -lcmocka
 
+# the image format's pure code and what it checks with: the hash and the page MAC and cipher
+crypto_sources := crypto/page_mac.c crypto/page_cipher.c crypto/nh.c crypto/poly1305.c crypto/chacha20.c
+image_sources := pm/image.c lib/hash.c $(crypto_sources)
+
 # hibimg: reads hibernation images on the host (docs/image-format.md), with pm/image.c's checks.
-# `hibimg key` reads the image key from an OVMF vars file (tools/efi_vars.c, boot/handoff.c).
-HIBIMG_SOURCES := tools/hibimg.c tools/hibimg_disk.c tools/efi_vars.c boot/handoff.c pm/image.c lib/hash.c
-$(BUILD)/hibimg: $(HIBIMG_SOURCES) tools/hibimg_disk.h tools/efi_vars.h boot/handoff.h crypto/secret.h \
-		pm/image.h pm/image_format.h lib/hash.h
+# `hibimg key` and `--vars` read the image key from an OVMF vars file (tools/efi_vars.c, boot/handoff.c).
+HIBIMG_SOURCES := tools/hibimg.c tools/hibimg_disk.c tools/efi_vars.c boot/handoff.c $(image_sources)
+$(BUILD)/hibimg: $(HIBIMG_SOURCES) $(wildcard tools/*.h pm/*.h crypto/*.h lib/*.h boot/*.h)
 	@mkdir -p $(dir $@)
 	$(HOST_CC) $(HOST_CFLAGS) $(HIBIMG_SOURCES) -o $@
 
@@ -125,7 +128,7 @@ unit_sources_line_edit := lib/line_edit.c
 unit_sources_acpi_parse := acpi/acpi_parse.c
 unit_sources_virtqueue := virtio/virtqueue.c tests/unit/sim_device.c
 unit_sources_balloon := virtio/balloon.c
-unit_sources_image := pm/image.c lib/hash.c mm/memory_map.c
+unit_sources_image := $(image_sources) mm/memory_map.c
 unit_sources_blk_config := virtio/blk_config.c
 unit_sources_blk_request := virtio/blk_request.c
 unit_sources_console_ports := $(console_ports_sources)
@@ -138,8 +141,7 @@ unit_sources_chacha20 := crypto/chacha20.c
 unit_sources_poly1305 := crypto/poly1305.c crypto/chacha20.c
 unit_sources_image_key_record := boot/handoff.c
 unit_sources_efi_vars := tools/efi_vars.c boot/handoff.c
-unit_sources_page_mac := crypto/page_mac.c crypto/page_cipher.c crypto/nh.c crypto/poly1305.c \
-	crypto/chacha20.c
+unit_sources_page_mac := $(crypto_sources)
 
 define unit_test_rule
 $(BUILD)/host/test_$(1): tests/unit/test_$(1).c $$(unit_sources_$(1)) $$(wildcard */*.h tests/unit/*.h)
@@ -166,7 +168,7 @@ FUZZ_CFLAGS := -std=gnu11 -O1 -g $(WARNINGS) -I. -fsanitize=fuzzer,address,undef
 FUZZ_SECONDS ?= 60
 FUZZ_FLAGS ?=
 FUZZ_TARGETS := fuzz_image fuzz_line fuzz_used_ring fuzz_console_ports fuzz_agent fuzz_efi_vars
-fuzz_sources_fuzz_image := pm/image.c lib/hash.c
+fuzz_sources_fuzz_image := $(image_sources)
 fuzz_sources_fuzz_line := lib/line_edit.c lib/parse.c
 fuzz_sources_fuzz_used_ring := virtio/virtqueue.c tests/unit/sim_device.c
 fuzz_sources_fuzz_console_ports := $(console_ports_sources)

@@ -14,12 +14,17 @@
 #include "arch/x86/symbols.h"  // symbols_image_base
 #include "console/console.h"   // console_printf
 #include "console/log.h"       // klog
+#include "crypto/page_cipher.h" // page_cipher_*
+#include "crypto/page_mac.h"   // page_mac_key_erase
+#include "crypto/secret.h"     // secret_erase
+#include "kernel/options.h"    // options_has
 #include "lib/error.h"         // ERROR_*, error_text
 #include "lib/hot_path.h"      // HOT_PATH
 #include "lib/string.h"        // memcpy, memset
 #include "mm/page.h"           // PAGE_SIZE
 #include "mm/page_alloc.h"     // page_alloc_walk, page_alloc
 #include "pm/image.h"          // image_*
+#include "pm/image_key.h"      // image_key_*
 #include "pm/power.h"          // power_hibernate
 #include "pm/resume.h"         // resume_finish, struct resume_handoff
 #include "pm/swap_disk.h"      // swap_disk_*
@@ -29,6 +34,7 @@
 
 #define WRITER_STACK_BYTES (64 * 1024)
 #define INDEX_MARGIN_PAGES 4096 /* pages that may appear between count and snapshot */
+#define BOUNCE_PAGES 256        /* ciphertext waiting for the disk, when encrypting */
 
 static hibernate_platform_resume_fn platform_resume;
 
@@ -54,6 +60,13 @@ struct writer {
     struct blk_request_limits limits; /* what the writer's requests may hold */
     struct blk_request_builder *data; /* the data request being built (writer's stack) */
     uint64_t data_sector;       /* where it goes */
+    /* an authenticated image: its MAC keys (NULL: plain); encrypted: the
+     * cipher key and the pages ciphertext goes out from. All in the
+     * region, never saved, erased when the writer is done. */
+    struct page_mac_key *mac;
+    struct page_cipher_key *cipher;
+    uint8_t *bounce;
+    unsigned bounce_used;
 };
 
 static int fail(struct writer *w, const char *reason, int blk_error);
@@ -101,6 +114,30 @@ static int count_saved_pages(void *context, uint64_t pfn, uint64_t count, enum b
 }
 
 static int add_data_page(struct writer *w, uint64_t address);
+static void *next_bounce_page(struct writer *w);
+
+/* An authenticated image's page: the zero test alone first (most pages
+ * in use fail it at their first words), then the tag of the bytes as they
+ * go to the disk; encrypted, those are the ciphertext. */
+HOT_PATH static int save_authenticated(struct writer *w, struct image_index_entry *e, uint64_t address)
+{
+    const void *page = (const void *)(uintptr_t)address;
+
+    if (image_page_is_zero(page)) {
+        e->pfn_and_flags |= IMAGE_ENTRY_ZERO;
+        w->zero_pages++;
+        return 0;
+    }
+    if (w->cipher) {
+        void *bounce = next_bounce_page(w);
+        if (!bounce)
+            return -1;
+        page_cipher_xor(w->cipher, IMAGE_ENTRY_PFN(e->pfn_and_flags), page, bounce);
+        page = bounce;
+    }
+    image_entry_seal(e, page, w->mac);
+    return add_data_page(w, (uint64_t)(uintptr_t)page);
+}
 
 /* One pass over every saved page: its index entry, and its data into the
  * request being built, so the disk writes while the CPU reads on. Runs
@@ -120,14 +157,20 @@ HOT_PATH static int save_block(void *context, uint64_t pfn, uint64_t count, enum
         }
         uint64_t address = (pfn + i) * PAGE_SIZE;
         struct image_index_entry *e = &w->index[w->count++];
+        if (w->mac) {
+            *e = (struct image_index_entry){ .pfn_and_flags = (pfn + i) << IMAGE_ENTRY_FLAG_BITS };
+            if (save_authenticated(w, e, address) != 0)
+                return -1;
+            continue;
+        }
         int zero;
         uint64_t checksum = image_page_summary((const void *)(uintptr_t)address, &zero);
         if (zero) {
-            e->pfn_and_flags = ((pfn + i) << IMAGE_ENTRY_FLAG_BITS) | IMAGE_ENTRY_ZERO;
-            e->checksum = 0;
+            *e = (struct image_index_entry){ .pfn_and_flags = ((pfn + i) << IMAGE_ENTRY_FLAG_BITS) |
+                                                              IMAGE_ENTRY_ZERO };
             w->zero_pages++;
         } else {
-            e->pfn_and_flags = (pfn + i) << IMAGE_ENTRY_FLAG_BITS;
+            *e = (struct image_index_entry){ .pfn_and_flags = (pfn + i) << IMAGE_ENTRY_FLAG_BITS };
             e->checksum = checksum;
             if (add_data_page(w, address) != 0)
                 return -1;
@@ -210,6 +253,24 @@ HOT_PATH static int add_data_page(struct writer *w, uint64_t address)
     return add_range(w, w->data, &w->data_sector, address, PAGE_SIZE);
 }
 
+/* A page for the next ciphertext. When all are taken, the request being
+ * built goes out and every write is waited for, so all are free again:
+ * encrypting costs far more than the wait (docs/benchmarks.md). */
+static void *next_bounce_page(struct writer *w)
+{
+    if (w->bounce_used == BOUNCE_PAGES) {
+        if (submit_built(w, w->data, &w->data_sector) != 0)
+            return 0;
+        int result = blk_writer_wait_all(w->blk, &w->failed_sector);
+        if (result != 0) {
+            fail(w, "write-error", result);
+            return 0;
+        }
+        w->bounce_used = 0;
+    }
+    return w->bounce + (uint64_t)w->bounce_used++ * PAGE_SIZE;
+}
+
 static void fill_header(struct writer *w)
 {
     struct image_header *h = w->header;
@@ -231,6 +292,17 @@ static void fill_header(struct writer *w)
     image_set_disk_identity(h, info.serial, info.sectors); /* resumed from this disk only */
 }
 
+/* The tags, last: the header tag covers every field but the state. */
+static void tag_header(struct writer *w)
+{
+    if (!w->mac)
+        return;
+    if (w->cipher)
+        w->header->flags |= IMAGE_FLAG_ENCRYPTED;
+    image_tag_index(w->header, w->index, w->mac);
+    image_tag_header(w->header, w->mac);
+}
+
 /* Runs on the writer's stack, interrupts off, after the snapshot. */
 static int write_image(void *context)
 {
@@ -250,11 +322,11 @@ static int write_image(void *context)
         return fail(w, "disk-too-small", 0);
 
     /* the old header goes first: no valid header may describe new data */
-    struct image_cpu_state cpu = h->cpu;
+    struct image_header kept = *h; /* the CPU state, the key and the nonce */
     memset(h, 0, PAGE_SIZE);
     if (write_contiguous(w, 0, (uint64_t)(uintptr_t)h, 1) != 0 || flush(w) != 0)
         return -1;
-    h->cpu = cpu;
+    *h = kept;
     image_layout(h, pages, 0);
 
     blk_builder_init(&data, &w->limits);
@@ -271,6 +343,7 @@ static int write_image(void *context)
         return -1;
     fill_header(w);
     h->written_ns = clock_ns() - w->started_ns;
+    tag_header(w);
     image_seal(h);
     /* the header must pass what resume will check, or it is not sent:
      * an image that can never resume must not say `hibernate ok` */
@@ -294,6 +367,49 @@ static const char *invalidate_image(struct writer *w)
 }
 
 /* ---- the whole path ---------------------------------------------------- */
+
+/* How this image is protected (docs/security.md): authenticated whenever
+ * the boot has a write key, unless `hibernate_auth=off`; encrypted on
+ * `hibernate_encrypt=on`, which needs the key. */
+enum protection { PROTECTION_PLAIN, PROTECTION_AUTHENTICATED, PROTECTION_ENCRYPTED };
+
+static const char *const protection_names[] = { "plain", "authenticated", "encrypted" };
+
+static enum protection chosen_protection(const struct image_key *key)
+{
+    if (options_has("hibernate_encrypt=on"))
+        return PROTECTION_ENCRYPTED;
+    if (!key || options_has("hibernate_auth=off"))
+        return PROTECTION_PLAIN;
+    return PROTECTION_AUTHENTICATED;
+}
+
+/* The keys of this image, in the region: derived before the snapshot so
+ * the writer only reads them. */
+static void prepare_keys(struct writer *w, const struct image_key *key, enum protection protection,
+                         uint64_t keys_address)
+{
+    uint8_t nonce[IMAGE_NONCE_BYTES];
+
+    if (protection == PROTECTION_PLAIN)
+        return;
+    image_make_nonce(nonce, key->counter, image_key_next_image());
+    image_set_key(w->header, key, nonce);
+    w->mac = (struct page_mac_key *)(uintptr_t)keys_address;
+    image_mac_key_init(w->mac, key, w->header);
+    if (protection == PROTECTION_ENCRYPTED) {
+        w->cipher = (struct page_cipher_key *)(uintptr_t)(keys_address + sizeof(*w->mac));
+        page_cipher_key_init(w->cipher, key->secret, nonce);
+    }
+}
+
+static void erase_keys(struct writer *w)
+{
+    if (w->mac)
+        page_mac_key_erase(w->mac);
+    if (w->cipher)
+        page_cipher_key_erase(w->cipher);
+}
 
 const char *hibernate(void)
 {
@@ -342,12 +458,24 @@ const char *hibernate(void)
         console_printf("hibernate failed reason=disk-not-durable flush=0\n");
         return "disk-not-durable";
     }
+    const struct image_key *key = image_key_write();
+    enum protection protection = chosen_protection(key);
+    if (protection == PROTECTION_ENCRYPTED && !key) {
+        console_printf("hibernate failed reason=no-key protection=encrypted\n");
+        return "no-key";
+    }
 
-    /* the region: header, the writer's own state, block writer, stack,
-     * index; everything the writer changes after the snapshot is here */
+    /* the region: header, the writer's own state, the image's keys, block
+     * writer, ciphertext pages, stack, index; everything the writer
+     * changes after the snapshot is here */
+    _Static_assert(sizeof(struct page_mac_key) + sizeof(struct page_cipher_key) <= 2 * PAGE_SIZE,
+                   "the keys fit two pages");
     uint64_t index_bytes = image_index_bytes(capacity);
-    uint64_t blk_memory = 2 * PAGE_SIZE;
-    uint64_t stack_bottom = blk_memory + BLK_WRITER_MEMORY;
+    uint64_t keys_memory = 2 * PAGE_SIZE;
+    uint64_t blk_memory = keys_memory + 2 * PAGE_SIZE;
+    uint64_t bounce_memory = blk_memory + BLK_WRITER_MEMORY;
+    uint64_t bounce_bytes = protection == PROTECTION_ENCRYPTED ? BOUNCE_PAGES * PAGE_SIZE : 0;
+    uint64_t stack_bottom = bounce_memory + bounce_bytes;
     uint64_t index_offset = stack_bottom + WRITER_STACK_BYTES;
     uint64_t region = page_alloc(page_order_for(index_offset + index_bytes), PAGE_TAG_HIBERNATE);
     if (!region) {
@@ -363,6 +491,7 @@ const char *hibernate(void)
         .capacity = capacity,
         .disk = disk,
         .started_ns = started,
+        .bounce = (uint8_t *)(uintptr_t)(region + bounce_memory),
     };
     void *stack_top = (void *)(uintptr_t)(region + index_offset);
     /* written once now, before the snapshot: frames the firmware ran code
@@ -372,7 +501,8 @@ const char *hibernate(void)
      * 1.3 s instead of 0.2 s (measured) */
     memset((void *)(uintptr_t)(region + stack_bottom), 0, WRITER_STACK_BYTES + index_bytes);
 
-    klog("hibernate: saving up to %llu pages to %s", (unsigned long long)pages, SWAP_DISK_SERIAL);
+    klog("hibernate: saving up to %llu pages to %s, protection=%s", (unsigned long long)pages,
+         SWAP_DISK_SERIAL, protection_names[protection]);
     int64_t result = -1;
     if (virtio_freeze_all() != 0) {
         w->reason = "freeze-failed";
@@ -385,6 +515,7 @@ const char *hibernate(void)
             /* nothing but the region changes from here until power-off */
             interrupts_disable();
             memset(w->header, 0, PAGE_SIZE);
+            prepare_keys(w, key, protection, region + keys_memory);
             uint64_t snapshot_ns = clock_ns();
             result = snapshot_and_call(&w->header->cpu, write_image, w, stack_top);
             if (result > 0) {
@@ -394,6 +525,12 @@ const char *hibernate(void)
                 /* the handoff sits in a frame this kernel counts as free
                  * (the boot kernel's): keep a copy before anything allocates */
                 struct resume_handoff from_boot = *handoff;
+                /* the boot that resumed this image set a new key: the
+                 * only one a later image may be written under */
+                image_key_adopt(from_boot.has_write_key ? &from_boot.write_key : 0,
+                                from_boot.key_source);
+                secret_erase((void *)handoff, sizeof(*handoff));
+                secret_erase(&from_boot.write_key, sizeof(from_boot.write_key));
                 int restored = platform_resume ? platform_resume(&from_boot, snapshot_ns) : -1;
                 resume_finish(&from_boot, restored);
                 page_free(region);
@@ -405,6 +542,7 @@ const char *hibernate(void)
             blk_writer_finish(w->blk);
         }
     }
+    erase_keys(w);
     if (result == 0) {
         console_printf("hibernate ok pages=%llu zero_pages=%llu image_bytes=%llu ms=%llu\n",
                        (unsigned long long)w->count, (unsigned long long)w->zero_pages,

@@ -5,8 +5,8 @@
  */
 #include "pm/image.h"
 
-#include "lib/hash.h"     // hash64, hash64_zero_test
-#include "lib/hot_path.h" // HOT_PATH
+#include "lib/hash.h"      // hash64, hash64_zero_test
+#include "lib/hot_path.h"  // HOT_PATH
 
 static const char *const refusal_texts[IMAGE_REFUSAL_COUNT] = {
     [IMAGE_OK] = "ok",
@@ -30,6 +30,10 @@ static const char *const refusal_texts[IMAGE_REFUSAL_COUNT] = {
     [IMAGE_BAD_ENTRY_FLAGS] = "bad-entry-flags",
     [IMAGE_BAD_PAGE_CHECKSUM] = "bad-page-checksum",
     [IMAGE_TOO_MANY_RANGES] = "too-many-ram-ranges",
+    [IMAGE_NO_KEY] = "no-key",
+    [IMAGE_REPLAYED] = "replayed-image",
+    [IMAGE_BAD_MAC] = "bad-mac",
+    [IMAGE_NOT_AUTHENTICATED] = "not-authenticated",
 };
 
 const char *image_refusal_text(enum image_refusal refusal)
@@ -42,14 +46,14 @@ HOT_PATH uint64_t image_checksum(const void *data, size_t bytes)
     return hash64(data, bytes, IMAGE_CHECKSUM_SEED);
 }
 
-int image_page_is_zero(const void *page)
+HOT_PATH int image_page_is_zero(const void *page)
 {
     const uint64_t *words = page;
-    uint64_t any = 0;
 
-    for (size_t i = 0; i < IMAGE_PAGE_SIZE / 8; i++)
-        any |= words[i];
-    return any == 0;
+    for (size_t i = 0; i < IMAGE_PAGE_SIZE / 8; i += 4)
+        if (words[i] | words[i + 1] | words[i + 2] | words[i + 3])
+            return 0;
+    return 1;
 }
 
 HOT_PATH uint64_t image_page_summary(const void *page, int *is_zero)
@@ -168,6 +172,9 @@ static enum image_refusal check_layout(const struct image_header *h, uint64_t *b
     if (h->zero_pages > h->page_count || h->page_count > (1ull << 40) ||
         h->range_count > IMAGE_MAX_RANGES || h->range_count == 0)
         return IMAGE_BAD_LAYOUT;
+    if ((h->flags & ~IMAGE_FLAGS_KNOWN) ||
+        ((h->flags & IMAGE_FLAG_ENCRYPTED) && !(h->flags & IMAGE_FLAG_AUTHENTICATED)))
+        return IMAGE_BAD_LAYOUT; /* ciphertext is only ever authenticated */
     *bytes = image_layout(&expected, h->page_count, h->zero_pages);
     if (expected.index_sector != h->index_sector || expected.data_sector != h->data_sector ||
         expected.data_pages != h->data_pages)
@@ -273,14 +280,30 @@ int image_ranges_contain(const struct image_ram_range *ranges, size_t count, uin
     return 0;
 }
 
+/* The bytes the index tag covers: exactly the entries, as the checksum. */
+static void index_tag(const struct image_header *h, const struct image_index_entry *entries,
+                      const struct page_mac_key *mac, uint8_t tag[IMAGE_TAG_BYTES])
+{
+    page_mac_buffer(mac, PAGE_MAC_DOMAIN_INDEX, entries, h->page_count * sizeof(*entries), tag);
+}
+
 enum image_refusal image_check_index(const struct image_header *h,
                                      const struct image_index_entry *entries,
-                                     const struct image_ram_range *ram, size_t ram_count)
+                                     const struct image_ram_range *ram, size_t ram_count,
+                                     const struct page_mac_key *mac)
 {
     uint64_t zero = 0;
 
     if (image_checksum(entries, h->page_count * sizeof(*entries)) != h->index_checksum)
         return IMAGE_BAD_INDEX_CHECKSUM;
+    if (h->flags & IMAGE_FLAG_AUTHENTICATED) {
+        uint8_t tag[IMAGE_TAG_BYTES];
+        if (!mac)
+            return IMAGE_NO_KEY;
+        index_tag(h, entries, mac, tag);
+        if (!page_mac_tags_equal(tag, h->index_tag))
+            return IMAGE_BAD_MAC;
+    }
     for (uint64_t i = 0; i < h->page_count; i++) {
         uint64_t flags = entries[i].pfn_and_flags & ((1ull << IMAGE_ENTRY_FLAG_BITS) - 1);
         uint64_t pfn = IMAGE_ENTRY_PFN(entries[i].pfn_and_flags);
@@ -296,6 +319,105 @@ enum image_refusal image_check_index(const struct image_header *h,
     if (zero != h->zero_pages)
         return IMAGE_BAD_ZERO_COUNT;
     return IMAGE_OK;
+}
+
+/* ---- authentication ---------------------------------------------------- */
+
+static void store64(uint8_t *p, uint64_t value)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(value >> (8 * i));
+}
+
+void image_make_nonce(uint8_t nonce[IMAGE_NONCE_BYTES], uint64_t counter, uint64_t image_number)
+{
+    store64(nonce, counter);
+    store64(nonce + 8, image_number);
+}
+
+void image_set_key(struct image_header *h, const struct image_key *key,
+                   const uint8_t nonce[IMAGE_NONCE_BYTES])
+{
+    _Static_assert(sizeof(key->chain) == IMAGE_KEY_CHAIN_BYTES, "chain bytes");
+    _Static_assert(IMAGE_KEY_SECRET_BYTES == PAGE_MAC_SECRET_BYTES, "secret bytes");
+    _Static_assert(IMAGE_NONCE_BYTES == PAGE_MAC_NONCE_BYTES, "nonce bytes");
+    _Static_assert(IMAGE_TAG_BYTES == PAGE_MAC_TAG_BYTES, "tag bytes");
+    __builtin_memcpy(h->key_chain, key->chain, IMAGE_KEY_CHAIN_BYTES);
+    h->key_counter = key->counter;
+    __builtin_memcpy(h->nonce, nonce, IMAGE_NONCE_BYTES);
+    h->flags |= IMAGE_FLAG_AUTHENTICATED;
+}
+
+void image_mac_key_init(struct page_mac_key *mac, const struct image_key *key,
+                        const struct image_header *h)
+{
+    page_mac_key_init(mac, key->secret, h->nonce);
+}
+
+enum image_refusal image_check_key(const struct image_header *h, const struct image_key *key,
+                                   int plain_accepted)
+{
+    if (!(h->flags & IMAGE_FLAG_AUTHENTICATED))
+        return plain_accepted ? IMAGE_OK : IMAGE_NOT_AUTHENTICATED;
+    /* neither the chain nor the counter is secret: plain compares */
+    if (!key || __builtin_memcmp(h->key_chain, key->chain, IMAGE_KEY_CHAIN_BYTES) != 0)
+        return IMAGE_NO_KEY;
+    if (h->key_counter < key->counter)
+        return IMAGE_REPLAYED;
+    return h->key_counter == key->counter ? IMAGE_OK : IMAGE_NO_KEY;
+}
+
+void image_tag_index(struct image_header *h, const struct image_index_entry *entries,
+                     const struct page_mac_key *mac)
+{
+    index_tag(h, entries, mac, h->index_tag);
+}
+
+/* The header with the fields a tag cannot cover as 0 (see image.h). */
+static void header_tag(const struct image_header *h, const struct page_mac_key *mac,
+                       uint8_t tag[IMAGE_TAG_BYTES])
+{
+    struct image_header covered = *h;
+
+    covered.state = 0;
+    covered.header_checksum = 0;
+    __builtin_memset(covered.header_tag, 0, sizeof(covered.header_tag));
+    page_mac_buffer(mac, PAGE_MAC_DOMAIN_HEADER, &covered, sizeof(covered), tag);
+}
+
+void image_tag_header(struct image_header *h, const struct page_mac_key *mac)
+{
+    header_tag(h, mac, h->header_tag);
+}
+
+enum image_refusal image_check_header_tag(const struct image_header *h, const struct page_mac_key *mac)
+{
+    uint8_t tag[IMAGE_TAG_BYTES];
+
+    header_tag(h, mac, tag);
+    return page_mac_tags_equal(tag, h->header_tag) ? IMAGE_OK : IMAGE_BAD_MAC;
+}
+
+/* ---- one page ----------------------------------------------------------- */
+
+HOT_PATH void image_entry_seal(struct image_index_entry *e, const void *stored, struct page_mac_key *mac)
+{
+    if (mac) {
+        page_mac(mac, IMAGE_ENTRY_PFN(e->pfn_and_flags), stored, e->tag);
+    } else {
+        __builtin_memset(e->tag, 0, sizeof(e->tag));
+        e->checksum = image_checksum(stored, IMAGE_PAGE_SIZE);
+    }
+}
+
+HOT_PATH int image_entry_matches(const struct image_index_entry *e, const void *stored,
+                                 struct page_mac_key *mac)
+{
+    if (!mac)
+        return image_checksum(stored, IMAGE_PAGE_SIZE) == e->checksum;
+    uint8_t tag[IMAGE_TAG_BYTES];
+    page_mac(mac, IMAGE_ENTRY_PFN(e->pfn_and_flags), stored, tag);
+    return page_mac_tags_equal(tag, e->tag);
 }
 
 /* Whether pfn is the destination of a saved page (entries are sorted). */

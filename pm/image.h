@@ -10,7 +10,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "pm/image_format.h" // struct image_header
+#include "boot/handoff.h"     // struct image_key
+#include "crypto/page_mac.h"   // struct page_mac_key
+#include "pm/image_format.h"   // struct image_header
 
 /* Why an image is not resumed; image_refusal_text gives the stable
  * `reason=` word the console prints. */
@@ -36,6 +38,10 @@ enum image_refusal {
     IMAGE_BAD_ENTRY_FLAGS,
     IMAGE_BAD_PAGE_CHECKSUM,
     IMAGE_TOO_MANY_RANGES,      /* hibernate's own: more RAM runs than a header records */
+    IMAGE_NO_KEY,               /* authenticated under a key this boot does not have */
+    IMAGE_REPLAYED,             /* authenticated under an older key of this guest */
+    IMAGE_BAD_MAC,              /* a tag of the header, the index or a page does not check */
+    IMAGE_NOT_AUTHENTICATED,    /* a plain image where only authenticated ones are taken */
     IMAGE_REFUSAL_COUNT,
 };
 
@@ -44,6 +50,7 @@ const char *image_refusal_text(enum image_refusal refusal);
 /* Every checksum of the format: XXH64 (lib/hash.h) of any bytes, seed
  * IMAGE_CHECKSUM_SEED. Each output bit depends on every input bit. */
 uint64_t image_checksum(const void *data, size_t bytes);
+/* Stops at the first non-zero word: cheap for most pages in use. */
 int image_page_is_zero(const void *page);
 /* Both in one pass over the page (the writer reads each page once):
  * returns image_checksum of the page, and sets *is_zero. */
@@ -101,10 +108,53 @@ enum image_refusal image_check_header(const struct image_header *header,
  * it valid again. */
 enum image_refusal image_check_contents(const struct image_header *header, uint64_t disk_sectors);
 /* Checks the index against the header and against this boot's RAM
- * (ranges sorted by base; NULL/0 to check against the header's own). */
+ * (ranges sorted by base; NULL/0 to check against the header's own):
+ * its checksum, then its tag under mac when the image is authenticated
+ * (mac must then be given: image_mac_key_init), then every entry. */
 enum image_refusal image_check_index(const struct image_header *header,
                                      const struct image_index_entry *entries,
-                                     const struct image_ram_range *ram, size_t ram_count);
+                                     const struct image_ram_range *ram, size_t ram_count,
+                                     const struct page_mac_key *mac);
+
+/* ---- authentication (docs/security.md) ----------------------------------
+ * An authenticated image's keys come from the key's secret and the
+ * image's nonce; the header names the key's chain and counter. */
+
+/* The nonce of the image_number-th image written under a key of this
+ * counter (both 8 bytes LE): no two images under one secret share it. */
+void image_make_nonce(uint8_t nonce[IMAGE_NONCE_BYTES], uint64_t counter, uint64_t image_number);
+/* Records the key and nonce in the header and sets IMAGE_FLAG_AUTHENTICATED. */
+void image_set_key(struct image_header *header, const struct image_key *key,
+                   const uint8_t nonce[IMAGE_NONCE_BYTES]);
+/* The MAC keys of the image the header describes. */
+void image_mac_key_init(struct page_mac_key *mac, const struct image_key *key,
+                        const struct image_header *header);
+/* Whether `key` (NULL: this boot has none) is the image's: a plain image
+ * is IMAGE_OK when plain_accepted, else IMAGE_NOT_AUTHENTICATED; an
+ * authenticated one needs the same chain and counter (IMAGE_NO_KEY,
+ * IMAGE_REPLAYED for an older counter of the chain). Reads no secret. */
+enum image_refusal image_check_key(const struct image_header *header, const struct image_key *key,
+                                   int plain_accepted);
+/* The tags of the index and the header: set by the writer in that order
+ * (the header tag covers index_tag), before image_seal. The header tag
+ * takes state, header_checksum and header_tag as 0: a state change needs
+ * no key; a used image comes back only as a replay, which the key's
+ * counter refuses. */
+void image_tag_index(struct image_header *header, const struct image_index_entry *entries,
+                     const struct page_mac_key *mac);
+void image_tag_header(struct image_header *header, const struct page_mac_key *mac);
+enum image_refusal image_check_header_tag(const struct image_header *header,
+                                          const struct page_mac_key *mac);
+
+/* ---- one page ----------------------------------------------------------- */
+
+/* The writer's step for a page that is not all zero: the entry's checksum
+ * (mac NULL, a plain image) or tag of the 4096 bytes as stored (the
+ * ciphertext when encrypted). The entry's frame must be set first. */
+void image_entry_seal(struct image_index_entry *entry, const void *stored, struct page_mac_key *mac);
+/* The reader's: 1 when the stored bytes are the entry's. */
+int image_entry_matches(const struct image_index_entry *entry, const void *stored,
+                        struct page_mac_key *mac);
 
 /* Whether frame pfn lies in one of the sorted, non-overlapping ranges
  * (binary search). */

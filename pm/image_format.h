@@ -17,12 +17,21 @@
 #include <stdint.h>
 
 #define IMAGE_MAGIC 0x4e52425450524f54ull /* "TORPTBRN" */
-#define IMAGE_VERSION 2             /* 1: the xor-multiply checksum, no disk identity */
+#define IMAGE_VERSION 3             /* 1: the xor-multiply checksum, no disk identity;
+                                       2: 16-byte index entries, no authentication */
 #define IMAGE_PAGE_SIZE 4096u
 #define IMAGE_SECTOR_SIZE 512u
 #define IMAGE_MAX_RANGES 64
 #define IMAGE_DISK_SERIAL_BYTES 20  /* virtio-blk GET_ID (virtio 1.2, 5.2.6) */
 #define IMAGE_CHECKSUM_SEED 0       /* every checksum is XXH64 (lib/hash.h) with this seed */
+#define IMAGE_TAG_BYTES 16          /* a page MAC tag (crypto/page_mac.h) */
+#define IMAGE_KEY_CHAIN_BYTES 16    /* which guest's key chain (docs/security.md, The key) */
+#define IMAGE_NONCE_BYTES 16
+
+/* header.flags (docs/security.md): how the pages and the index are checked */
+#define IMAGE_FLAG_AUTHENTICATED 1u /* page tags and the index and header tags, under a key */
+#define IMAGE_FLAG_ENCRYPTED 2u     /* data pages are ChaCha20 ciphertext; needs AUTHENTICATED */
+#define IMAGE_FLAGS_KNOWN (IMAGE_FLAG_AUTHENTICATED | IMAGE_FLAG_ENCRYPTED)
 
 /* header.state: what became of the image (docs/image-format.md, States) */
 enum image_state {
@@ -38,9 +47,16 @@ enum image_state {
 #define IMAGE_ENTRY_FLAG_BITS 12
 #define IMAGE_ENTRY_PFN(e) ((e) >> IMAGE_ENTRY_FLAG_BITS)
 
+/* A zero page has checksum and tag all zero. Otherwise a plain image
+ * stores image_checksum of the page's 4 KiB in checksum (the other 8 bytes
+ * 0), and an authenticated one the page's tag, of the bytes as stored
+ * (ciphertext when encrypted), in tag. */
 struct image_index_entry {
     uint64_t pfn_and_flags;
-    uint64_t checksum;         /* image_checksum of the page's 4 KiB (0 for zero pages) */
+    union {
+        uint64_t checksum;
+        uint8_t tag[IMAGE_TAG_BYTES];
+    };
 };
 
 /* RAM as the writing boot saw it; every saved page must be RAM here, and
@@ -94,6 +110,16 @@ struct image_header {
     uint8_t disk_serial[IMAGE_DISK_SERIAL_BYTES]; /* its GET_ID serial, NUL-padded */
     uint32_t reserved;         /* 0 */
     struct image_cpu_state cpu;
+    /* under IMAGE_FLAG_AUTHENTICATED, else all zero: the key the image was
+     * written under (its chain and counter; the secret is never here),
+     * the image's nonce, and the tags of the index bytes and of this
+     * header (with state, header_checksum and header_tag taken as 0) */
+    uint8_t key_chain[IMAGE_KEY_CHAIN_BYTES];
+    uint64_t key_counter;
+    uint8_t nonce[IMAGE_NONCE_BYTES];
+    uint8_t index_tag[IMAGE_TAG_BYTES];
+    uint8_t header_tag[IMAGE_TAG_BYTES];
+    uint64_t reserved_end;     /* 0: the header is a whole number of 16-byte units */
 };
 
 _Static_assert(sizeof(struct image_header) <= IMAGE_PAGE_SIZE, "the header fits one page");
@@ -102,7 +128,9 @@ _Static_assert(__builtin_offsetof(struct image_header, header_checksum) == 16, "
 _Static_assert(__builtin_offsetof(struct image_header, ranges) == 56, "ranges");
 _Static_assert(__builtin_offsetof(struct image_header, disk_sectors) == 1136, "disk_sectors");
 _Static_assert(__builtin_offsetof(struct image_header, cpu) == 1168, "cpu");
-_Static_assert(sizeof(struct image_header) == 1808, "header size");
-_Static_assert(sizeof(struct image_index_entry) == 16, "index entries are 16 bytes");
+_Static_assert(__builtin_offsetof(struct image_header, key_chain) == 1808, "key_chain");
+_Static_assert(__builtin_offsetof(struct image_header, header_tag) == 1864, "header_tag");
+_Static_assert(sizeof(struct image_header) == 1888, "header size");
+_Static_assert(sizeof(struct image_index_entry) == 24, "index entries are 24 bytes");
 
 #endif

@@ -117,6 +117,14 @@ void image_key_adopt(const struct image_key *write_key, enum image_key_source ne
     images_written = 0;
 }
 
+void image_key_erase_all(void)
+{
+    image_key_erase_resume();
+    if (keys)
+        secret_erase(&keys->write, sizeof(keys->write));
+    have_write = 0;
+}
+
 uint64_t image_key_next_image(void)
 {
     return images_written++;

@@ -30,6 +30,11 @@ const struct image_key *image_key_write(void);
  * the variable. Also erases any resume key and restarts the image count. */
 void image_key_adopt(const struct image_key *write_key, enum image_key_source source);
 
+/* The boot kernel, before it jumps into an image: no key may stay in what
+ * the image kernel takes for free memory (the write key travels in the
+ * resume handoff, which the image kernel erases). */
+void image_key_erase_all(void);
+
 /* 0, 1, 2, ...: the number of images written under the current write key
  * before this one; (counter, this) is an image's nonce. */
 uint64_t image_key_next_image(void);

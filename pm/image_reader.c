@@ -6,11 +6,12 @@
 #include "pm/image_reader.h"
 
 #include "console/log.h"       // klog
+#include "crypto/page_cipher.h" // page_cipher_xor
 #include "lib/error.h"         // ERROR_BUSY
 #include "lib/hot_path.h"      // HOT_PATH
 #include "lib/string.h"        // memset
 #include "mm/page.h"           // PAGE_SIZE
-#include "pm/image.h"          // image_checksum, IMAGE_ENTRY_*
+#include "pm/image.h"          // image_entry_matches, IMAGE_ENTRY_*
 #include "virtio/virtio_blk.h" // blk_*
 
 #define READS_IN_FLIGHT 64 /* at most; the disk's free slots decide */
@@ -42,11 +43,13 @@ HOT_PATH static int check_arrived(struct image_reader *l, struct reads *r, uint6
             continue;
         if (r->checked_data + PAGE_SIZE > data_end)
             break;
-        const void *page = (const void *)(uintptr_t)(l->load_pfn[r->next_check] * PAGE_SIZE);
-        if (image_checksum(page, PAGE_SIZE) != e->checksum) {
+        void *page = (void *)(uintptr_t)(l->load_pfn[r->next_check] * PAGE_SIZE);
+        if (!image_entry_matches(e, page, l->mac)) {
             l->bad_pfn = IMAGE_ENTRY_PFN(e->pfn_and_flags);
             return -1;
         }
+        if (l->cipher) /* encrypt, then MAC: decrypted only once it checked */
+            page_cipher_xor(l->cipher, IMAGE_ENTRY_PFN(e->pfn_and_flags), page, page);
         r->checked_data += PAGE_SIZE;
     }
     return 0;
@@ -64,7 +67,9 @@ HOT_PATH static const char *finish_oldest(struct image_reader *l, struct reads *
     if (result != 0)
         return "read-error";
     l->failed_sector = ~0ull;
-    return check_arrived(l, r, oldest->data_end) == 0 ? 0 : "bad-page-checksum";
+    if (check_arrived(l, r, oldest->data_end) == 0)
+        return 0;
+    return l->mac ? "bad-mac" : "bad-page-checksum";
 }
 
 /* Sends the request being built. A full ring is back-pressure: wait for

@@ -12,19 +12,24 @@
 struct blk_disk;
 struct image_header;
 struct image_index_entry;
+struct page_cipher_key;
+struct page_mac_key;
 
 struct image_reader {
     struct blk_disk *disk;
     const struct image_header *header;       /* checked already */
     const struct image_index_entry *index;   /* checked already */
     const uint64_t *load_pfn;                /* per index entry: where it is read to */
+    struct page_mac_key *mac;                /* an authenticated image's keys, else NULL */
+    const struct page_cipher_key *cipher;    /* an encrypted image's, else NULL */
     uint64_t failed_sector;                  /* out: the failed request, ~0 if none */
     uint64_t bad_pfn;                        /* out: the page whose checksum failed */
 };
 
-/* Reads and checks every page. Returns NULL, or the refusal word
- * (`read-error`, `bad-page-checksum`); after a failure no request is in
- * flight (the disk is reset, so none can still write). */
+/* Reads and checks every page (and decrypts it, once its tag checked).
+ * Returns NULL, or the refusal word (`read-error`, `bad-page-checksum`,
+ * `bad-mac`); after a failure no request is in flight (the disk is reset,
+ * so none can still write). */
 const char *image_read_pages(struct image_reader *reader);
 
 #endif

@@ -16,12 +16,15 @@
 #include "boot/handoff.h"      // struct boot_handoff
 #include "console/console.h"   // console_printf
 #include "console/log.h"       // klog
+#include "crypto/page_cipher.h" // page_cipher_*
+#include "crypto/page_mac.h"   // page_mac_key_erase
 #include "kernel/options.h"    // options_has
 #include "lib/error.h"         // ERROR_*
 #include "lib/string.h"        // memcpy, memset
 #include "mm/page.h"           // PAGE_SIZE
 #include "mm/page_alloc.h"     // page_alloc_*
 #include "pm/image.h"          // image_*
+#include "pm/image_key.h"      // image_key_*
 #include "pm/image_reader.h"   // image_read_pages
 #include "pm/swap_disk.h"      // swap_disk_*
 #include "virtio/virtio.h"     // virtio_*
@@ -72,6 +75,8 @@ struct loader {
     uint64_t bad_pfn;
     uint64_t read_ns, staged;
     int armed;                           /* the header on the disk is one a boot would resume */
+    struct page_mac_key *mac;            /* an authenticated image's keys, else NULL */
+    struct page_cipher_key *cipher;      /* an encrypted one's */
 };
 
 static void *allocate(struct loader *l, uint64_t bytes)
@@ -83,10 +88,22 @@ static void *allocate(struct loader *l, uint64_t bytes)
     return (void *)(uintptr_t)address;
 }
 
+/* The image's keys are secret: gone before their memory is. */
+static void erase_image_keys(struct loader *l)
+{
+    if (l->mac)
+        page_mac_key_erase(l->mac);
+    if (l->cipher)
+        page_cipher_key_erase(l->cipher);
+    l->mac = 0;
+    l->cipher = 0;
+}
+
 static void release(struct loader *l)
 {
     uint64_t pages = 0;
 
+    erase_image_keys(l);
     for (size_t i = 0; i < l->free_count; i++)
         pages += l->free_blocks[i].pages;
     if (l->free_count) /* the order after a disk reset is tested */
@@ -165,6 +182,32 @@ static int read_header(struct loader *l)
     return 0;
 }
 
+/* Whose image it is (docs/security.md): an authenticated image must be
+ * under this boot's resume key, and its header tag must check; a plain
+ * one is taken only where this boot could not authenticate one itself,
+ * or with `hibernate_auth=off`. */
+static int check_key(struct loader *l)
+{
+    const struct image_key *key = image_key_resume();
+    int plain_accepted = image_key_source() == IMAGE_KEY_SOURCE_NONE || options_has("hibernate_auth=off");
+    enum image_refusal refusal = image_check_key(l->header, key, plain_accepted);
+
+    if (refusal != IMAGE_OK)
+        return refuse(l, image_refusal_text(refusal));
+    if (!(l->header->flags & IMAGE_FLAG_AUTHENTICATED))
+        return 0;
+    l->mac = allocate(l, sizeof(*l->mac) + sizeof(*l->cipher));
+    if (!l->mac)
+        return refuse(l, "not-enough-memory");
+    image_mac_key_init(l->mac, key, l->header);
+    if (l->header->flags & IMAGE_FLAG_ENCRYPTED) {
+        l->cipher = (struct page_cipher_key *)(l->mac + 1);
+        page_cipher_key_init(l->cipher, key->secret, l->header->nonce);
+    }
+    refusal = image_check_header_tag(l->header, l->mac);
+    return refusal == IMAGE_OK ? 0 : refuse(l, image_refusal_text(refusal));
+}
+
 static int check_header_and_read_index(struct loader *l)
 {
     static struct image_ram_range ram[IMAGE_MAX_RANGES];
@@ -196,6 +239,8 @@ static int check_header_and_read_index(struct loader *l)
     refusal = image_check_header(l->header, &expect);
     if (refusal != IMAGE_OK)
         return refuse(l, image_refusal_text(refusal));
+    if (check_key(l) != 0)
+        return -1;
 
     uint64_t index_bytes = image_index_bytes(l->header->page_count);
     l->index = allocate(l, index_bytes);
@@ -205,7 +250,7 @@ static int check_header_and_read_index(struct loader *l)
     if (index_bytes &&
         blk_read(l->disk, l->header->index_sector, l->index, index_bytes, &l->failed_sector) != 0)
         return refuse_read_error(l);
-    refusal = image_check_index(l->header, l->index, ram, ram_count);
+    refusal = image_check_index(l->header, l->index, ram, ram_count, l->mac);
     if (refusal != IMAGE_OK)
         return refuse(l, image_refusal_text(refusal));
     return 0;
@@ -303,6 +348,7 @@ static int load_pages(struct loader *l)
 {
     struct image_reader reader = {
         .disk = l->disk, .header = l->header, .index = l->index, .load_pfn = l->load_pfn,
+        .mac = l->mac, .cipher = l->cipher,
     };
     uint64_t started = clock_ns();
     const char *failure = image_read_pages(&reader);
@@ -382,7 +428,17 @@ static void jump(struct loader *l)
         .read_ns = l->read_ns,
         .read_bytes = l->header->data_pages * PAGE_SIZE,
         .staged_pages = l->staged,
+        .key_source = image_key_source(),
     };
+    const struct image_key *write_key = image_key_write();
+    if (write_key) {
+        p->resume_handoff.write_key = *write_key;
+        p->resume_handoff.has_write_key = 1;
+    }
+    /* nothing secret may stay behind in what the image kernel sees as
+     * free memory: only the handoff's copy, which it erases */
+    erase_image_keys(l);
+    image_key_erase_all();
     p->handoff = (uint64_t)(uintptr_t)&p->resume_handoff;
     memcpy(frame(l, EXTRA_CODE), resume_trampoline, code_bytes);
 
@@ -394,7 +450,7 @@ static void jump(struct loader *l)
     cpu_halt_forever(); /* not reached */
 }
 
-void resume_from_disk(const struct boot_handoff *handoff)
+static void resume_or_refuse(const struct boot_handoff *handoff)
 {
     struct loader l = { .boot = handoff, .failed_sector = ~0ull };
 
@@ -431,6 +487,14 @@ void resume_from_disk(const struct boot_handoff *handoff)
     if (claim_and_plan(&l) != 0 || load_pages(&l) != 0)
         return;
     jump(&l);
+}
+
+void resume_from_disk(const struct boot_handoff *handoff)
+{
+    resume_or_refuse(handoff);
+    /* the resume key opens only the image that was on the disk at this
+     * boot; the variable already holds the next one */
+    image_key_erase_resume();
 }
 
 /* ---- the image side ---------------------------------------------------- */

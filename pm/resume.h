@@ -12,6 +12,8 @@
 
 #include <stdint.h>
 
+#include "boot/handoff.h" // struct image_key
+
 struct boot_handoff;
 
 /* What the boot kernel passes to the image kernel: the new firmware's
@@ -24,6 +26,11 @@ struct resume_handoff {
     uint64_t read_ns;           /* reading and checking the image */
     uint64_t read_bytes;
     uint64_t staged_pages;      /* loaded elsewhere, copied by the trampoline */
+    /* the key this boot set for the next image (the image kernel adopts
+     * it and erases this copy: docs/security.md, The key) */
+    uint32_t key_source;        /* enum image_key_source */
+    uint32_t has_write_key;
+    struct image_key write_key;
 };
 
 /* Boot side. Returns when there is no image, `noresume` was given, or the

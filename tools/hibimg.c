@@ -12,10 +12,14 @@
 #include <string.h>   // strcmp, strerror, strspn
 #include <unistd.h>   // pwrite, fsync, close
 
+#include "crypto/page_cipher.h" // page_cipher_xor
 #include "pm/image.h"          // image_*, IMAGE_*
 #include "crypto/secret.h"     // secret_erase
 #include "tools/efi_vars.h"    // efi_vars_image_key
 #include "tools/hibimg_disk.h" // struct disk, disk_*, hibimg_complain, EXIT_*, HIBIMG_PROGRAM
+
+/* The owner's key, from `--vars FILE` (tools/efi_vars.h); NULL when none was given. */
+static const struct image_key *owner_key;
 
 /* An index too large for memory must be an error message, not an ASan abort. */
 const char *__asan_default_options(void);
@@ -27,8 +31,12 @@ const char *__asan_default_options(void)
 static int usage(FILE *to, int status)
 {
     fprintf(to,
-            "usage: %s info DISK        the image's header, and whether it can be resumed\n"
-            "       %s verify DISK      info's checks and every data page's checksum\n"
+            "usage: %s [--vars VARS] COMMAND ...\n"
+            "  --vars VARS             the guest's UEFI variable store (OVMF vars file), whose\n"
+            "                          key checks an authenticated image (docs/security.md);\n"
+            "                          without it such an image's tags are never checked\n"
+            "       %s info DISK        the image's header, and whether it can be resumed\n"
+            "       %s verify DISK      info's checks and every data page's checksum or tag\n"
             "       %s page DISK PFN    hex dump of the saved page of frame PFN (decimal or 0x hex)\n"
             "       %s set DISK state valid|resuming|used|skipped\n"
             "       %s set DISK build_id HEX\n"
@@ -41,7 +49,8 @@ static int usage(FILE *to, int status)
             "                          and counter (the secret only with --show-secret, for tests)\n"
             "exit status: 0 resumable image (key: a key), 1 no resumable image (key: no key),\n"
             "2 usage or I/O error (key: the file is not a variable store, or the record is bad)\n",
-            HIBIMG_PROGRAM, HIBIMG_PROGRAM, HIBIMG_PROGRAM, HIBIMG_PROGRAM, HIBIMG_PROGRAM, HIBIMG_PROGRAM);
+            HIBIMG_PROGRAM, HIBIMG_PROGRAM, HIBIMG_PROGRAM, HIBIMG_PROGRAM, HIBIMG_PROGRAM, HIBIMG_PROGRAM,
+            HIBIMG_PROGRAM);
     return status;
 }
 
@@ -65,6 +74,10 @@ static const char *refusal_meaning(enum image_refusal r)
     case IMAGE_BAD_ZERO_COUNT: return "the index and header disagree on zero pages";
     case IMAGE_BAD_ENTRY_FLAGS: return "an index entry has unknown flags";
     case IMAGE_BAD_PAGE_CHECKSUM: return "a data page is damaged";
+    case IMAGE_NO_KEY: return "authenticated under a key this vars store does not hold (or none given)";
+    case IMAGE_REPLAYED: return "authenticated under an older key of this guest: a replay";
+    case IMAGE_BAD_MAC: return "a tag does not check: altered, or not written under this key";
+    case IMAGE_NOT_AUTHENTICATED: return "a plain image";
     default: return "refused";
     }
 }
@@ -114,9 +127,15 @@ static void print_image_line(const struct image_header *h)
 
     printf("image state=%s version=%" PRIu32 " pages=%" PRIu64 " zero_pages=%" PRIu64
            " data_pages=%" PRIu64 " bytes=%" PRIu64 " build_id=%016" PRIx64 " ram_mib=%" PRIu64
-           " image_base=0x%" PRIx64 " written_ms=%" PRIu64 " disk_sectors=%" PRIu64 " disk_serial=",
+           " image_base=0x%" PRIx64 " written_ms=%" PRIu64,
            state_text(h->state), h->version, h->page_count, h->zero_pages, h->data_pages, bytes,
-           h->build_id, h->ram_bytes >> 20, h->image_base, h->written_ns / 1000000, h->disk_sectors);
+           h->build_id, h->ram_bytes >> 20, h->image_base, h->written_ns / 1000000);
+    printf(" protection=%s", (h->flags & IMAGE_FLAG_ENCRYPTED)       ? "encrypted"
+                           : (h->flags & IMAGE_FLAG_AUTHENTICATED) ? "authenticated"
+                                                                    : "plain");
+    if (h->flags & IMAGE_FLAG_AUTHENTICATED)
+        printf(" key_counter=%" PRIu64, h->key_counter);
+    printf(" disk_sectors=%" PRIu64 " disk_serial=", h->disk_sectors);
     print_serial(h->disk_serial);
     putchar('\n');
 }
@@ -133,11 +152,15 @@ static enum image_refusal run_checks(struct disk *d, int *status, enum image_ref
     if (r != IMAGE_BAD_MAGIC && r != IMAGE_BAD_VERSION)
         print_image_line(h); /* the fields mean something */
     *inside = disk_check_readable(d, r);
+    if (*inside == IMAGE_OK)
+        *inside = disk_use_key(d, owner_key);
+    if (r == IMAGE_OK)
+        r = *inside;
     if (*inside == IMAGE_OK) {
         *status = disk_load_index(d);
         if (*status != 0)
             return r;
-        *inside = image_check_index(h, d->index, NULL, 0);
+        *inside = image_check_index(h, d->index, NULL, 0, d->mac);
         if (r == IMAGE_OK)
             r = *inside;
     }
@@ -179,10 +202,11 @@ static int command_verify(const char *path)
             status = disk_verify_data(&d, &bad);
             if (bad != UINT64_MAX) {
                 uint64_t pfn = IMAGE_ENTRY_PFN(d.index[bad].pfn_and_flags);
+                enum image_refusal page = d.mac ? IMAGE_BAD_MAC : IMAGE_BAD_PAGE_CHECKSUM;
                 printf("verify FAIL reason=%s page_index=%" PRIu64 " pfn=0x%" PRIx64 "\n",
-                       image_refusal_text(IMAGE_BAD_PAGE_CHECKSUM), bad, pfn);
-                hibimg_complain(&d, "page %" PRIu64 " (pfn 0x%" PRIx64 ") fails its checksum: %s", bad, pfn,
-                                refusal_meaning(IMAGE_BAD_PAGE_CHECKSUM));
+                       image_refusal_text(page), bad, pfn);
+                hibimg_complain(&d, "page %" PRIu64 " (pfn 0x%" PRIx64 ") fails its %s: %s", bad, pfn,
+                                d.mac ? "tag" : "checksum", refusal_meaning(page));
             }
             if (status == 0) {
                 printf("verify ok pages=%" PRIu64 "\n", d.first.header.page_count);
@@ -240,11 +264,13 @@ static int command_page(const char *path, const char *pfn_text)
     if (status != 0)
         goto out;
     r = disk_check_readable(&d, disk_check_header(&d, &d.first.header));
+    if (r == IMAGE_OK)
+        r = disk_use_key(&d, owner_key);
     if (r == IMAGE_OK) {
         status = disk_load_index(&d);
         if (status != 0)
             goto out;
-        r = image_check_index(&d.first.header, d.index, NULL, 0);
+        r = image_check_index(&d.first.header, d.index, NULL, 0, d.mac);
     }
     if (r != IMAGE_OK) {
         hibimg_complain(&d, "no readable image: %s (%s)", image_refusal_text(r), refusal_meaning(r));
@@ -276,10 +302,14 @@ static int command_page(const char *path, const char *pfn_text)
         status = truncated ? EXIT_NOT_RESUMABLE : EXIT_ERROR;
         goto out;
     }
+    int matches = image_entry_matches(&d.index[low], page, d.mac);
+    if (matches && d.cipher && (d.first.header.flags & IMAGE_FLAG_ENCRYPTED))
+        page_cipher_xor(d.cipher, pfn, page, page); /* checked, so decrypted */
     hex_dump(page);
-    if (image_checksum(page, IMAGE_PAGE_SIZE) != d.index[low].checksum) {
-        hibimg_complain(&d, "page pfn 0x%" PRIx64 " fails its checksum (%s): dumped as stored", pfn,
-                        image_refusal_text(IMAGE_BAD_PAGE_CHECKSUM));
+    if (!matches) {
+        hibimg_complain(&d, "page pfn 0x%" PRIx64 " fails its %s (%s): dumped as stored", pfn,
+                        d.mac ? "tag" : "checksum",
+                        image_refusal_text(d.mac ? IMAGE_BAD_MAC : IMAGE_BAD_PAGE_CHECKSUM));
         status = EXIT_NOT_RESUMABLE;
     }
 out:
@@ -312,12 +342,14 @@ static int check_everything(struct disk *d, enum image_refusal *refusal, uint64_
     *bad_entry = UINT64_MAX;
     if (status != 0)
         return status;
-    *refusal = image_check_index(&d->first.header, d->index, NULL, 0);
+    *refusal = disk_use_key(d, owner_key);
+    if (*refusal == IMAGE_OK)
+        *refusal = image_check_index(&d->first.header, d->index, NULL, 0, d->mac);
     if (*refusal != IMAGE_OK)
         return EXIT_NOT_RESUMABLE;
     status = disk_verify_data(d, bad_entry);
     if (*bad_entry != UINT64_MAX)
-        *refusal = IMAGE_BAD_PAGE_CHECKSUM;
+        *refusal = d->mac ? IMAGE_BAD_MAC : IMAGE_BAD_PAGE_CHECKSUM;
     return status;
 }
 
@@ -415,10 +447,34 @@ static int command_key(const char *path, int show_secret)
     return EXIT_RESUMABLE;
 }
 
+/* `--vars VARS`: the owner's key for the command. A file that holds none
+ * leaves the key unknown (an authenticated image is then `no-key`); one
+ * that is not a variable store is an error. */
+static int load_owner_key(const char *path)
+{
+    static struct image_key key;
+    char error[256];
+    int result = efi_vars_image_key(path, &key, error, sizeof(error));
+
+    if (result == EFI_VARS_BAD) {
+        fprintf(stderr, "%s: %s\n", HIBIMG_PROGRAM, error);
+        return EXIT_ERROR;
+    }
+    owner_key = result == EFI_VARS_FOUND ? &key : NULL;
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     int status;
 
+    if (argc >= 3 && !strcmp(argv[1], "--vars")) {
+        if (load_owner_key(argv[2]) != 0)
+            return EXIT_ERROR;
+        argv[2] = argv[0];
+        argv += 2;
+        argc -= 2;
+    }
     if (argc == 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")))
         return usage(stdout, 0);
     if (argc == 3 && !strcmp(argv[1], "info"))
@@ -435,6 +491,8 @@ int main(int argc, char **argv)
         status = command_set(argv[2], argv[3], argv[4]);
     else
         return usage(stderr, EXIT_ERROR);
+    if (owner_key)
+        secret_erase((void *)owner_key, sizeof(*owner_key));
     if (fflush(stdout) != 0) {
         hibimg_complain(NULL, "writing the output: %s", strerror(errno));
         return EXIT_ERROR;

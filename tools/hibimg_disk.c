@@ -5,6 +5,8 @@
  */
 #include "tools/hibimg_disk.h"
 
+#include "crypto/page_cipher.h" // page_cipher_key_*
+
 #include <errno.h>    // errno, EINTR
 #include <fcntl.h>    // open, O_RDONLY
 #include <inttypes.h> // PRIu64
@@ -89,6 +91,14 @@ void disk_close(struct disk *d)
 {
     free(d->index);
     d->index = NULL;
+    if (d->mac)
+        page_mac_key_erase(d->mac);
+    if (d->cipher)
+        page_cipher_key_erase(d->cipher);
+    free(d->mac);
+    free(d->cipher);
+    d->mac = NULL;
+    d->cipher = NULL;
     if (d->fd >= 0)
         close(d->fd);
 }
@@ -112,6 +122,24 @@ enum image_refusal disk_check_readable(const struct disk *d, enum image_refusal 
     if (first != IMAGE_ALREADY_USED && first != IMAGE_UNFINISHED_RESUME && first != IMAGE_SKIPPED)
         return first;
     return image_check_contents(&d->first.header, disk_sectors(d));
+}
+
+enum image_refusal disk_use_key(struct disk *d, const struct image_key *key)
+{
+    const struct image_header *h = &d->first.header;
+    enum image_refusal r = image_check_key(h, key, 1);
+
+    if (r != IMAGE_OK || !(h->flags & IMAGE_FLAG_AUTHENTICATED))
+        return r;
+    d->mac = malloc(sizeof(*d->mac));
+    d->cipher = malloc(sizeof(*d->cipher));
+    if (!d->mac || !d->cipher) {
+        hibimg_complain(d, "out of memory");
+        exit(EXIT_ERROR);
+    }
+    image_mac_key_init(d->mac, key, h);
+    page_cipher_key_init(d->cipher, key->secret, h->nonce);
+    return image_check_header_tag(h, d->mac);
 }
 
 /* page_count entries fit in the disk (the header passed its checks), which bounds the
@@ -171,7 +199,7 @@ int disk_verify_data(struct disk *d, uint64_t *bad_entry)
             offset += (uint64_t)have * IMAGE_PAGE_SIZE;
             left -= have;
         }
-        if (image_checksum(chunk + (size_t)next++ * IMAGE_PAGE_SIZE, IMAGE_PAGE_SIZE) != e->checksum) {
+        if (!image_entry_matches(e, chunk + (size_t)next++ * IMAGE_PAGE_SIZE, d->mac)) {
             *bad_entry = i;
             status = EXIT_NOT_RESUMABLE;
             break;

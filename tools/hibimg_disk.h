@@ -24,6 +24,10 @@ struct disk {
         uint8_t page[IMAGE_PAGE_SIZE];
     } first;                         /* sector 0: the header page */
     struct image_index_entry *index; /* NULL until disk_load_index */
+    /* an authenticated image's keys, when the owner's key was given and
+     * is the image's (disk_use_key); else NULL: its tags go unchecked */
+    struct page_mac_key *mac;
+    struct page_cipher_key *cipher;
 };
 
 /* One line on stderr: `hibimg: DISK: what happened` (no DISK when d is NULL). */
@@ -47,12 +51,16 @@ enum image_refusal disk_check_header(const struct disk *d, const struct image_he
  * or a resume that never finished) gets the remaining checks, so `verify` and `page` can
  * still look inside it. */
 enum image_refusal disk_check_readable(const struct disk *d, enum image_refusal first);
+/* For an authenticated image: whether key (the vars store's, NULL when none was given) is
+ * the image's, and then its header tag; on IMAGE_OK an authenticated image's keys are in
+ * d->mac (and d->cipher). A plain image needs no key. */
+enum image_refusal disk_use_key(struct disk *d, const struct image_key *key);
 /* Reads the index of a header that passed its checks into d->index. Returns 0, or an exit
  * status. */
 int disk_load_index(struct disk *d);
-/* Checks every data page, reading the data area front to back. Returns 0, or an exit status:
- * after a read error (said), or with *bad_entry the index entry of the first damaged page
- * (for the caller to say). */
+/* Checks every data page, reading the data area front to back (the tags of an authenticated
+ * image: d->mac must be set). Returns 0, or an exit status: after a read error (said), or
+ * with *bad_entry the index entry of the first damaged page (for the caller to say). */
 int disk_verify_data(struct disk *d, uint64_t *bad_entry);
 
 #endif

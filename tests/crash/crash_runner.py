@@ -51,7 +51,6 @@ import harness  # noqa: E402
 import log_writes  # noqa: E402
 
 MIB = 1 << 20
-HIBIMG = os.path.join(harness.REPO, "build", "hibimg")
 PRIOR_FILL = "fill 8 3"     # the earlier image, resumed before the recorded hibernation
 RECORDED_FILL = "fill 24 5"  # memory the recorded image carries
 BOOT_BOUND = 120     # s from QEMU start to `resume ok` or `torpor ready`
@@ -121,11 +120,16 @@ def same_content(first, second):
 class Recording:
     """The two recorded phases and what a whole resume must show."""
 
-    def __init__(self, directory, phases, reference_verify, logs):
+    def __init__(self, directory, phases, reference_verify, logs, variables):
         self.directory = directory
         self.phases = phases                    # {"hibernate": Phase, "resume": Phase}
         self.reference_verify = reference_verify  # `verify` after the recorded resume
         self._logs = logs
+        # per phase, the guest's UEFI variable store as that phase's boot
+        # left it: the image key a crash at any point of it leaves
+        # (docs/security.md, The key; a boot sets its key before it
+        # touches the disk)
+        self.variables = variables
 
     def close(self):
         for log in self._logs:
@@ -168,6 +172,8 @@ def record(directory, start_guest=default_guest, prior=True, memory=512):
             first_entry = len(log.entries)
         g.command(RECORDED_FILL)
         _hibernate(g)
+    hibernate_vars = os.path.join(directory, "hibernate.vars.fd")
+    shutil.copyfile(harness.vars_of(swap), hibernate_vars)
 
     start_resume = os.path.join(directory, "start-resume.img")
     copy_sparse(swap, start_resume)
@@ -180,11 +186,14 @@ def record(directory, start_guest=default_guest, prior=True, memory=512):
         _expect(verify and verify[0].startswith("verify ok"), "verify after the recorded resume: %r" % verify, g)
         g.send("poweroff\r")
         _expect(g.wait_exit(EXIT_BOUND) == 0, "poweroff after the recorded resume", g)
+    resume_vars = os.path.join(directory, "resume.vars.fd")
+    shutil.copyfile(harness.vars_of(swap), resume_vars)
 
     logs = [log_writes.read_log(hibernate_log), log_writes.read_log(resume_log)]
     phases = {"hibernate": crash_states.Phase("hibernate", start_hibernate, logs[0], first_entry),
               "resume": crash_states.Phase("resume", start_resume, logs[1])}
-    recording = Recording(directory, phases, verify[0], logs)
+    recording = Recording(directory, phases, verify[0], logs,
+                          {"hibernate": hibernate_vars, "resume": resume_vars})
     # the logs explain the disks: replaying each whole log gives the disk
     # the phase ended with
     check = os.path.join(directory, "replayed.img")
@@ -274,7 +283,7 @@ def boot_on(start_guest, disk, name):
 
 def hibimg_check(disk):
     """hibimg's verdict on the disk's header and index (`check=WORD`)."""
-    result = subprocess.run([HIBIMG, "info", disk], capture_output=True, text=True, timeout=120)
+    result = harness.hibimg("info", disk)  # with the state's variable store: the owner's view
     match = CHECK_RE.search(result.stdout)
     return match.group(1) if match else "unreadable"
 
@@ -345,6 +354,8 @@ def try_state(recording, state, number, start_guest=default_guest, keep_bad=None
     phase = recording.phases[state.phase]
     path = os.path.join(recording.directory, "state.img")
     with crash_states.state_file(phase, state, path):
+        # the store the crashed boot left; the second boot gets the one the first left
+        shutil.copyfile(recording.variables[state.phase], harness.vars_of(path))
         check = hibimg_check(path)
         first = boot_on(start_guest, path, "crash-%03d-first" % number)
         second = boot_on(start_guest, path, "crash-%03d-second" % number)

@@ -2,8 +2,8 @@
  * libFuzzer target for the hibernation image checks in pm/image.c.
  *
  * Input: a header page (the first 4096 bytes, zero-padded when shorter)
- * followed by index entries (16 bytes each). struct image_header takes the
- * first 1808 bytes of the page; the page's last 16 bytes, which no header
+ * followed by index entries (24 bytes each). struct image_header takes the
+ * first 1888 bytes of the page; the page's last 16 bytes, which no header
  * field covers, steer the harness (CONTROL_* below), so one input says
  * both what is on the disk and how the boot that reads it looks.
  *
@@ -17,6 +17,14 @@
  * checks against one another (what passes image_check_header passes
  * image_check_contents and is armed). The header page's checksum and zero
  * test are checked against a plain reading of its bytes.
+ *
+ * The authenticated reader (docs/security.md): with CONTROL_AUTHENTICATE
+ * the harness tags the header and index under a fixed key as the writer
+ * would; whether or not it did, the image is then checked under the key
+ * control[11] picks (the right one, none, another chain, a newer counter,
+ * another secret) as resume checks it: image_check_key, the header tag,
+ * the index with its tag, and every entry whose data the input holds
+ * (after the entries, one page each) against its tag.
  * A broken property ends in __builtin_trap(), which libFuzzer reports as a
  * crash.
  */
@@ -45,6 +53,17 @@
 #define CONTROL_EXPECT_RANGES 0x08   /* the boot's RAM is the header's ranges (expect and index) */
 #define CONTROL_BOOT_RAM 0x10        /* pass the header's ranges as this boot's RAM to the index check */
 #define CONTROL_OWN_DISK 0x20        /* the resuming disk is the header's own (serial and capacity) */
+#define CONTROL_AUTHENTICATE 0x40    /* tag header and index under fuzz_key (then seal) */
+#define CONTROL_KEY 11               /* which key the boot has: enum key_choice, modulo */
+#define CONTROL_IMAGE_NUMBER 12      /* the image's number under fuzz_key, for its nonce */
+
+static const struct image_key fuzz_key = {
+    .chain = "fuzz-key-chain!",
+    .counter = 3,
+    .secret = "a fixed secret of 32 bytes......",
+};
+
+enum key_choice { KEY_RIGHT, KEY_NONE, KEY_OTHER_CHAIN, KEY_NEWER, KEY_OTHER_SECRET, KEY_CHOICES };
 
 _Static_assert(sizeof(struct image_header) <= CONTROL_OFFSET, "the control bytes lie past the header");
 
@@ -169,6 +188,55 @@ static void check_text(enum image_refusal refusal)
     CHECK(strlen(text) < 64);
 }
 
+/* image_check_key's answer, against what the choice of key must give. */
+static enum image_refusal check_key(const struct image_header *h, const struct image_key *key,
+                                    enum key_choice choice, int tagged)
+{
+    enum image_refusal plain_refused = image_check_key(h, key, 0);
+    enum image_refusal r = image_check_key(h, key, 1);
+
+    check_text(r);
+    check_text(plain_refused);
+    if (!(h->flags & IMAGE_FLAG_AUTHENTICATED)) {
+        CHECK(r == IMAGE_OK && plain_refused == IMAGE_NOT_AUTHENTICATED);
+        return r;
+    }
+    CHECK(r == plain_refused && r != IMAGE_NOT_AUTHENTICATED);
+    if (choice == KEY_NONE || choice == KEY_OTHER_CHAIN)
+        CHECK(r == IMAGE_NO_KEY || (choice == KEY_OTHER_CHAIN && !tagged));
+    if (tagged) {
+        /* the harness wrote the header under fuzz_key: the chain and counter are its */
+        static const enum image_refusal expected[KEY_CHOICES] = {
+            [KEY_RIGHT] = IMAGE_OK, [KEY_NONE] = IMAGE_NO_KEY, [KEY_OTHER_CHAIN] = IMAGE_NO_KEY,
+            [KEY_NEWER] = IMAGE_REPLAYED, [KEY_OTHER_SECRET] = IMAGE_OK,
+        };
+        CHECK(r == expected[choice]);
+    }
+    return r;
+}
+
+/* Each entry with data in the input (one page per non-zero entry, after the
+ * entries) against its tag: an answer, never a read out of bounds; and a
+ * page that matched stops matching when a byte of it changes. */
+static void check_pages(const struct image_header *h, const struct image_index_entry *entries,
+                        const uint8_t *data, size_t size, struct page_mac_key *mac)
+{
+    size_t at = PAGE + h->page_count * sizeof(*entries);
+
+    for (uint64_t i = 0; i < h->page_count && at + PAGE <= size; i++) {
+        if (entries[i].pfn_and_flags & IMAGE_ENTRY_ZERO)
+            continue;
+        uint8_t *page = xmalloc(PAGE);
+        memcpy(page, data + at, PAGE);
+        if (image_entry_matches(&entries[i], page, mac)) {
+            page[i % PAGE] ^= 1;
+            CHECK(!image_entry_matches(&entries[i], page, mac));
+        }
+        free(page);
+        at += PAGE;
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     uint8_t page[PAGE] __attribute__((aligned(16))) = { 0 };
@@ -176,6 +244,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     memcpy(page, data, size < PAGE ? size : PAGE);
     uint64_t present = size > PAGE ? (size - PAGE) / sizeof(struct image_index_entry) : 0;
+    struct image_key boot_key = fuzz_key;
+    enum key_choice choice = (enum key_choice)(control[CONTROL_KEY] % KEY_CHOICES);
+    boot_key.chain[0] ^= choice == KEY_OTHER_CHAIN;
+    boot_key.counter += choice == KEY_NEWER;
+    boot_key.secret[31] ^= choice == KEY_OTHER_SECRET;
 
     /* the header on its own heap block, so a read past it is an ASan report */
     struct image_header *h = xmalloc(sizeof(*h));
@@ -189,6 +262,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         memcpy(entries, data + PAGE, h->page_count * sizeof(*entries));
         if (control[0] & CONTROL_FIX_INDEX) {
             h->index_checksum = image_checksum(entries, h->page_count * sizeof(*entries));
+            image_seal(h);
+        }
+        if (control[0] & CONTROL_AUTHENTICATE) {
+            uint8_t nonce[IMAGE_NONCE_BYTES];
+            struct page_mac_key mac;
+            image_make_nonce(nonce, fuzz_key.counter, control[CONTROL_IMAGE_NUMBER]);
+            image_set_key(h, &fuzz_key, nonce);
+            image_mac_key_init(&mac, &fuzz_key, h);
+            h->index_checksum = image_checksum(entries, h->page_count * sizeof(*entries));
+            image_tag_index(h, entries, &mac);
+            image_tag_header(h, &mac);
             image_seal(h);
         }
     }
@@ -276,7 +360,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 ram = own_ranges;
                 ram_count = own_count;
             }
-            enum image_refusal index = image_check_index(checked, entries, ram, ram_count);
+            struct page_mac_key mac_storage, *mac = NULL;
+            int tagged = (control[0] & CONTROL_AUTHENTICATE) != 0;
+            enum image_refusal key = check_key(checked, choice == KEY_NONE ? NULL : &boot_key,
+                                               choice, tagged);
+            if (key == IMAGE_OK && (checked->flags & IMAGE_FLAG_AUTHENTICATED)) {
+                mac = &mac_storage;
+                image_mac_key_init(mac, &boot_key, checked);
+                enum image_refusal tag = image_check_header_tag(checked, mac);
+                CHECK(tag == IMAGE_OK || tag == IMAGE_BAD_MAC);
+                if (tagged)
+                    CHECK((tag == IMAGE_OK) == (choice == KEY_RIGHT)); /* the key, and only it */
+            }
+            enum image_refusal index = image_check_index(checked, entries, ram, ram_count, mac);
+            if (tagged && mac && choice == KEY_RIGHT)
+                CHECK(index != IMAGE_BAD_MAC && index != IMAGE_BAD_INDEX_CHECKSUM);
+            if (mac)
+                check_pages(checked, entries, data, size, mac);
             CHECK((unsigned)index < IMAGE_REFUSAL_COUNT);
             check_text(index);
             if (index == IMAGE_OK && checked->page_count <= MAX_PLAN_PAGES) {

@@ -15,12 +15,13 @@ MASK = (1 << 64) - 1
 # ---- fuzz_image: a header page, then index entries (pm/image_format.h) ----
 
 PAGE = 4096
-HEADER_SIZE = 1808
+HEADER_SIZE = 1888
 IMAGE_MAGIC = 0x4E52425450524F54
-IMAGE_VERSION = 2
+IMAGE_VERSION = 3
 STATE_VALID, STATE_RESUMING, STATE_USED, STATE_SKIPPED = 1, 2, 3, 4
 CONTROL = PAGE - 16  # fuzz_image.c's control bytes
-OWN, SEAL, FIX_INDEX, EXPECT_RANGES, BOOT_RAM, OWN_DISK = 1, 2, 4, 8, 16, 32
+OWN, SEAL, FIX_INDEX, EXPECT_RANGES, BOOT_RAM, OWN_DISK, AUTHENTICATE = 1, 2, 4, 8, 16, 32, 64
+KEY_RIGHT, KEY_NONE, KEY_OTHER_CHAIN, KEY_NEWER, KEY_OTHER_SECRET = range(5)  # control[11]
 DISK_SECTORS = 128 << 10  # fuzz_image.c's fixed disk
 SERIAL = b"torpor-swap"
 
@@ -73,11 +74,11 @@ def image(entries, ranges, state=STATE_VALID, control=b"", seal=True, page_count
           build_id=0x746F72706F722D31, ram_bytes=512 << 20, magic=IMAGE_MAGIC,
           version=IMAGE_VERSION, disk_sectors=DISK_SECTORS, serial=SERIAL):
     """entries: (pfn, zero) pairs. Returns the fuzz input bytes."""
-    index = b"".join(struct.pack("<QQ", pfn << 12 | int(zero), 0 if zero else pfn * 0x9E3779B1 & MASK)
+    index = b"".join(struct.pack("<QQ8x", pfn << 12 | int(zero), 0 if zero else pfn * 0x9E3779B1 & MASK)
                      for pfn, zero in entries)
     count = len(entries) if page_count is None else page_count
     zero_pages = sum(1 for _, zero in entries if zero)
-    index_bytes = (count * 16 + PAGE - 1) // PAGE * PAGE
+    index_bytes = (count * 24 + PAGE - 1) // PAGE * PAGE
     header = bytearray(PAGE)
     struct.pack_into("<QII", header, 0, magic, version, state)
     struct.pack_into("<QQQII", header, 24, build_id, 0x1000000, ram_bytes, len(ranges), 0)
@@ -92,10 +93,11 @@ def image(entries, ranges, state=STATE_VALID, control=b"", seal=True, page_count
     return bytes(header) + index
 
 
-def control(flags, spare_extra=0, free=()):
+def control(flags, spare_extra=0, free=(), key=KEY_RIGHT, image_number=0):
     """free: up to 4 (gap, pages) pairs for fuzz_image.c's made-up free ranges."""
     out = bytearray(16)
     out[0], out[1], out[2] = flags, spare_extra, len(free)
+    out[11], out[12] = key, image_number
     for i, (gap, pages) in enumerate(free):
         out[3 + 2 * i], out[4 + 2 * i] = gap, pages - 1
     return bytes(out)
@@ -123,6 +125,14 @@ def image_seeds():
         "own-disk": image(spread, ram, disk_sectors=1 << 30, serial=b"0123456789abcdefghij",
                           control=control(OWN | OWN_DISK | EXPECT_RANGES | BOOT_RAM, 4, [(8, 64), (2, 64)])),
         "other-disk": image(small, ram, serial=b"torpor-data", control=control(OWN | EXPECT_RANGES)),
+        # tagged by the harness under its key; data pages after the entries
+        "authenticated": image(spread, ram, control=control(OWN | EXPECT_RANGES | BOOT_RAM | AUTHENTICATE,
+                                                            2, [(8, 64), (2, 64)]))
+        + bytes(range(256)) * 16 * 3,
+        "authenticated-replayed": image(small, ram, control=control(OWN | AUTHENTICATE, key=KEY_NEWER)),
+        "authenticated-other-secret": image(small, ram, control=control(OWN | AUTHENTICATE, key=KEY_OTHER_SECRET,
+                                                                         image_number=5)),
+        "authenticated-no-key": image(small, ram, control=control(OWN | AUTHENTICATE, key=KEY_NONE)),
     }
 
 

@@ -46,6 +46,52 @@ class QMPError(GuestError):
     """QMP answered with an error, or the connection failed."""
 
 
+HIBIMG = os.path.join(REPO, "build", "hibimg")
+# the boot option that makes a guest write and accept plain images
+# (docs/security.md): for tests of the checksums and of hibimg's `set`
+PLAIN_IMAGES = ["-fw_cfg", "name=opt/torpor/cmdline,string=hibernate_auth=off"]
+
+
+def vars_of(disk):
+    """The UEFI variable store that goes with a hibernation disk: run-qemu.sh's
+    default for `--swap DISK`. It holds the key of the disk's image
+    (docs/security.md, The key), so a copy of the disk needs it too."""
+    return str(disk) + ".vars.fd"
+
+
+def swap_image_in(qemu_args):
+    """The file behind the drive of the `serial=torpor-swap` device in
+    hand-made QEMU arguments (a plain file, or blkdebug's image), or None."""
+    args = list(qemu_args)
+    pairs = list(zip(args, args[1:]))
+    drive = next((re.search(r"(?:^|,)drive=([^,]+)", value) for option, value in pairs
+                  if option == "-device" and "serial=torpor-swap" in value), None)
+    if not drive:
+        return None
+    for option, value in pairs:
+        if option == "-drive" and re.search(r"(?:^|,)id=%s(?:,|$)" % re.escape(drive.group(1)), value):
+            image = re.search(r"(?:^|,)file=(?:blkdebug:[^:,]*:)?([^,]+)", value)
+            return image.group(1) if image else None
+    return None
+
+
+def copy_disk(source, target):
+    """A sparse copy of a hibernation disk, with its variable store when it
+    has one: the copy is then the same guest's disk, resumable as the
+    original is."""
+    subprocess.run(["cp", "--sparse=always", str(source), str(target)], check=True)
+    if os.path.exists(vars_of(source)):
+        shutil.copyfile(vars_of(source), vars_of(target))
+
+
+def hibimg(*args, timeout=120):
+    """build/hibimg with `--vars` of the disk it reads (its second argument)
+    when that disk has a variable store: the owner's view of the image."""
+    if len(args) >= 2 and os.path.exists(vars_of(args[1])) and args[0] != "key":
+        args = ("--vars", vars_of(args[1])) + tuple(args)
+    return subprocess.run([HIBIMG, *map(str, args)], capture_output=True, text=True, timeout=timeout)
+
+
 def render(text):
     """Returns what a terminal would show for one line of output.
 
@@ -292,6 +338,10 @@ class Guest:
             options += ["--swap", self.swap_path]
         else:
             self.swap_path = options[options.index("--swap") + 1] if "--swap" in options else None
+        if "--no-swap" in options and "--vars" not in options and swap_image_in(qemu_args):
+            # a hibernation disk attached by hand: its variable store beside
+            # it, as run-qemu.sh keeps one for --swap (vars_of)
+            options += ["--vars", vars_of(swap_image_in(qemu_args))]
         self.argv = [RUN_QEMU, "--memory", str(memory), "--machine", machine,
                      "--qmp", self.qmp_path, *options]
         if qemu_args:

@@ -5,21 +5,17 @@ Failures on the way (no disk, a disk too small, a write error) thaw: the
 guest keeps running as it was, balloon included. Resume has its own
 tests (test_resume.py); these check the image itself."""
 
-import os
 import re
-import subprocess
 
 import pytest
 
 import harness
 
-HIBIMG = os.path.join(harness.REPO, "build", "hibimg")
 OK_RE = re.compile(r"hibernate ok pages=(\d+) zero_pages=(\d+) image_bytes=(\d+) ms=(\d+)\r?\n")
 MIB = 1 << 20
 
 
-def hibimg(*args):
-    return subprocess.run([HIBIMG, *args], capture_output=True, text=True, timeout=120)
+hibimg = harness.hibimg  # with the disk's variable store: the owner's view
 
 
 def wait_balloon(g, value, timeout=60):
@@ -62,7 +58,7 @@ def test_hibernate_writes_an_image_hibimg_accepts(guest, machine, tmp_path):
     assert 0 <= in_use_kib - pages * 4 < 4096, (in_use_kib, pages)
     assert zero_pages < pages // 10, (zero_pages, pages)
     data_pages = pages - zero_pages
-    assert image_bytes >= data_pages * 4096 and image_bytes - data_pages * 4096 < pages * 16 + 3 * 4096
+    assert image_bytes >= data_pages * 4096 and image_bytes - data_pages * 4096 < pages * 24 + 3 * 4096
 
     info = hibimg("info", swap)
     assert info.returncode == 0, info.stdout + info.stderr

@@ -19,7 +19,7 @@ HIBIMG = os.path.join(REPO, "build", "hibimg")
 
 # pm/image_format.h
 MAGIC = 0x4E52425450524F54  # "TORPTBRN"
-VERSION = 2
+VERSION = 3
 PAGE = 4096
 SECTOR = 512
 MAX_RANGES = 64
@@ -82,7 +82,7 @@ def checksum_version1(data: bytes) -> int:
 
 
 # struct image_header of pm/image_format.h, field by field, little-endian,
-# with no padding: sizeof(struct image_header) == 1808. Keep in step with
+# with no padding: sizeof(struct image_header) == 1888. Keep in step with
 # pm/image_format.h; pack_header is the only place that knows the layout.
 HEADER_FORMAT = (
     "<QIIQ"              # magic version state header_checksum (offset 16)
@@ -93,10 +93,15 @@ HEADER_FORMAT = (
     + "Q20sI"            # disk_sectors (offset 1136), disk_serial[20], reserved
     + "13Q4H2Q512s"      # cpu (offset 1168): rip rsp rbx rbp r12-r15 rflags cr0 cr3 cr4
                          # efer, gdt_limit idt_limit reserved[2], gdt_base idt_base, fxsave
+    + "16sQ16s16s16sQ"   # key_chain (offset 1808) key_counter nonce index_tag header_tag
+                         # reserved_end: all zero in a plain image
 )
 HEADER_SIZE = struct.calcsize(HEADER_FORMAT)
 HEADER_CHECKSUM_OFFSET = 16
-assert HEADER_SIZE == 1808
+assert HEADER_SIZE == 1888
+ENTRY_FORMAT = "<QQ8x"  # pfn_and_flags, checksum (a plain image's), 8 zero bytes of the tag
+ENTRY_SIZE = struct.calcsize(ENTRY_FORMAT)
+assert ENTRY_SIZE == 24
 
 
 def pack_header(magic=MAGIC, version=VERSION, state=STATE_VALID, build_id=BUILD_ID,
@@ -122,7 +127,8 @@ def pack_header(magic=MAGIC, version=VERSION, state=STATE_VALID, build_id=BUILD_
     cpu += [0x37, 0xFFF, 0, 0, 0x9000, 0xA000, bytes(range(256)) * 2]
     fields = [build_id, image_base, ram_bytes, range_count, flags,
               *flat, page_count, zero_pages, data_pages & MASK, index_sector, data_sector,
-              index_checksum, written_ns, disk_sectors, disk_serial, 0, *cpu]
+              index_checksum, written_ns, disk_sectors, disk_serial, 0, *cpu,
+              bytes(16), 0, bytes(16), bytes(16), bytes(16), 0]
     header = struct.pack(HEADER_FORMAT, magic, version, state, 0, *fields)
     if header_checksum is None:
         header_checksum = checksum(header)
@@ -131,8 +137,8 @@ def pack_header(magic=MAGIC, version=VERSION, state=STATE_VALID, build_id=BUILD_
 
 
 def index_bytes(count):
-    """image_index_bytes: 16-byte entries, rounded up to whole pages."""
-    return (count * 16 + PAGE - 1) // PAGE * PAGE
+    """image_index_bytes: 24-byte entries, rounded up to whole pages."""
+    return (count * ENTRY_SIZE + PAGE - 1) // PAGE * PAGE
 
 
 def page_data(pfn):
@@ -159,7 +165,7 @@ class Image:
                         0 if zero else checksum(page))
                        for pfn, page, zero in zip(self.pfns, self.pages, self.zero)]
         self.entries = entries
-        index = b"".join(struct.pack("<QQ", *entry) for entry in entries)
+        index = b"".join(struct.pack(ENTRY_FORMAT, *entry) for entry in entries)
         self.count = len(entries)
         self.zero_pages = sum(self.zero)
         self.data_pages = self.count - self.zero_pages
@@ -228,9 +234,9 @@ def assert_one_complaint(result, status, *words):
 
 
 def info_line(image, state="valid"):
-    return ("image state=%s version=2 pages=%d zero_pages=%d data_pages=%d bytes=%d "
-            "build_id=%016x ram_mib=2 image_base=0x%x written_ms=1234 disk_sectors=%d "
-            "disk_serial=torpor-swap"
+    return ("image state=%s version=3 pages=%d zero_pages=%d data_pages=%d bytes=%d "
+            "build_id=%016x ram_mib=2 image_base=0x%x written_ms=1234 protection=plain "
+            "disk_sectors=%d disk_serial=torpor-swap"
             % (state, image.count, image.zero_pages, image.data_pages, image.bytes,
                BUILD_ID, IMAGE_BASE, image.disk_sectors))
 
@@ -243,7 +249,7 @@ def test_checksum_known_answers():
     assert checksum(bytes((7 * i + 3) & 0xFF for i in range(4096))) == 0x796398CD432797CC
     assert checksum(bytes((7 * i + 3) & 0xFF for i in range(100)), 0x746F72706F722D32) == \
         0x892137BBA14FC602
-    assert HEADER_SIZE == 1808 and len(pack_header()) == PAGE
+    assert HEADER_SIZE == 1888 and len(pack_header()) == PAGE
 
 
 def test_info_valid_image(tmp_path):
@@ -278,10 +284,10 @@ def test_image_of_no_pages(tmp_path):
 
 
 def test_index_of_several_pages(tmp_path):
-    # 0x100-0x1ff and 0x400-0x47f: 384 entries, a two-page index
+    # 0x100-0x1ff and 0x400-0x47f: 384 entries of 24 bytes, a three-page index
     pfns = list(range(0x100, 0x200)) + list(range(0x400, 0x480))
     image = Image(pfns, [(0x100 * PAGE, 0x100), (0x400 * PAGE, 0x100)])
-    assert image.data_offset == 3 * PAGE
+    assert image.data_offset == 4 * PAGE
     path = write(tmp_path, image.disk)
     result = run("verify", path)
     assert result.returncode == 0, result.stderr
@@ -361,7 +367,7 @@ def test_flipped_header_byte(tmp_path):
 def test_flipped_index_byte(tmp_path):
     image = standard()
     for entry, byte in ((0, 0), (0, 1), (0, 8), (13, 15), (27, 6)):
-        path = write(tmp_path, flipped(image.disk, image.index_offset + 16 * entry + byte))
+        path = write(tmp_path, flipped(image.disk, image.index_offset + ENTRY_SIZE * entry + byte))
         info = run("info", path)
         assert_one_complaint(info, 1, "bad-index-checksum")
         assert lines(info) == [info_line(image), "check=bad-index-checksum"]
@@ -369,7 +375,7 @@ def test_flipped_index_byte(tmp_path):
         assert verify.returncode == 1
         assert lines(verify)[-1] == "verify FAIL reason=bad-index-checksum"
     # the padding after the last entry is not part of the index
-    padding = write(tmp_path, flipped(image.disk, image.index_offset + 16 * 28 + 3))
+    padding = write(tmp_path, flipped(image.disk, image.index_offset + ENTRY_SIZE * 28 + 3))
     assert run("verify", padding).returncode == 0
 
 
@@ -417,7 +423,7 @@ def test_empty_disk(tmp_path):
     assert_one_complaint(info, 1, "no-image")
     assert lines(info) == [
         "image state=empty version=0 pages=0 zero_pages=0 data_pages=0 bytes=0 "
-        "build_id=0000000000000000 ram_mib=0 image_base=0x0 written_ms=0 disk_sectors=0 "
+        "build_id=0000000000000000 ram_mib=0 image_base=0x0 written_ms=0 protection=plain disk_sectors=0 "
         "disk_serial=-",
         "check=no-image"]
     verify = run("verify", path)
@@ -466,15 +472,15 @@ def test_index_larger_than_memory(tmp_path):
     entries = 1 << 36
     header = pack_header(ranges=[(0x100 * PAGE, 1 << 40)], ram_bytes=1 << 52,
                          page_count=entries, zero_pages=entries,
-                         disk_sectors=(PAGE + entries * 16) // SECTOR)
+                         disk_sectors=(PAGE + entries * ENTRY_SIZE) // SECTOR)
     path = write(tmp_path, header)
     try:
-        os.truncate(path, PAGE + entries * 16)
+        os.truncate(path, PAGE + entries * ENTRY_SIZE)
     except OSError as error:
         pytest.skip("no sparse 1 TiB file here: %s" % error)
     result = run("info", path)
     assert_one_complaint(result, 2, "index")
-    assert result.stdout.startswith("image state=valid version=2 pages=%d " % entries)
+    assert result.stdout.startswith("image state=valid version=3 pages=%d " % entries)
 
 
 def test_index_not_sorted(tmp_path):
@@ -532,7 +538,7 @@ def test_usage_and_io_errors(tmp_path):
 # ---- format version 1, the disk's identity, and `set` ---------------------
 
 def as_version1(header: bytes) -> bytes:
-    """A version 2 header page rewritten as a version 1 kernel wrote it:
+    """A version 3 header page rewritten as a version 1 kernel wrote it:
     the 1792-byte header of that format (build_id at 16, no disk identity,
     cpu at 1136, checksum at 1776) sealed with the version 1 checksum."""
     old = bytearray(PAGE)
@@ -624,7 +630,7 @@ def test_set_state_valid_re_arms_a_sound_image(tmp_path, state):
 REARM_REFUSALS = {
     # what is wrong with a used image, and the reason `set state valid` gives
     "header": (lambda image: flipped(image.disk, 1150), "bad-header-checksum"),
-    "index": (lambda image: flipped(image.disk, image.index_offset + 16 * 5 + 2), "bad-index-checksum"),
+    "index": (lambda image: flipped(image.disk, image.index_offset + ENTRY_SIZE * 5 + 2), "bad-index-checksum"),
     "data": (lambda image: flipped(image.disk, image.data_offset_of(5) + 4000), "bad-page-checksum"),
     "truncated": (lambda image: image.disk[:image.data_offset + PAGE], "image-beyond-disk"),
     "grown": (lambda image: image.disk + bytes(PAGE), "disk-changed"),

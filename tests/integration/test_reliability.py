@@ -13,7 +13,6 @@ import os
 import random
 import re
 import signal
-import subprocess
 
 import pytest
 
@@ -24,25 +23,30 @@ from test_resume import REFUSED_RE, RESUME_OK_RE, resume_ok
 MIB = 1 << 20
 
 
-def blkdebug_guest(guest, tmp_path, swap, rule, **kwargs):
+def blkdebug_guest(guest, tmp_path, swap, rule, plain_images=False, **kwargs):
+    """plain_images: write and accept plain images (harness.PLAIN_IMAGES),
+    for tests that re-arm an image with hibimg: an authenticated image's
+    key is gone once a boot went past it (docs/security.md)."""
     conf = tmp_path / "blkdebug.conf"
     conf.write_text(rule)
     return guest(options=["--no-swap"], qemu_args=[
         "-drive", "if=none,id=swapd,format=raw,werror=report,rerror=report,"
                   "file=blkdebug:%s:%s" % (conf, swap),
-        "-device", "virtio-blk-pci,drive=swapd,serial=torpor-swap"], **kwargs)
+        "-device", "virtio-blk-pci,drive=swapd,serial=torpor-swap"]
+        + (harness.PLAIN_IMAGES if plain_images else []), **kwargs)
 
 
-def plain_guest(guest, swap, **kwargs):
+def plain_guest(guest, swap, plain_images=False, **kwargs):
     """The same device layout as blkdebug_guest, without the faults."""
     return guest(options=["--no-swap"], qemu_args=[
         "-drive", "if=none,id=swapd,format=raw,file=%s" % swap,
-        "-device", "virtio-blk-pci,drive=swapd,serial=torpor-swap"], **kwargs)
+        "-device", "virtio-blk-pci,drive=swapd,serial=torpor-swap"]
+        + (harness.PLAIN_IMAGES if plain_images else []), **kwargs)
 
 
 def image_sectors(pages):
     index_sector = 8
-    data_sector = index_sector + (pages * 16 + 4095) // 4096 * 8
+    data_sector = index_sector + (pages * 24 + 4095) // 4096 * 8
     return index_sector, data_sector
 
 
@@ -175,9 +179,10 @@ def written_image(tmp_path_factory):
     swap = str(directory / "swap.img")
     with open(swap, "wb") as f:
         f.truncate(600 * MIB)
+    # plain: the read-fault tests re-arm it with hibimg after a boot went past it
     with harness.Guest(name="reliability_image", options=["--no-swap"], qemu_args=[
             "-drive", "if=none,id=swapd,format=raw,file=%s" % swap,
-            "-device", "virtio-blk-pci,drive=swapd,serial=torpor-swap"]) as g:
+            "-device", "virtio-blk-pci,drive=swapd,serial=torpor-swap"] + harness.PLAIN_IMAGES) as g:
         g.wait_ready()
         g.command("fill 20 9")
         pages = hibernate_ok(g)[0]
@@ -191,7 +196,7 @@ READ_FAULTS = ["header", "index"] + ["data-%d/%d" % (k, POSITIONS) for k in rang
 def test_read_fault_during_resume_refuses_and_keeps_the_image(guest, tmp_path, written_image, where):
     source, pages = written_image
     swap = str(tmp_path / "swap.img")
-    subprocess.run(["cp", "--sparse=always", source, swap], check=True)
+    harness.copy_disk(source, swap)
     data_pages = int(harness.parse_values(hibimg("info", swap).stdout.splitlines()[0])["data_pages"])
     index_sector, data_sector = image_sectors(pages)
     if where.startswith("data-") and "/" in where:
@@ -203,7 +208,7 @@ def test_read_fault_during_resume_refuses_and_keeps_the_image(guest, tmp_path, w
     # not be spent on it
     rule = ('[inject-error]\nevent = "read_aio"\niotype = "read"\nsector = "%d"\nerrno = "5"\n'
             'once = "%s"\n' % (sector, "off" if where == "header" else "on"))
-    g = blkdebug_guest(guest, tmp_path, swap, rule)
+    g = blkdebug_guest(guest, tmp_path, swap, rule, plain_images=True)
     g.wait_ready()
     refused = re.search(r"resume refused reason=read-error sector=(\d+)", g.output)
     assert refused, g.output[-1500:]
@@ -224,6 +229,6 @@ def test_read_fault_during_resume_refuses_and_keeps_the_image(guest, tmp_path, w
         assert result.returncode == 0, result.stdout + result.stderr
     result = hibimg("verify", swap)
     assert result.returncode == 0, result.stdout + result.stderr
-    h = plain_guest(guest, swap)
+    h = plain_guest(guest, swap, plain_images=True)
     assert resume_ok(h) == pages
     assert h.command("verify") == ["verify ok regions=1 kib=20480"]

@@ -11,7 +11,6 @@ guest boots fresh, and the image is kept for tools/hibimg."""
 import os
 import re
 import shutil
-import subprocess
 
 import pytest
 
@@ -193,25 +192,31 @@ def test_resume_with_ninety_percent_of_memory_filled(guest, tmp_path):
 
 @pytest.fixture(scope="module")
 def small_image(tmp_path_factory):
-    """One image (16 MiB filled), written once; tests copy it and spoil the
-    copy. Returns (path, pages)."""
+    """One plain image (16 MiB filled), written once; tests copy it and
+    spoil the copy, and boot it with PLAIN (which accepts plain images).
+    These tests are of the checksums and states every image has; the
+    authenticated image's own are in test_image_auth.py. Returns (path,
+    pages)."""
     directory = tmp_path_factory.mktemp("image")
     swap = str(directory / "swap.img")
-    with harness.Guest(name="small_image", options=["--swap", swap]) as g:
+    with harness.Guest(name="small_image", options=["--swap", swap], qemu_args=PLAIN) as g:
         g.wait_ready()
         g.command("fill 16 81")
         pages = hibernate_ok(g)[0]
     return swap, pages
 
 
+PLAIN = harness.PLAIN_IMAGES
+
+
 def copy_image(small_image, tmp_path):
     path = str(tmp_path / "swap.img")
-    subprocess.run(["cp", "--sparse=always", small_image[0], path], check=True)
+    harness.copy_disk(small_image[0], path)
     return path
 
 
 def data_offset(pages):
-    index_bytes = (pages * 16 + 4095) // 4096 * 4096
+    index_bytes = (pages * 24 + 4095) // 4096 * 4096
     return 4096 + index_bytes
 
 
@@ -251,7 +256,7 @@ def rewrite_as_version1(path):
 SPOILERS = {
     # what the test does to the image, and the reason the guest must give
     "header": (lambda path, pages: flip_byte(path, 40), "bad-header-checksum"),
-    "index": (lambda path, pages: flip_byte(path, 4096 + 16 * (pages // 2) + 9), "bad-index-checksum"),
+    "index": (lambda path, pages: flip_byte(path, 4096 + 24 * (pages // 2) + 9), "bad-index-checksum"),
     "data": (lambda path, pages: flip_byte(path, data_offset(pages) + 4096 * 7 + 123), "bad-page-checksum"),
     "bit63-pair": (flip_bit63_pair, "bad-page-checksum"),
     "truncated": (lambda path, pages: os.truncate(path, data_offset(pages) + 4096 * 16), "image-beyond-disk"),
@@ -275,7 +280,7 @@ def test_spoiled_image_is_refused_and_kept(guest, small_image, tmp_path, spoiler
     spoil, reason = SPOILERS[spoiler]
     spoil(path, small_image[1])
     before = open(path, "rb").read(4096)
-    g = guest(options=["--swap", path])
+    g = guest(options=["--swap", path], qemu_args=PLAIN)
     boots_fresh_refusing(g, reason)
     line = re.search(r"(?m)^resume refused reason=.*$", g.output).group(0)
     g.close()
@@ -302,14 +307,14 @@ def test_spoiled_image_is_refused_and_kept(guest, small_image, tmp_path, spoiler
 
 def test_other_ram_size_is_refused(guest, small_image, tmp_path):
     path = copy_image(small_image, tmp_path)
-    boots_fresh_refusing(guest(memory=768, options=["--swap", path]), "ram-size-changed")
+    boots_fresh_refusing(guest(memory=768, options=["--swap", path], qemu_args=PLAIN), "ram-size-changed")
     assert image_info(path)[1]["state"] == "skipped"
 
 
 def test_noresume_skips_a_valid_image_and_it_never_comes_back_by_itself(guest, small_image, tmp_path):
     path = copy_image(small_image, tmp_path)
     g = guest(options=["--swap", path],
-              qemu_args=["-fw_cfg", "name=opt/torpor/cmdline,string=noresume"])
+              qemu_args=["-fw_cfg", "name=opt/torpor/cmdline,string=noresume hibernate_auth=off"])
     g.wait_ready()
     assert "resume skipped reason=noresume image=skipped" in g.output
     assert "resume ok" not in g.output
@@ -318,13 +323,13 @@ def test_noresume_skips_a_valid_image_and_it_never_comes_back_by_itself(guest, s
     assert result.returncode == 1 and info["state"] == "skipped", result.stdout
 
     # the next boot does not resume it by itself
-    g = guest(options=["--swap", path])
+    g = guest(options=["--swap", path], qemu_args=PLAIN)
     boots_fresh_refusing(g, "skipped")
     g.close()
 
     # hibimg re-arms it on purpose (after checking it), and then it resumes
     assert hibimg("set", path, "state", "valid").returncode == 0
-    g = guest(options=["--swap", path])
+    g = guest(options=["--swap", path], qemu_args=PLAIN)
     assert resume_ok(g) == small_image[1]
     assert g.command("verify") == ["verify ok regions=1 kib=16384"]
 
@@ -334,7 +339,7 @@ def test_half_resumed_image_can_be_retried_after_hibimg_marks_it_valid(guest, sm
     hibimg("set", path, "state", "resuming")
     assert image_info(path)[1]["state"] == "resuming"
     assert hibimg("set", path, "state", "valid").returncode == 0
-    g = guest(options=["--swap", path])
+    g = guest(options=["--swap", path], qemu_args=PLAIN)
     assert resume_ok(g) == small_image[1]
 
 

@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "boot/handoff.h"
+#include "crypto/page_cipher.h"
 #include "lib/hash.h"
 #include "mm/memory_map.h"
 #include "pm/image.h"
@@ -252,9 +253,10 @@ static void test_index_bytes_rounds_up_to_pages(void **state)
 {
     (void)state;
     static const struct { uint64_t count, bytes; } cases[] = {
-        { 0, 0 },        { 1, 4096 },      { 255, 4096 },   { 256, 4096 },
-        { 257, 8192 },   { 512, 8192 },    { 513, 12288 },  { 1ull << 18, 1ull << 22 },
-        { (1ull << 18) + 1, (1ull << 22) + 4096 },
+        /* 24-byte entries: 170 fill 4080 bytes of a page, 171 spill over */
+        { 0, 0 },        { 1, 4096 },      { 170, 4096 },   { 171, 8192 },
+        { 341, 8192 },   { 342, 12288 },   { 512, 12288 },  { 1ull << 18, 24ull << 18 },
+        { (1ull << 18) + 1, (24ull << 18) + 4096 },
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
         assert_int_equal(image_index_bytes(cases[i].count), cases[i].bytes);
@@ -269,13 +271,13 @@ static void test_layout_sectors_and_bytes(void **state)
         { 0, 0, 8, 4096 },
         { 1, 0, 16, 8192 + 4096 },
         { 1, 1, 16, 8192 },
-        { 255, 0, 16, 8192 + 255 * 4096 },
-        { 255, 100, 16, 8192 + 155 * 4096 },
-        { 256, 0, 16, 8192 + 256 * 4096 },
-        { 256, 256, 16, 8192 },
-        { 257, 0, 24, 12288 + 257 * 4096 },
-        { 257, 1, 24, 12288 + 256 * 4096 },
-        { 257, 257, 24, 12288 },
+        { 170, 0, 16, 8192 + 170 * 4096 },
+        { 170, 100, 16, 8192 + 70 * 4096 },
+        { 171, 0, 24, 12288 + 171 * 4096 },
+        { 171, 171, 24, 12288 },
+        { 341, 0, 24, 12288 + 341 * 4096 },
+        { 342, 0, 32, 16384 + 342 * 4096 },
+        { 342, 1, 32, 16384 + 341 * 4096 },
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         struct image_header h;
@@ -383,7 +385,7 @@ static void free_image(struct built *b)
 
 /* The standard image: RAM is frames 0x100-0x1ff and 0x400-0x5ff; saved are the frames of
  * the first range not divisible by 3 (entries 0-170) and every other frame of the second
- * (entries 171-426): 427 entries, two index pages; 85 of them are zero pages. */
+ * (entries 171-426): 427 entries, three index pages; 85 of them are zero pages. */
 #define STANDARD_COUNT 427
 #define STANDARD_LAST_LOW 170 /* the last entry in the first range */
 static const struct image_ram_range standard_ranges[] = { RANGE(0x100, 256), RANGE(0x400, 512) };
@@ -411,7 +413,7 @@ static enum image_refusal check_all(const struct built *b)
 {
     enum image_refusal r = image_check_header(&b->h, &b->expect);
 
-    return r != IMAGE_OK ? r : image_check_index(&b->h, b->index, standard_ranges, 2);
+    return r != IMAGE_OK ? r : image_check_index(&b->h, b->index, standard_ranges, 2, NULL);
 }
 
 static void test_built_image_is_accepted(void **state)
@@ -423,18 +425,18 @@ static void test_built_image_is_accepted(void **state)
     assert_int_equal(b.h.page_count, STANDARD_COUNT);
     assert_int_equal(b.h.zero_pages, 85);
     assert_int_equal(b.h.data_pages, 342);
-    assert_int_equal(b.h.data_sector, 24);
-    assert_int_equal(b.bytes, 3 * PAGE + 342 * PAGE);
+    assert_int_equal(b.h.data_sector, 32); /* 427 entries of 24 bytes: 3 index pages */
+    assert_int_equal(b.bytes, 4 * PAGE + 342 * PAGE);
     assert_int_equal(IMAGE_ENTRY_PFN(b.index[STANDARD_LAST_LOW].pfn_and_flags), 0x1ff);
     assert_int_equal(IMAGE_ENTRY_PFN(b.index[STANDARD_LAST_LOW + 1].pfn_and_flags), 0x400);
     assert_int_equal(image_check_header(&b.h, &b.expect), IMAGE_OK);
     assert_int_equal(image_check_header(&b.h, NULL), IMAGE_OK);
-    assert_int_equal(image_check_index(&b.h, b.index, standard_ranges, 2), IMAGE_OK);
-    assert_int_equal(image_check_index(&b.h, b.index, NULL, 0), IMAGE_OK);
+    assert_int_equal(image_check_index(&b.h, b.index, standard_ranges, 2, NULL), IMAGE_OK);
+    assert_int_equal(image_check_index(&b.h, b.index, NULL, 0, NULL), IMAGE_OK);
     /* this boot's map in other pieces, with more RAM around it */
     struct image_ram_range pieces[] = { RANGE(0x80, 0x100), RANGE(0x180, 0x80), RANGE(0x400, 0x100),
                                         RANGE(0x500, 0x100), RANGE(0x800, 0x1000) };
-    assert_int_equal(image_check_index(&b.h, b.index, pieces, 5), IMAGE_OK);
+    assert_int_equal(image_check_index(&b.h, b.index, pieces, 5, NULL), IMAGE_OK);
     /* more disk than needed is fine, when it is the disk written to; sealing twice changes
      * nothing */
     b.h.disk_sectors = b.expect.disk_sectors = DISK_SECTORS(&b) + 1;
@@ -538,16 +540,17 @@ static void test_small_images_are_accepted(void **state)
     (void)state;
     struct built b;
     struct image_ram_range ram[] = { RANGE(0x100, 0x200) };
-    uint64_t counts[] = { 0, 1, 255, 256, 257 };
+    uint64_t counts[] = { 0, 1, 170, 171, 341, 342 };
     uint64_t pfns[512];
 
     for (size_t c = 0; c < sizeof(counts) / sizeof(counts[0]); c++) {
         for (uint64_t i = 0; i < counts[c]; i++)
             pfns[i] = 0x100 + i;
         build_image(&b, ram, 1, pfns, counts[c]);
-        assert_int_equal(b.h.data_sector, counts[c] == 0 ? 8 : counts[c] <= 256 ? 16 : 24);
+        assert_int_equal(b.h.data_sector, 8 + 8 * image_index_bytes(counts[c]) / PAGE);
+        assert_int_equal(b.h.data_sector, counts[c] == 0 ? 8 : counts[c] <= 170 ? 16 : counts[c] <= 341 ? 24 : 32);
         assert_int_equal(image_check_header(&b.h, &b.expect), IMAGE_OK);
-        assert_int_equal(image_check_index(&b.h, b.index, ram, 1), IMAGE_OK);
+        assert_int_equal(image_check_index(&b.h, b.index, ram, 1, NULL), IMAGE_OK);
         free_image(&b);
     }
     /* only zero pages: no data at all */
@@ -557,7 +560,7 @@ static void test_small_images_are_accepted(void **state)
     assert_int_equal(b.h.data_pages, 0);
     assert_int_equal(b.bytes, 2 * PAGE);
     assert_int_equal(image_check_header(&b.h, &b.expect), IMAGE_OK);
-    assert_int_equal(image_check_index(&b.h, b.index, ram, 1), IMAGE_OK);
+    assert_int_equal(image_check_index(&b.h, b.index, ram, 1, NULL), IMAGE_OK);
     free_image(&b);
 }
 
@@ -581,7 +584,7 @@ static void test_image_round_trips_through_a_disk(void **state)
     assert_int_equal(image_check_header(&h, &expect), IMAGE_OK);
     struct image_index_entry *index = checked_calloc(h.page_count, sizeof(*index));
     memcpy(index, disk + h.index_sector * IMAGE_SECTOR_SIZE, h.page_count * sizeof(*index));
-    assert_int_equal(image_check_index(&h, index, standard_ranges, 2), IMAGE_OK);
+    assert_int_equal(image_check_index(&h, index, standard_ranges, 2, NULL), IMAGE_OK);
     const uint8_t *data = disk + h.data_sector * IMAGE_SECTOR_SIZE;
     uint8_t expected[PAGE];
     for (uint64_t i = 0; i < h.page_count; i++) {
@@ -657,7 +660,7 @@ static void test_version_1_image_is_refused(void **state)
     (void)state;
     struct built b;
 
-    assert_int_equal(IMAGE_VERSION, 2);
+    assert_int_equal(IMAGE_VERSION, 3);
     build_standard(&b);
     b.h.version = 1;
     memset(b.h.disk_serial, 0, sizeof(b.h.disk_serial)); /* version 1 had no such fields */
@@ -885,7 +888,7 @@ static enum image_refusal check_standard_on_disk(const char *written_serial, uin
 static void test_disk_changed(void **state)
 {
     (void)state;
-    const uint64_t n = (3 + 342) * PAGE / IMAGE_SECTOR_SIZE; /* the standard image's sectors */
+    const uint64_t n = (4 + 342) * PAGE / IMAGE_SECTOR_SIZE; /* the standard image's sectors */
 
     assert_int_equal(check_standard_on_disk(SERIAL, n, SERIAL, n), IMAGE_OK);
     assert_int_equal(check_standard_on_disk(SERIAL, n + 99, SERIAL, n + 99), IMAGE_OK);
@@ -1276,8 +1279,8 @@ static void test_touching_ranges_and_max_range_count_are_fine(void **state)
     }
     build_image(&b, ranges, IMAGE_MAX_RANGES, pfns, 2 * IMAGE_MAX_RANGES);
     assert_int_equal(image_check_header(&b.h, &b.expect), IMAGE_OK);
-    assert_int_equal(image_check_index(&b.h, b.index, NULL, 0), IMAGE_OK);
-    assert_int_equal(image_check_index(&b.h, b.index, ranges, IMAGE_MAX_RANGES), IMAGE_OK);
+    assert_int_equal(image_check_index(&b.h, b.index, NULL, 0, NULL), IMAGE_OK);
+    assert_int_equal(image_check_index(&b.h, b.index, ranges, IMAGE_MAX_RANGES, NULL), IMAGE_OK);
     free_image(&b);
 
     /* every page of RAM saved is still a possible image */
@@ -1286,7 +1289,7 @@ static void test_touching_ranges_and_max_range_count_are_fine(void **state)
         all[i] = 0x100 + i;
     build_image(&b, standard_ranges, 1, all, 256);
     assert_int_equal(image_check_header(&b.h, &b.expect), IMAGE_OK);
-    assert_int_equal(image_check_index(&b.h, b.index, NULL, 0), IMAGE_OK);
+    assert_int_equal(image_check_index(&b.h, b.index, NULL, 0, NULL), IMAGE_OK);
     free_image(&b);
 }
 
@@ -1336,21 +1339,21 @@ static void test_bad_index_checksum(void **state)
         if (!edge && bit % 97)
             continue;
         bytes[bit / 8] ^= (uint8_t)(1u << (bit % 8));
-        assert_int_equal(image_check_index(&b.h, b.index, standard_ranges, 2),
+        assert_int_equal(image_check_index(&b.h, b.index, standard_ranges, 2, NULL),
                          IMAGE_BAD_INDEX_CHECKSUM);
-        assert_int_equal(image_check_index(&b.h, b.index, NULL, 0), IMAGE_BAD_INDEX_CHECKSUM);
+        assert_int_equal(image_check_index(&b.h, b.index, NULL, 0, NULL), IMAGE_BAD_INDEX_CHECKSUM);
         bytes[bit / 8] ^= (uint8_t)(1u << (bit % 8));
     }
     /* the header's copy of the checksum, changed and resealed */
     b.h.index_checksum ^= 1;
     image_seal(&b.h);
     assert_int_equal(image_check_header(&b.h, &b.expect), IMAGE_OK);
-    assert_int_equal(image_check_index(&b.h, b.index, NULL, 0), IMAGE_BAD_INDEX_CHECKSUM);
+    assert_int_equal(image_check_index(&b.h, b.index, NULL, 0, NULL), IMAGE_BAD_INDEX_CHECKSUM);
     b.h.index_checksum ^= 1;
     image_seal(&b.h);
     /* the padding after the last entry is not part of the index */
     bytes[index_bytes] ^= 0xff;
-    assert_int_equal(image_check_index(&b.h, b.index, NULL, 0), IMAGE_OK);
+    assert_int_equal(image_check_index(&b.h, b.index, NULL, 0, NULL), IMAGE_OK);
     free_image(&b);
 }
 
@@ -1370,7 +1373,7 @@ static void test_index_not_sorted(void **state)
         reseal_index(&b);
         assert_int_equal(image_check_header(&b.h, &b.expect), IMAGE_OK);
         assert_int_equal(check_all(&b), IMAGE_INDEX_NOT_SORTED);
-        assert_int_equal(image_check_index(&b.h, b.index, NULL, 0), IMAGE_INDEX_NOT_SORTED);
+        assert_int_equal(image_check_index(&b.h, b.index, NULL, 0, NULL), IMAGE_INDEX_NOT_SORTED);
         free_image(&b);
         /* a frame saved twice (the second keeps its own flags) */
         build_standard(&b);
@@ -1415,22 +1418,22 @@ static void test_page_not_ram(void **state)
         reseal_index(&b);
         assert_int_equal(image_check_header(&b.h, &b.expect), IMAGE_OK);
         assert_int_equal(check_all(&b), IMAGE_PAGE_NOT_RAM);
-        assert_int_equal(image_check_index(&b.h, b.index, NULL, 0), IMAGE_PAGE_NOT_RAM);
+        assert_int_equal(image_check_index(&b.h, b.index, NULL, 0, NULL), IMAGE_PAGE_NOT_RAM);
         free_image(&b);
     }
 
     /* inside the header's ranges, but this boot's map lacks a saved frame */
     build_standard(&b);
     struct image_ram_range hole[] = { RANGE(0x100, 0x40), RANGE(0x141, 0xbf), RANGE(0x400, 0x200) };
-    assert_int_equal(image_check_index(&b.h, b.index, hole, 3), IMAGE_PAGE_NOT_RAM);
+    assert_int_equal(image_check_index(&b.h, b.index, hole, 3, NULL), IMAGE_PAGE_NOT_RAM);
     struct image_ram_range shorter[] = { RANGE(0x100, 0xff), RANGE(0x400, 0x200) }; /* 0x1ff */
-    assert_int_equal(image_check_index(&b.h, b.index, shorter, 2), IMAGE_PAGE_NOT_RAM);
+    assert_int_equal(image_check_index(&b.h, b.index, shorter, 2, NULL), IMAGE_PAGE_NOT_RAM);
     struct image_ram_range moved[] = { RANGE(0x100, 0x100), RANGE(0x401, 0x200) };
-    assert_int_equal(image_check_index(&b.h, b.index, moved, 2), IMAGE_PAGE_NOT_RAM);
+    assert_int_equal(image_check_index(&b.h, b.index, moved, 2, NULL), IMAGE_PAGE_NOT_RAM);
     /* a hole over a frame that was not saved (0x102 % 3 == 0) is fine */
     struct image_ram_range harmless[] = { RANGE(0x100, 2), RANGE(0x103, 0xfd), RANGE(0x400, 0x200) };
-    assert_int_equal(image_check_index(&b.h, b.index, harmless, 3), IMAGE_OK);
-    assert_int_equal(image_check_index(&b.h, b.index, NULL, 0), IMAGE_OK);
+    assert_int_equal(image_check_index(&b.h, b.index, harmless, 3, NULL), IMAGE_OK);
+    assert_int_equal(image_check_index(&b.h, b.index, NULL, 0, NULL), IMAGE_OK);
     free_image(&b);
 }
 
@@ -1478,7 +1481,7 @@ static void test_bad_entry_flags(void **state)
         b.index[7].pfn_and_flags |= 1ull << bit;
         reseal_index(&b);
         assert_int_equal(check_all(&b), IMAGE_BAD_ENTRY_FLAGS);
-        assert_int_equal(image_check_index(&b.h, b.index, NULL, 0), IMAGE_BAD_ENTRY_FLAGS);
+        assert_int_equal(image_check_index(&b.h, b.index, NULL, 0, NULL), IMAGE_BAD_ENTRY_FLAGS);
         free_image(&b);
     }
 }
@@ -1499,6 +1502,303 @@ static void test_page_summary_matches_checksum_and_zero_test(void **state)
         assert_int_equal(zero, 0);
         assert_int_equal(image_page_is_zero(page), 0);
     }
+}
+
+/* ---- authenticated and encrypted images (docs/security.md) ----------------- */
+
+static const struct image_key test_key = {
+    .chain = { 0xc1, 0xa2, 0x13, 0x04, 0x55, 0x66, 0x07, 0x08, 0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f, 0x10 },
+    .counter = 7,
+    .secret = { 0x5e, 0xc2, 0xe7, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13,
+                14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29 },
+};
+
+/* Makes a built image the image_number-th one written under key, as the
+ * writer does: every data page's tag of the bytes as stored (encrypted
+ * first when asked), then the index tag, the header tag, the seal. */
+static void authenticate(struct built *b, const struct image_key *key, uint64_t image_number, int encrypt)
+{
+    uint8_t nonce[IMAGE_NONCE_BYTES];
+    struct page_mac_key mac;
+    struct page_cipher_key cipher;
+
+    image_make_nonce(nonce, key->counter, image_number);
+    image_set_key(&b->h, key, nonce);
+    image_mac_key_init(&mac, key, &b->h);
+    if (encrypt) {
+        page_cipher_key_init(&cipher, key->secret, nonce);
+        b->h.flags |= IMAGE_FLAG_ENCRYPTED;
+    }
+    uint8_t *next = b->data;
+    for (uint64_t i = 0; i < b->h.page_count; i++) {
+        struct image_index_entry *e = &b->index[i];
+        if (e->pfn_and_flags & IMAGE_ENTRY_ZERO)
+            continue;
+        if (encrypt)
+            page_cipher_xor(&cipher, IMAGE_ENTRY_PFN(e->pfn_and_flags), next, next);
+        image_entry_seal(e, next, &mac);
+        next += PAGE;
+    }
+    b->h.index_checksum = image_checksum(b->index, b->h.page_count * sizeof(*b->index));
+    image_tag_index(&b->h, b->index, &mac);
+    image_tag_header(&b->h, &mac);
+    image_seal(&b->h);
+    page_mac_key_erase(&mac);
+}
+
+/* Every check resume makes, in its order, with `key` as this boot's
+ * resume key; *bad_pfn names a page that fails. */
+static enum image_refusal check_with_key(const struct built *b, const struct image_key *key,
+                                         int plain_accepted, uint64_t *bad_pfn)
+{
+    struct page_mac_key mac, *macp = NULL;
+    enum image_refusal r = image_check_header(&b->h, &b->expect);
+
+    *bad_pfn = 0;
+    if (r == IMAGE_OK)
+        r = image_check_key(&b->h, key, plain_accepted);
+    if (r == IMAGE_OK && (b->h.flags & IMAGE_FLAG_AUTHENTICATED)) {
+        macp = &mac;
+        image_mac_key_init(&mac, key, &b->h);
+        r = image_check_header_tag(&b->h, &mac);
+    }
+    if (r == IMAGE_OK)
+        r = image_check_index(&b->h, b->index, standard_ranges, 2, macp);
+    const uint8_t *next = b->data;
+    for (uint64_t i = 0; r == IMAGE_OK && i < b->h.page_count; i++) {
+        if (b->index[i].pfn_and_flags & IMAGE_ENTRY_ZERO)
+            continue;
+        if (!image_entry_matches(&b->index[i], next, macp)) {
+            *bad_pfn = IMAGE_ENTRY_PFN(b->index[i].pfn_and_flags);
+            r = macp ? IMAGE_BAD_MAC : IMAGE_BAD_PAGE_CHECKSUM;
+        }
+        next += PAGE;
+    }
+    return r;
+}
+
+static void build_authenticated(struct built *b, uint64_t image_number, int encrypt)
+{
+    build_standard(b);
+    authenticate(b, &test_key, image_number, encrypt);
+}
+
+static void test_authenticated_image_is_accepted_with_its_key_only(void **state)
+{
+    (void)state;
+    struct built b;
+    uint64_t bad;
+
+    build_authenticated(&b, 0, 0);
+    assert_int_equal(b.h.flags, IMAGE_FLAG_AUTHENTICATED);
+    assert_int_equal(b.h.key_counter, 7);
+    assert_memory_equal(b.h.key_chain, test_key.chain, IMAGE_KEY_CHAIN_BYTES);
+    assert_int_equal(check_with_key(&b, &test_key, 0, &bad), IMAGE_OK);
+    assert_int_equal(check_with_key(&b, &test_key, 1, &bad), IMAGE_OK);
+    /* the zero pages' entries stay all zero: their flag is the index tag's */
+    for (uint64_t i = 0; i < b.h.page_count; i++)
+        if (b.index[i].pfn_and_flags & IMAGE_ENTRY_ZERO)
+            for (int j = 0; j < IMAGE_TAG_BYTES; j++)
+                assert_int_equal(b.index[i].tag[j], 0);
+
+    struct image_key other = test_key;
+    assert_int_equal(check_with_key(&b, NULL, 1, &bad), IMAGE_NO_KEY); /* vars store reset */
+    other.chain[15] ^= 1;
+    assert_int_equal(check_with_key(&b, &other, 1, &bad), IMAGE_NO_KEY); /* another guest's */
+    other = test_key;
+    other.counter = 8;
+    assert_int_equal(check_with_key(&b, &other, 1, &bad), IMAGE_REPLAYED); /* an older image */
+    other.counter = 6;
+    assert_int_equal(check_with_key(&b, &other, 1, &bad), IMAGE_NO_KEY); /* a later one than the key */
+    for (int byte = 0; byte < IMAGE_KEY_SECRET_BYTES; byte++) {
+        other = test_key;
+        other.secret[byte] ^= 0x80; /* the same chain and counter, another secret */
+        assert_int_equal(check_with_key(&b, &other, 1, &bad), IMAGE_BAD_MAC);
+    }
+    free_image(&b);
+}
+
+static void test_plain_image_only_where_accepted(void **state)
+{
+    (void)state;
+    struct built b;
+    uint64_t bad;
+
+    build_standard(&b);
+    assert_int_equal(check_with_key(&b, &test_key, 0, &bad), IMAGE_NOT_AUTHENTICATED);
+    assert_int_equal(check_with_key(&b, NULL, 0, &bad), IMAGE_NOT_AUTHENTICATED);
+    assert_int_equal(check_with_key(&b, &test_key, 1, &bad), IMAGE_OK);
+    assert_int_equal(check_with_key(&b, NULL, 1, &bad), IMAGE_OK);
+    free_image(&b);
+}
+
+/* Every header byte but the state, the checksum and the tag itself is
+ * covered: changed and resealed (the checksum is no secret), it fails the
+ * tag; the state may change without the key. */
+static void test_header_tag_covers_every_field_but_the_state(void **state)
+{
+    (void)state;
+    struct built b;
+    size_t state_at = offsetof(struct image_header, state);
+    size_t checksum_at = offsetof(struct image_header, header_checksum);
+    size_t tag_at = offsetof(struct image_header, header_tag);
+
+    build_authenticated(&b, 0, 0);
+    struct page_mac_key mac;
+    image_mac_key_init(&mac, &test_key, &b.h);
+    for (size_t at = 0; at < sizeof(struct image_header); at++) {
+        if ((at >= state_at && at < state_at + 4) || (at >= checksum_at && at < checksum_at + 8) ||
+            (at >= tag_at && at < tag_at + IMAGE_TAG_BYTES))
+            continue;
+        struct image_header h = b.h;
+        ((uint8_t *)&h)[at] ^= 0x10;
+        image_seal(&h);
+        assert_int_equal(image_check_header_tag(&h, &mac), IMAGE_BAD_MAC);
+    }
+    for (int tag_byte = 0; tag_byte < IMAGE_TAG_BYTES; tag_byte++) {
+        struct image_header h = b.h;
+        h.header_tag[tag_byte] ^= 1;
+        assert_int_equal(image_check_header_tag(&h, &mac), IMAGE_BAD_MAC);
+    }
+    struct image_header h = b.h;
+    image_set_state(&h, IMAGE_STATE_USED);
+    assert_int_equal(image_check_header_tag(&h, &mac), IMAGE_OK);
+    image_set_state(&h, IMAGE_STATE_VALID);
+    assert_int_equal(image_check_header_tag(&h, &mac), IMAGE_OK);
+    page_mac_key_erase(&mac);
+    free_image(&b);
+}
+
+/* An index entry changed with its checksum made right again fails the
+ * index tag; a page's data changed fails its own tag, named by frame. */
+static void test_index_and_pages_are_authenticated(void **state)
+{
+    (void)state;
+    struct built b;
+    uint64_t bad;
+
+    build_authenticated(&b, 0, 0);
+    for (uint64_t entry = 0; entry < b.h.page_count; entry += 37) {
+        for (size_t byte = 0; byte < sizeof(struct image_index_entry); byte += 5) {
+            uint8_t *at = (uint8_t *)&b.index[entry] + byte;
+            *at ^= 0x04;
+            reseal_index(&b);
+            assert_int_equal(check_with_key(&b, &test_key, 0, &bad), IMAGE_BAD_MAC);
+            *at ^= 0x04;
+        }
+    }
+    reseal_index(&b);
+    assert_int_equal(check_with_key(&b, &test_key, 0, &bad), IMAGE_OK);
+    for (uint64_t page = 0; page < b.h.data_pages; page += 41) {
+        b.data[page * PAGE + 1234] ^= 0x20;
+        assert_int_equal(check_with_key(&b, &test_key, 0, &bad), IMAGE_BAD_MAC);
+        assert_int_not_equal(bad, 0);
+        b.data[page * PAGE + 1234] ^= 0x20;
+    }
+    assert_int_equal(check_with_key(&b, &test_key, 0, &bad), IMAGE_OK);
+    free_image(&b);
+}
+
+/* A page of an older image of the same guest, at the same frame, fails:
+ * with its index entry the index tag, without it the page's own tag. */
+static void test_page_from_an_older_image_is_refused(void **state)
+{
+    (void)state;
+    struct built older, newer;
+    uint64_t bad;
+
+    build_authenticated(&older, 0, 0);
+    build_authenticated(&newer, 1, 0);
+    assert_int_equal(check_with_key(&older, &test_key, 0, &bad), IMAGE_OK);
+    assert_int_equal(check_with_key(&newer, &test_key, 0, &bad), IMAGE_OK);
+    /* the same contents, another nonce: every tag differs */
+    assert_memory_not_equal(older.index[1].tag, newer.index[1].tag, IMAGE_TAG_BYTES);
+    size_t page = 3, entry = 0;
+    for (uint64_t data = 0;; entry++)
+        if (!(newer.index[entry].pfn_and_flags & IMAGE_ENTRY_ZERO) && data++ == page)
+            break;
+    memcpy(newer.data + page * PAGE, older.data + page * PAGE, PAGE); /* same bytes here */
+    newer.index[entry] = older.index[entry];
+    reseal_index(&newer);
+    assert_int_equal(check_with_key(&newer, &test_key, 0, &bad), IMAGE_BAD_MAC);
+
+    /* the older page's data alone, under a page that differs: its own tag fails */
+    free_image(&newer);
+    build_authenticated(&newer, 1, 0);
+    fill_random(older.data + page * PAGE, PAGE, 99);
+    memcpy(newer.data + page * PAGE, older.data + page * PAGE, PAGE);
+    assert_int_equal(check_with_key(&newer, &test_key, 0, &bad), IMAGE_BAD_MAC);
+    assert_int_equal(bad, IMAGE_ENTRY_PFN(newer.index[entry].pfn_and_flags));
+    free_image(&older);
+    free_image(&newer);
+}
+
+static void test_encrypted_image_holds_no_plaintext_and_decrypts(void **state)
+{
+    (void)state;
+    struct built plain, encrypted;
+    uint64_t bad;
+
+    build_standard(&plain);
+    build_authenticated(&encrypted, 0, 1);
+    assert_int_equal(encrypted.h.flags, IMAGE_FLAG_AUTHENTICATED | IMAGE_FLAG_ENCRYPTED);
+    assert_int_equal(check_with_key(&encrypted, &test_key, 0, &bad), IMAGE_OK);
+    uint8_t nonce[IMAGE_NONCE_BYTES];
+    struct page_cipher_key cipher;
+    image_make_nonce(nonce, test_key.counter, 0);
+    page_cipher_key_init(&cipher, test_key.secret, nonce);
+    const uint8_t *stored = encrypted.data, *original = plain.data;
+    for (uint64_t i = 0; i < plain.h.page_count; i++) {
+        if (plain.index[i].pfn_and_flags & IMAGE_ENTRY_ZERO)
+            continue;
+        uint8_t page[PAGE];
+        /* no 16 bytes of the page anywhere in its ciphertext's place */
+        for (size_t at = 0; at + 16 <= PAGE; at += 16)
+            assert_memory_not_equal(stored + at, original + at, 16);
+        page_cipher_xor(&cipher, IMAGE_ENTRY_PFN(plain.index[i].pfn_and_flags), stored, page);
+        assert_memory_equal(page, original, PAGE);
+        stored += PAGE;
+        original += PAGE;
+    }
+    page_cipher_key_erase(&cipher);
+    free_image(&plain);
+    free_image(&encrypted);
+}
+
+static void test_protection_flags_must_make_sense(void **state)
+{
+    (void)state;
+    struct built b;
+
+    build_standard(&b);
+    b.h.flags = IMAGE_FLAG_ENCRYPTED; /* ciphertext nobody can check */
+    image_seal(&b.h);
+    assert_int_equal(image_check_header(&b.h, &b.expect), IMAGE_BAD_LAYOUT);
+    b.h.flags = 4; /* unknown */
+    image_seal(&b.h);
+    assert_int_equal(image_check_header(&b.h, &b.expect), IMAGE_BAD_LAYOUT);
+    assert_int_equal(image_check_contents(&b.h, DISK_SECTORS(&b)), IMAGE_BAD_LAYOUT);
+    free_image(&b);
+}
+
+static void test_nonces_are_unique_per_key_and_image(void **state)
+{
+    (void)state;
+    uint8_t a[IMAGE_NONCE_BYTES], c[IMAGE_NONCE_BYTES];
+
+    image_make_nonce(a, 0x0102030405060708ull, 0x1112131415161718ull);
+    static const uint8_t expected[IMAGE_NONCE_BYTES] = { 8, 7, 6, 5, 4, 3, 2, 1,
+                                                         0x18, 0x17, 0x16, 0x15, 0x14, 0x13, 0x12, 0x11 };
+    assert_memory_equal(a, expected, sizeof(a));
+    for (uint64_t counter = 0; counter < 4; counter++)
+        for (uint64_t n = 0; n < 4; n++) {
+            image_make_nonce(a, counter, n);
+            for (uint64_t counter2 = 0; counter2 < 4; counter2++)
+                for (uint64_t n2 = 0; n2 < 4; n2++) {
+                    image_make_nonce(c, counter2, n2);
+                    assert_int_equal(memcmp(a, c, sizeof(a)) == 0, counter == counter2 && n == n2);
+                }
+        }
 }
 
 static void test_refusal_texts(void **state)
@@ -1526,6 +1826,10 @@ static void test_refusal_texts(void **state)
         [IMAGE_BAD_ENTRY_FLAGS] = "bad-entry-flags",
         [IMAGE_BAD_PAGE_CHECKSUM] = "bad-page-checksum",
         [IMAGE_TOO_MANY_RANGES] = "too-many-ram-ranges",
+        [IMAGE_NO_KEY] = "no-key",
+        [IMAGE_REPLAYED] = "replayed-image",
+        [IMAGE_BAD_MAC] = "bad-mac",
+        [IMAGE_NOT_AUTHENTICATED] = "not-authenticated",
     };
 
     for (int i = 0; i < IMAGE_REFUSAL_COUNT; i++) {
@@ -1986,6 +2290,14 @@ int main(void)
         cmocka_unit_test(test_bad_zero_count),
         cmocka_unit_test(test_bad_entry_flags),
         cmocka_unit_test(test_page_summary_matches_checksum_and_zero_test),
+        cmocka_unit_test(test_authenticated_image_is_accepted_with_its_key_only),
+        cmocka_unit_test(test_plain_image_only_where_accepted),
+        cmocka_unit_test(test_header_tag_covers_every_field_but_the_state),
+        cmocka_unit_test(test_index_and_pages_are_authenticated),
+        cmocka_unit_test(test_page_from_an_older_image_is_refused),
+        cmocka_unit_test(test_encrypted_image_holds_no_plaintext_and_decrypts),
+        cmocka_unit_test(test_protection_flags_must_make_sense),
+        cmocka_unit_test(test_nonces_are_unique_per_key_and_image),
         cmocka_unit_test(test_refusal_texts),
         cmocka_unit_test(test_plan_all_destinations_free),
         cmocka_unit_test(test_plan_stages_exactly_the_occupied_destinations),
