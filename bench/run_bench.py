@@ -4,7 +4,10 @@ and writes docs/benchmarks.md and a CSV under bench/results/. Every figure
 is the median of several runs (min and max beside it); ratios are taken
 between figures measured in the same run, since these machines are noisy
 and QEMU runs under TCG. QUICK=1 runs each measurement once (a smoke
-check, used by `make test` so the script cannot rot)."""
+check, used by `make test` so the script cannot rot). `--image` runs only
+the image rows (writer and reader at 64/256/768 MiB used, with `blk bench`
+and `hash bench` in the same guests), prints them and writes a CSV, not
+docs/benchmarks.md."""
 import csv
 import datetime
 import os
@@ -297,7 +300,7 @@ def hibernate_once(name, memory_mib, used_mib, balloon_mib=0, disk_bench=False, 
     resume_s (QEMU start to `resume ok`), firmware_s (QEMU start to the
     kernel's first line), reader_mibps (reading and checking, as the boot
     kernel timed it)."""
-    result = {"bench_write_mibps": None, "bench_read_mibps": None}
+    result = {"bench_write_mibps": None, "bench_read_mibps": None, "hash_mibps": None}
     with tempfile.TemporaryDirectory(prefix="torpor-bench.") as directory:
         swap = os.path.join(directory, "swap.img")
         guest, _, _ = boot_guest(name, memory=memory_mib, options=["--swap", swap])
@@ -310,6 +313,8 @@ def hibernate_once(name, memory_mib, used_mib, balloon_mib=0, disk_bench=False, 
                 bench = result_line(guest, "blk bench torpor-swap 256", "blkbench")
                 result["bench_write_mibps"] = int(bench["write_mibps"])
                 result["bench_read_mibps"] = int(bench["read_mibps"])
+                result["hash_mibps"] = int(result_line(guest, "hash bench %d" % HASH_MIB,
+                                                       "hashbench")["mibps"])
             if used_mib:
                 result_line(guest, "fill %d" % used_mib, "fill", timeout=600)
             if balloon_mib:
@@ -341,14 +346,17 @@ def hibernate_once(name, memory_mib, used_mib, balloon_mib=0, disk_bench=False, 
 
 
 MIB_BYTES = 1 << 20
+HASH_MIB = 256  # RAM the hash bench runs over: fresh pages, as the reader's
+GOAL_SHARE = 90  # % of the slower of disk and hash, issue 16
 
 
-def measure_hibernate(figures):
+def measure_hibernate(figures, only_image=False):
     """The way down and back up for a 1 GiB guest: times, image size
     against used memory, writer and reader against `blk bench` on the same
     disk; then the same used memory with a growing balloon and in bigger
     guests."""
     used_sizes = [64] if QUICK else [64, 256, 768]
+    hashes = []
     for used in used_sizes:
         runs = [hibernate_once("hibernate-%d-%d" % (used, run), 1024, used, disk_bench=True,
                                resume=True) for run in range(RUNS)]
@@ -368,7 +376,16 @@ def measure_hibernate(figures):
         figures.add("hibernate", "reader throughput as share of blk bench read, %d MiB used" % used, "%",
                     [100 * r["reader_mibps"] / r["bench_read_mibps"] for r in runs],
                     "reading and checking every page; same disk, same run")
-    if QUICK:
+        hashes += [r["hash_mibps"] for r in runs]
+        figures.add("hibernate", "writer as share of min(blk bench write, hash bench), %d MiB used" % used, "%",
+                    [100 * r["writer_mibps"] / min(r["bench_write_mibps"], r["hash_mibps"]) for r in runs],
+                    "goal %d" % GOAL_SHARE)
+        figures.add("hibernate", "reader as share of min(blk bench read, hash bench), %d MiB used" % used, "%",
+                    [100 * r["reader_mibps"] / min(r["bench_read_mibps"], r["hash_mibps"]) for r in runs],
+                    "goal %d" % GOAL_SHARE)
+    figures.add("hibernate", "hash bench (the reader's page check over %d MiB of RAM)" % HASH_MIB, "MiB/s",
+                hashes, "every run above")
+    if QUICK or only_image:
         return
     for balloon in (256, 512):
         runs = [hibernate_once("hibernate-balloon-%d-%d" % (balloon, run), 1024, 256, balloon,
@@ -485,17 +502,21 @@ def gnuplot_has_cairo():
     return "pngcairo" in terminals.stdout + terminals.stderr
 
 
-def write_outputs(figures, env):
+def write_csv(figures, prefix=""):
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     results = os.path.join(REPO, "bench", "results")
     os.makedirs(results, exist_ok=True)
-    csv_path = os.path.join(results, ("quick-" if QUICK else "") + stamp + ".csv")
+    csv_path = os.path.join(results, prefix + ("quick-" if QUICK else "") + stamp + ".csv")
     with open(csv_path, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["group", "figure", "unit", "median", "min", "max", "runs", "note"])
         for group, name, unit, median, low, high, runs, note in figures.summary():
             writer.writerow([group, name, unit, "%.3f" % median, "%.3f" % low, "%.3f" % high, runs, note])
     print("wrote", os.path.relpath(csv_path, REPO))
+
+
+def write_outputs(figures, env):
+    write_csv(figures)
     if QUICK:
         return  # a smoke run does not replace the published figures
 
@@ -523,16 +544,28 @@ def write_outputs(figures, env):
     print("wrote docs/benchmarks.md")
 
 
+def print_figures(figures):
+    for group, name, unit, median, low, high, runs, _ in figures.summary():
+        print("%-8s %-55s %10.1f %-12s (min %.1f, max %.1f, %d runs)"
+              % (group, name, median, unit, low, high, runs))
+
+
 def main():
     figures = Figures()
+    if sys.argv[1:] == ["--image"]:
+        measure_hibernate(figures, only_image=True)
+        print_figures(figures)
+        write_csv(figures, "image-")
+        return 0
+    if sys.argv[1:]:
+        print("usage: run_bench.py [--image]", file=sys.stderr)
+        return 2
     measure_boot(figures)
     measure_boot_ram(figures)
     measure_disk_and_idle(figures)
     measure_balloon(figures)
     measure_hibernate(figures)
-    for group, name, unit, median, low, high, runs, _ in figures.summary():
-        print("%-8s %-55s %10.1f %-12s (min %.1f, max %.1f, %d runs)"
-              % (group, name, median, unit, low, high, runs))
+    print_figures(figures)
     write_outputs(figures, environment())
     return 0
 
