@@ -33,7 +33,7 @@ KERNEL_ASM_SOURCES := $(wildcard boot/*.asm arch/x86/*.asm)
 KERNEL_OBJECTS := $(KERNEL_C_SOURCES:%.c=$(BUILD)/kernel/%.o) \
 	$(KERNEL_ASM_SOURCES:%.asm=$(BUILD)/kernel/%.asm.o)
 
-.PHONY: all deps run test unit-test integration-test bench bench-compare soak faults crash clean
+.PHONY: all deps run test unit-test integration-test bench bench-image bench-compare soak faults crash clean
 all: $(BUILD)/torpor.efi $(BUILD)/esp.img $(BUILD)/hibimg
 
 deps:
@@ -209,6 +209,11 @@ fuzz: fuzz-build
 # Benchmarks: docs/benchmarks.md and bench/results/*.csv; QUICK=1 for one run of each.
 bench: deps all
 	QUICK=$(QUICK) $(PYTHON) bench/run_bench.py
+
+# Only the image rows (writer and reader against blk bench and hash bench):
+# prints them and writes bench/results/image-*.csv, not docs/benchmarks.md.
+bench-image: deps all
+	QUICK=$(QUICK) $(PYTHON) bench/run_bench.py --image
 
 # many hibernate/resume cycles with a random mix (tests/soak.py)
 CYCLES ?= 50

@@ -32,4 +32,9 @@ struct image_reader {
  * so none can still write). */
 const char *image_read_pages(struct image_reader *reader);
 
+/* Runs the reader's per-page check (the page checksum check_arrived
+ * compares with each index entry) over `count` pages from `pages`; returns
+ * the sums XORed. What `hash bench` times. */
+uint64_t image_reader_check_pages(const void *pages, uint64_t count);
+
 #endif

@@ -1,10 +1,19 @@
 /*
- * Power commands: power off, reboot, and hibernate (pm/).
+ * Power commands: power off, reboot, hibernate (pm/), and `hash bench`,
+ * the speed of the image reader's per-page check.
  */
-#include "console/console.h" // console_printf
-#include "pm/hibernate.h"    // hibernate
-#include "pm/power.h"        // power_off, power_reboot
-#include "shell/commands.h"  // shell_power_commands
+#include "arch/x86/clock.h"   // clock_ns
+#include "console/console.h"  // console_printf
+#include "lib/string.h"       // memset, strcmp
+#include "mm/page.h"          // PAGE_SIZE
+#include "mm/page_alloc.h"    // page_alloc, page_free
+#include "pm/hibernate.h"     // hibernate
+#include "pm/image_reader.h"  // image_reader_check_pages
+#include "pm/power.h"         // power_off, power_reboot
+#include "shell/commands.h"   // shell_power_commands
+
+#define HASH_BLOCK_ORDER 9 /* 2 MiB blocks */
+#define HASH_BLOCK_BYTES (PAGE_SIZE << HASH_BLOCK_ORDER)
 
 static void command_poweroff(int argc, char **argv)
 {
@@ -29,11 +38,67 @@ static void command_hibernate(int argc, char **argv)
     hibernate(); /* prints its own outcome line */
 }
 
+/* Frees the chain of blocks command_hash_bench allocated (each block's
+ * first word points to the next). */
+static void free_blocks(uint64_t first)
+{
+    while (first) {
+        uint64_t next = *(const uint64_t *)(uintptr_t)first;
+        page_free(first);
+        first = next;
+    }
+}
+
+/* MIB MiB of distinct RAM, written once before the clock starts (as the
+ * reader's pages are, by the disk, before it checks them), then the
+ * reader's own per-page check over every page: the CPU's half of the
+ * reader's speed, as `blk bench` is the disk's. */
+static void command_hash_bench(const char *argument)
+{
+    uint64_t mib, first = 0, blocks = 0;
+
+    if (shell_parse_number(argument, "hash", &mib))
+        return;
+    if (mib == 0 || mib % 2) {
+        shell_error("hash: bench size must be a positive even number of MiB");
+        return;
+    }
+    for (; blocks < mib / 2; blocks++) {
+        uint64_t block = page_alloc(HASH_BLOCK_ORDER, PAGE_TAG_KERNEL);
+        if (!block) {
+            free_blocks(first);
+            shell_error("hash: not enough free memory for %llu MiB", (unsigned long long)mib);
+            return;
+        }
+        memset((void *)(uintptr_t)block, 0xa5, HASH_BLOCK_BYTES);
+        *(uint64_t *)(uintptr_t)block = first;
+        first = block;
+    }
+    uint64_t sums = 0, start = clock_ns();
+    for (uint64_t block = first; block; block = *(const uint64_t *)(uintptr_t)block)
+        sums ^= image_reader_check_pages((const void *)(uintptr_t)block, HASH_BLOCK_BYTES / PAGE_SIZE);
+    uint64_t ns = clock_ns() - start;
+    free_blocks(first);
+    console_printf("hashbench mib=%llu mibps=%llu us=%llu sums=%016llx\n", (unsigned long long)mib,
+                   (unsigned long long)(mib * 1000000000ull / (ns ? ns : 1)),
+                   (unsigned long long)(ns / 1000), (unsigned long long)sums);
+}
+
+static void command_hash(int argc, char **argv)
+{
+    if (argc == 3 && strcmp(argv[1], "bench") == 0)
+        command_hash_bench(argv[2]);
+    else
+        shell_error("usage: hash bench MIB");
+}
+
 static const struct shell_command commands[] = {
     { "poweroff", "", "power off (ACPI S5)", 0, 0, command_poweroff },
     { "reboot", "", "reset the machine", 0, 0, command_reboot },
     { "hibernate", "", "write memory to the torpor-swap disk and power off (S4)", 0, 0,
       command_hibernate },
+    { "hash", "bench MIB", "speed of the image reader's page check over MIB MiB of RAM", 2, 2,
+      command_hash },
 };
 
 SHELL_FAMILY(shell_power_commands, commands);

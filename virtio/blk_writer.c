@@ -14,7 +14,7 @@
 #include "virtio/virtio.h"     // virtio_*
 #include "virtio/virtio_blk.h" // blk_disk_*
 
-#define WRITER_SLOTS 16
+#define WRITER_SLOTS 64 /* as many 1 MiB writes in flight as `blk bench` keeps */
 #define WRITER_QUEUE_SIZE 256
 #define REQUEST_TIMEOUT_NS (30ull * 1000000000)
 
