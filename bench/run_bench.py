@@ -311,7 +311,12 @@ RESUME_OK = re.compile(r"resume ok pages=(\d+) ms=(\d+) read_bytes=(\d+) read_us
 KERNEL_BANNER = re.compile(r"(?m)^torpor \S+ \(revision")
 
 
-def hibernate_once(name, memory_mib, used_mib, balloon_mib=0, disk_bench=False, resume=False):
+# boot options of each protection (docs/security.md); the same for both boots
+PROTECTION_OPTIONS = {"plain": "hibernate_auth=off", "authenticated": "", "encrypted": "hibernate_encrypt=on"}
+
+
+def hibernate_once(name, memory_mib, used_mib, balloon_mib=0, disk_bench=False, resume=False,
+                   protection="authenticated"):
     """Boots a guest, fills used_mib, balloons balloon_mib away, hibernates,
     and with resume=True boots again from the image. Returns a dict:
     hibernate_s (from `hibernate` to QEMU's exit), image_bytes, writer_mibps
@@ -319,11 +324,15 @@ def hibernate_once(name, memory_mib, used_mib, balloon_mib=0, disk_bench=False, 
     bench` on the swap disk in the same run, or None), and with resume:
     resume_s (QEMU start to `resume ok`), firmware_s (QEMU start to the
     kernel's first line), reader_mibps (reading and checking, as the boot
-    kernel timed it)."""
+    kernel timed it), writer_ms and reader_ms (the guest's own times: the
+    `hibernate ok` line's ms, the `resume ok` line's read_us). protection:
+    the image's (PROTECTION_OPTIONS); the default image is authenticated."""
     result = {"bench_write_mibps": None, "bench_read_mibps": None, "hash_mibps": None}
+    options = PROTECTION_OPTIONS[protection]
+    qemu_args = ["-fw_cfg", "name=opt/torpor/cmdline,string=" + options] if options else []
     with tempfile.TemporaryDirectory(prefix="torpor-bench.") as directory:
         swap = os.path.join(directory, "swap.img")
-        guest, _, _ = boot_guest(name, memory=memory_mib, options=["--swap", swap])
+        guest, _, _ = boot_guest(name, memory=memory_mib, options=["--swap", swap], qemu_args=qemu_args)
         with guest:
             guest.connect_qmp()
             if disk_bench:
@@ -333,8 +342,11 @@ def hibernate_once(name, memory_mib, used_mib, balloon_mib=0, disk_bench=False, 
                 bench = result_line(guest, "blk bench torpor-swap 256", "blkbench")
                 result["bench_write_mibps"] = int(bench["write_mibps"])
                 result["bench_read_mibps"] = int(bench["read_mibps"])
-                result["hash_mibps"] = int(result_line(guest, "hash bench %d" % HASH_MIB,
-                                                       "hashbench")["mibps"])
+                hashes = result_line(guest, "hash bench %d" % HASH_MIB, "hashbench")
+                # the check this image's reader makes: the tag, unless plain
+                result["hash_mibps"] = int(hashes["mibps" if protection == "plain" else "mac_mibps"])
+                result["checksum_mibps"] = int(hashes["mibps"])
+                result["mac_mibps"] = int(hashes["mac_mibps"])
             if used_mib:
                 result_line(guest, "fill %d" % used_mib, "fill", timeout=600)
             if balloon_mib:
@@ -347,11 +359,12 @@ def hibernate_once(name, memory_mib, used_mib, balloon_mib=0, disk_bench=False, 
             result["hibernate_s"] = time.monotonic() - started
             image_bytes, ms = int(match.group(3)), max(1, int(match.group(4)))
             result["image_bytes"] = image_bytes
+            result["writer_ms"] = ms
             result["writer_mibps"] = image_bytes / MIB_BYTES / (ms / 1000)
         if resume:
             started = time.monotonic()
             guest = harness.Guest(name="bench-" + name + "-resume", memory=memory_mib,
-                                  options=["--swap", swap])
+                                  options=["--swap", swap], qemu_args=qemu_args)
             with guest:
                 guest.wait_for(KERNEL_BANNER, timeout=120)
                 result["firmware_s"] = time.monotonic() - started
@@ -359,6 +372,7 @@ def hibernate_once(name, memory_mib, used_mib, balloon_mib=0, disk_bench=False, 
                 result["resume_s"] = time.monotonic() - started
                 read_bytes, read_us = int(match.group(3)), max(1, int(match.group(4)))
                 result["reader_mibps"] = read_bytes / MIB_BYTES / (read_us / 1e6)
+                result["reader_ms"] = read_us / 1000
                 guest.wait_prompt()
                 if guest.command("verify", timeout=300)[0].split()[:2] != ["verify", "ok"]:
                     raise RuntimeError("verify failed after resume")
@@ -403,9 +417,12 @@ def measure_hibernate(figures, only_image=False):
         figures.add("hibernate", "reader as share of min(blk bench read, hash bench), %d MiB used" % used, "%",
                     [100 * r["reader_mibps"] / min(r["bench_read_mibps"], r["hash_mibps"]) for r in runs],
                     "goal %d" % GOAL_SHARE)
-    figures.add("hibernate", "hash bench (the reader's page check over %d MiB of RAM)" % HASH_MIB, "MiB/s",
-                hashes, "every run above")
-    if QUICK or only_image:
+    figures.add("hibernate", "hash bench, the page tag (the default image's check) over %d MiB of RAM"
+                % HASH_MIB, "MiB/s", hashes, "every run above")
+    if QUICK:
+        return
+    measure_protection(figures)
+    if only_image:
         return
     for balloon in (256, 512):
         runs = [hibernate_once("hibernate-balloon-%d-%d" % (balloon, run), 1024, 256, balloon,
@@ -425,6 +442,31 @@ def measure_hibernate(figures, only_image=False):
                     [r["resume_s"] for r in runs])
         figures.add("hibernate", "image size, 256 MiB used of %d GiB" % (memory // 1024), "MiB",
                     [r["image_bytes"] / MIB_BYTES for r in runs])
+
+
+AUTH_GOAL = 1.15  # authenticated against plain, issue 15
+
+
+def measure_protection(figures):
+    """Plain, authenticated and encrypted images of the same used memory,
+    one of each per round so the three share the host's load: the
+    guest's own writer and reader times, and the ratios against plain in
+    each round."""
+    for used in (256, 768):
+        rounds = []
+        for run in range(RUNS):
+            rounds.append({protection: hibernate_once("protection-%s-%d-%d" % (protection, used, run), 1024,
+                                                      used, resume=True, protection=protection)
+                           for protection in PROTECTION_OPTIONS})
+        for protection in PROTECTION_OPTIONS:
+            figures.add("protection", "writer, %s image, %d MiB used" % (protection, used), "ms",
+                        [r[protection]["writer_ms"] for r in rounds], "the guest's hibernate ok ms")
+            figures.add("protection", "reader, %s image, %d MiB used" % (protection, used), "ms",
+                        [r[protection]["reader_ms"] for r in rounds], "the guest's resume ok read_us")
+        for protection, goal in (("authenticated", "goal <= %.2f" % AUTH_GOAL), ("encrypted", "")):
+            for path, key in (("writer", "writer_ms"), ("reader", "reader_ms")):
+                figures.add("protection", "%s, %s / plain, %d MiB used" % (path, protection, used), "x",
+                            [r[protection][key] / r["plain"][key] for r in rounds], goal)
 
 
 def environment():

@@ -32,9 +32,11 @@ struct image_reader {
  * so none can still write). */
 const char *image_read_pages(struct image_reader *reader);
 
-/* Runs the reader's per-page check (the page checksum check_arrived
- * compares with each index entry) over `count` pages from `pages`; returns
- * the sums XORed. What `hash bench` times. */
-uint64_t image_reader_check_pages(const void *pages, uint64_t count);
+/* The reader's per-page work (the checksum of a plain image, mac NULL; the
+ * tag of an authenticated one, the pages taken as frames first_frame,
+ * first_frame + 1, ...) over `count` pages from `pages`; returns the sums
+ * XORed. What `hash bench` times. */
+uint64_t image_reader_check_pages(const void *pages, uint64_t count, uint64_t first_frame,
+                                  struct page_mac_key *mac);
 
 #endif
