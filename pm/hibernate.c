@@ -499,7 +499,7 @@ const char *hibernate(void)
      * self-modifying-code path until the page has been written once; the
      * writer's stack and index on such frames made writing 64 MiB take
      * 1.3 s instead of 0.2 s (measured) */
-    memset((void *)(uintptr_t)(region + stack_bottom), 0, WRITER_STACK_BYTES + index_bytes);
+    memset((void *)(uintptr_t)(region + bounce_memory), 0, bounce_bytes + WRITER_STACK_BYTES + index_bytes);
 
     klog("hibernate: saving up to %llu pages to %s, protection=%s", (unsigned long long)pages,
          SWAP_DISK_SERIAL, protection_names[protection]);

@@ -33,6 +33,7 @@
 #define GIB (1ull << 30)
 #define MAX_IDENTITY_GIB 512    /* one page-directory-pointer table */
 #define BLOCK_MARGIN 64         /* free blocks that splitting may add while counting */
+#define LOADER_ALLOCATIONS 6    /* struct loader's allocations */
 
 extern const char resume_trampoline[], resume_trampoline_end[];
 
@@ -69,7 +70,9 @@ struct loader {
     size_t free_count, free_capacity;
     uint64_t *extra;
     size_t extra_count;
-    uint64_t allocations[5];             /* page_alloc blocks to give back */
+    /* page_alloc blocks to give back: the header, the image's keys, the
+     * index, load_pfn, the claimed blocks' list, the extra frames' list */
+    uint64_t allocations[LOADER_ALLOCATIONS];
     unsigned allocation_count;
     uint64_t failed_sector;
     uint64_t bad_pfn;
@@ -79,8 +82,12 @@ struct loader {
     struct page_cipher_key *cipher;      /* an encrypted one's */
 };
 
+/* NULL when memory or the list of allocations is full (the caller refuses
+ * `not-enough-memory` either way). */
 static void *allocate(struct loader *l, uint64_t bytes)
 {
+    if (l->allocation_count == LOADER_ALLOCATIONS)
+        return 0;
     uint64_t address = page_alloc(page_order_for(bytes ? bytes : 1), PAGE_TAG_KERNEL);
 
     if (address)
