@@ -390,6 +390,88 @@ def measure_hibernate(figures):
                     [r["image_bytes"] / MIB_BYTES for r in runs])
 
 
+MIGRATION_RAM_MIB = 4096
+MIGRATION_USED_MIB = 256
+MIGRATION_WRITTEN_MIB = 3072  # the "written before" scenario: filled, then freed
+MIGRATION_GOAL = 0.5          # with hints, at most half the time without
+MIGRATION_GOAL_NOTE = ("goal: with hints at most 50% of without (QEMU/Linux 2018: "
+                       "77-86% less time, idle 8 GiB guest)")
+
+
+def migrate_once(name, hints, written_mib=0):
+    """A 4 GiB guest with 256 MiB filled (after filling and freeing
+    written_mib, so its free memory is not zero) migrates to a second QEMU
+    (`-incoming`, unix socket, QEMU's default migration parameters); the
+    destination must pass `verify`, hibernate, and resume in a third QEMU
+    that passes `verify` again. Returns query-migrate's answer and the
+    destination's `balloon` line."""
+    with tempfile.TemporaryDirectory(prefix="torpor-bench.") as directory:
+        options = ["--swap", os.path.join(directory, "swap.img"),
+                   "--data", os.path.join(directory, "data.img")]
+        if hints:
+            options.append("--free-page-hint")
+        source, _, _ = boot_guest(name, memory=MIGRATION_RAM_MIB, options=options)
+        with source:
+            source.connect_qmp()
+            if written_mib:
+                region = result_line(source, "fill %d 9" % written_mib, "fill", timeout=900)["id"]
+                source.command("free %s" % region)
+            result_line(source, "fill %d 7" % MIGRATION_USED_MIB, "fill", timeout=600)
+            socket_path = os.path.join(directory, "migrate.sock")
+            destination = harness.Guest(name="bench-" + name + "-dst", memory=MIGRATION_RAM_MIB,
+                                        options=options, qemu_args=["-incoming", "unix:" + socket_path])
+            with destination:
+                info = harness.migrate(source, destination, socket_path, timeout=900)
+                source.close()
+                if destination.command("verify", timeout=300)[0].split()[:2] != ["verify", "ok"]:
+                    raise RuntimeError("verify failed after migration")
+                balloon = result_line(destination, "balloon", "balloon")
+                destination.connect_qmp()
+                destination.send("hibernate\r")
+                destination.wait_for(HIBERNATE_OK, timeout=600)
+                if destination.wait_exit(timeout=120) != 0:
+                    raise RuntimeError("QEMU did not exit 0 after hibernate")
+        resumed = harness.Guest(name="bench-" + name + "-resume", memory=MIGRATION_RAM_MIB, options=options)
+        with resumed:
+            resumed.wait_for(RESUME_OK, timeout=600)
+            resumed.wait_prompt()
+            if resumed.command("verify", timeout=300)[0].split()[:2] != ["verify", "ok"]:
+                raise RuntimeError("verify failed after resuming the migrated guest")
+    return info, balloon
+
+
+def measure_migration(figures):
+    """Live migration of a mostly free 4 GiB guest, free page hints off and
+    on, alternating within each run; twice: free memory never written since
+    boot (zero pages, which QEMU sends as a flag each), and free memory
+    written before (as in an idle guest that once used it)."""
+    for written in (0, MIGRATION_WRITTEN_MIB):
+        label = "free memory written before" if written else "free memory never written"
+        times = {False: [], True: []}
+        sent = {False: [], True: []}
+        hinted = []
+        for run in range(RUNS):
+            for hints in (False, True):
+                info, balloon = migrate_once("migrate-%s-%d-%d" % ("on" if hints else "off", written, run),
+                                             hints, written)
+                times[hints].append(info["total-time"] / 1000)
+                sent[hints].append(info["ram"]["transferred"] / MIB_BYTES)
+                if hints:
+                    hinted.append(int(balloon["hinted_pages"]) * 4096 / MIB_BYTES)
+        what = "4 GiB, 256 MiB used, %s" % label
+        for hints in (False, True):
+            state = "hints on" if hints else "hints off"
+            figures.add("migration", "total time, %s, %s" % (what, state), "s", times[hints],
+                        "query-migrate total-time, QEMU's default parameters")
+            figures.add("migration", "RAM sent, %s, %s" % (what, state), "MiB", sent[hints],
+                        "query-migrate ram.transferred")
+        figures.add("migration", "hinted by the guest, %s" % what, "MiB", hinted, "`balloon` hinted_pages")
+        ratios = [100 * on / off for on, off in zip(times[True], times[False])]
+        met = "met" if statistics.median(ratios) <= 100 * MIGRATION_GOAL else "NOT met"
+        figures.add("migration", "time with hints as share of without, %s" % what, "%", ratios,
+                    "%s: %s" % (MIGRATION_GOAL_NOTE, met))
+
+
 def environment():
     cpu = "unknown"
     with open("/proc/cpuinfo") as f:
@@ -485,17 +567,21 @@ def gnuplot_has_cairo():
     return "pngcairo" in terminals.stdout + terminals.stderr
 
 
-def write_outputs(figures, env):
+def write_csv(figures, prefix):
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     results = os.path.join(REPO, "bench", "results")
     os.makedirs(results, exist_ok=True)
-    csv_path = os.path.join(results, ("quick-" if QUICK else "") + stamp + ".csv")
+    csv_path = os.path.join(results, prefix + stamp + ".csv")
     with open(csv_path, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["group", "figure", "unit", "median", "min", "max", "runs", "note"])
         for group, name, unit, median, low, high, runs, note in figures.summary():
             writer.writerow([group, name, unit, "%.3f" % median, "%.3f" % low, "%.3f" % high, runs, note])
     print("wrote", os.path.relpath(csv_path, REPO))
+
+
+def write_outputs(figures, env):
+    write_csv(figures, "quick-" if QUICK else "")
     if QUICK:
         return  # a smoke run does not replace the published figures
 
@@ -525,11 +611,21 @@ def write_outputs(figures, env):
 
 def main():
     figures = Figures()
+    if os.environ.get("BENCH_ONLY") == "migration":
+        # `make bench-migration`: only these rows, printed and in a CSV;
+        # docs/benchmarks.md is rewritten only by the whole `make bench`
+        measure_migration(figures)
+        for group, name, unit, median, low, high, runs, note in figures.summary():
+            print("%-9s %-75s %8.2f %-4s (min %.2f, max %.2f, %d runs) %s"
+                  % (group, name, median, unit, low, high, runs, note))
+        write_csv(figures, "migration-")
+        return 0
     measure_boot(figures)
     measure_boot_ram(figures)
     measure_disk_and_idle(figures)
     measure_balloon(figures)
     measure_hibernate(figures)
+    measure_migration(figures)
     for group, name, unit, median, low, high, runs, _ in figures.summary():
         print("%-8s %-55s %10.1f %-12s (min %.1f, max %.1f, %d runs)"
               % (group, name, median, unit, low, high, runs))
