@@ -37,7 +37,7 @@ static uint64_t end_round(struct balloon_hint *h)
     uint64_t given = h->held_pages;
 
     if (!h->active)
-        return 0;
+        goto kick;
     if (h->sending)
         send_command(h, 2, HINT_CMD_ID_STOP);
     h->active = h->sending = 0;
@@ -50,9 +50,11 @@ static uint64_t end_round(struct balloon_hint *h)
         else
             give_block(h, b);
     }
+kick:
     /* QEMU pops the queue only when kicked; buffers left over from a round
      * it stopped taking (the VM paused at the end of a migration: they
-     * come across in the ring) come back only after a kick */
+     * come across in the ring) come back only after a kick, so every STOP
+     * or DONE kicks while any is out, ended round or not */
     if (h->held)
         h->ops->kick(h->context);
     return given - h->held_pages;

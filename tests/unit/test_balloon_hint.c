@@ -202,6 +202,25 @@ static void test_host_stop_gives_returned_blocks_back_and_the_rest_as_they_retur
     assert_int_equal(f->h.held_pages, 0);
 }
 
+/* The end of a migration: STOP came while the VM still ran, the device
+ * stopped popping before it returned the blocks, and they crossed over
+ * in the ring; DONE on the destination kicks again so they come back. */
+static void test_done_after_stop_kicks_for_blocks_still_out(void **state)
+{
+    (void)state;
+    start_round(0x80000000u);
+    hint_command(&f->h, HINT_CMD_ID_STOP);
+    assert_int_equal(held_blocks(), 10);
+    unsigned kicks = f->kicks;
+    hint_command(&f->h, HINT_CMD_ID_DONE);
+    assert_true(f->kicks > kicks);
+    use_all();
+    assert_int_equal(held_blocks(), 0);
+    kicks = f->kicks;
+    hint_command(&f->h, HINT_CMD_ID_DONE); /* nothing out: no kick */
+    assert_int_equal(f->kicks, kicks);
+}
+
 static void test_done_gives_everything_back_once(void **state)
 {
     (void)state;
@@ -349,6 +368,7 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_host_stop_gives_returned_blocks_back_and_the_rest_as_they_return,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_done_after_stop_kicks_for_blocks_still_out, setup, teardown),
         cmocka_unit_test_setup_teardown(test_done_gives_everything_back_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_an_id_is_answered_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_new_id_ends_the_round_and_starts_another, setup, teardown),
