@@ -26,7 +26,7 @@ static void send_command(struct balloon_hint *h, unsigned slot, uint32_t id)
     h->words[slot] = id; /* little-endian on x86, as virtio 1.x wants */
     if (h->ops->send(h->context, (uint64_t)(uintptr_t)&h->words[slot], 4, 0, &h->words[slot]) == 0)
         h->posted++;
-    h->ops->kick(h->context);
+    h->ops->kick(h->context, 0);
 }
 
 /* Ends the running round: STOP if still sending, then every block the
@@ -54,9 +54,10 @@ kick:
     /* QEMU pops the queue only when kicked; buffers left over from a round
      * it stopped taking (the VM paused at the end of a migration: they
      * come across in the ring) come back only after a kick, so every STOP
-     * or DONE kicks while any is out, ended round or not */
+     * or DONE kicks while any is out, ended round or not; nothing new is
+     * in the ring, so event suppression would swallow a plain kick */
     if (h->held)
-        h->ops->kick(h->context);
+        h->ops->kick(h->context, 1);
     return given - h->held_pages;
 }
 
@@ -104,7 +105,7 @@ void hint_step(struct balloon_hint *h)
     if (!h->sending)
         return;
     if (sent)
-        h->ops->kick(h->context);
+        h->ops->kick(h->context, 0);
     /* no more free blocks, or no room: tell the device we are done */
     h->sending = 0;
     send_command(h, 2, HINT_CMD_ID_STOP);

@@ -25,7 +25,9 @@ struct hint_ops {
     void (*give)(void *context, uint64_t address);
     /* one buffer on the free page queue; -1 when the ring is full */
     int (*send)(void *context, uint64_t address, uint32_t length, int device_writes, void *token);
-    void (*kick)(void *context);
+    /* notifies the device; `again`: of buffers it was already told of
+     * (no new one since), past its event suppression */
+    void (*kick)(void *context, int again);
 };
 
 struct hint_block {

@@ -8,7 +8,7 @@
 #include "virtio/virtio_balloon_hint.h"
 
 #include "arch/x86/clock.h" // clock_ns
-#include "arch/x86/cpu.h"   // cpu_relax
+#include "arch/x86/cpu.h"   // cpu_relax, read_cr3, write_cr3
 #include "mm/page.h"        // PAGE_SIZE
 #include "mm/page_alloc.h"  // page_alloc_largest, page_free
 #include "virtio/virtio.h"  // virtio_*
@@ -45,10 +45,13 @@ static int send(void *context, uint64_t address, uint32_t length, int device_wri
     return vq && vq_add_chain(vq, &buffer, 1, token) == 0 ? 0 : -1;
 }
 
-static void kick(void *context)
+static void kick(void *context, int again)
 {
     (void)context;
-    virtio_notify(hint.device, (unsigned)hint.queue);
+    if (again)
+        virtio_notify_always(hint.device, (unsigned)hint.queue);
+    else
+        virtio_notify(hint.device, (unsigned)hint.queue);
 }
 
 static const struct hint_ops ops = { take, give, send, kick };
@@ -70,8 +73,16 @@ void balloon_hint_config(uint64_t reserve_pages)
         return;
     hint.reserve_pages = reserve_pages;
     balloon_hint_drain();
-    hint_command(&hint.core, (uint32_t)VIRTIO_READ_CONFIG(hint.device, struct virtio_balloon_config,
-                                                          free_page_hint_cmd_id));
+    uint32_t id = (uint32_t)VIRTIO_READ_CONFIG(hint.device, struct virtio_balloon_config, free_page_hint_cmd_id);
+    /* QEMU 7.2 sets a new id right after each dirty bitmap sync; under TCG
+     * that sync leaves its TLB's write entries in place, so later writes
+     * through them are never logged and a migration loses them (fixed in
+     * QEMU 9.0: "physmem: Fix migration dirty bitmap coherency with TCG
+     * memory access"). A CR3 reload empties that TLB: from here on every
+     * first write to a page is logged (docs/balloon.md) */
+    if (id != HINT_CMD_ID_STOP && id != HINT_CMD_ID_DONE && id != hint.core.last_id)
+        write_cr3(read_cr3());
+    hint_command(&hint.core, id);
     hint_step(&hint.core);
 }
 

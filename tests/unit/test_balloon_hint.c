@@ -33,7 +33,7 @@ struct fake {
     unsigned takes, gives, bad_gives;
     struct buffer ring[RING];
     unsigned sent, ring_room;          /* buffers sent; how many more fit */
-    unsigned kicks;
+    unsigned kicks, rekicks;
     uint32_t words[3];
     struct balloon_hint h;
 };
@@ -85,10 +85,11 @@ static int fake_send(void *context, uint64_t address, uint32_t length, int devic
     return 0;
 }
 
-static void fake_kick(void *context)
+static void fake_kick(void *context, int again)
 {
     (void)context;
     f->kicks++;
+    f->rekicks += again != 0;
 }
 
 static const struct hint_ops fake_ops = { fake_take, fake_give, fake_send, fake_kick };
@@ -212,8 +213,10 @@ static void test_done_after_stop_kicks_for_blocks_still_out(void **state)
     hint_command(&f->h, HINT_CMD_ID_STOP);
     assert_int_equal(held_blocks(), 10);
     unsigned kicks = f->kicks;
+    unsigned rekicks = f->rekicks;
     hint_command(&f->h, HINT_CMD_ID_DONE);
     assert_true(f->kicks > kicks);
+    assert_true(f->rekicks > rekicks); /* nothing new: past suppression */
     use_all();
     assert_int_equal(held_blocks(), 0);
     kicks = f->kicks;
