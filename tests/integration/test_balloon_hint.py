@@ -6,6 +6,8 @@ every hinted block back into its allocator (DONE), `verify` passes there,
 and the destination hibernates and resumes in a third QEMU. An allocation
 that needs the hinted memory while a round runs ends the round early
 instead of failing, and the memory it wrote arrives on the destination.
+A freeze (what hibernation does first) during a round gives every block
+back before anything else happens.
 
 All three QEMUs share the swap and data disk files (the destination takes
 their locks only when it runs); each has its own OVMF vars copy, whose
@@ -120,16 +122,51 @@ def test_allocation_during_a_round_ends_it_early(guest, tmp_path):
 
     # let the migration finish: the pages fill wrote were dirtied after
     # their hint, so they are sent
-    source.qmp("migrate-set-parameters", **{"max-bandwidth": 1 << 40})
-    deadline = time.monotonic() + 600
-    while True:
-        info = source.qmp("query-migrate")
-        if info["status"] == "completed":
-            break
-        assert info["status"] == "active", info
-        assert time.monotonic() < deadline, "migration did not complete: %r" % info
-        time.sleep(0.1)  # bounded poll of the source's migration state
+    finish_migration(source)
     source.close()
     verify_ok(destination, 2, (32 + want_mib) * 1024)
     wait_balloon(destination, lambda s: s["hint_held_pages"] == 0, 60, "blocks held after DONE")
     assert mem_state(destination)["free_kib"] >= free_kib - want_mib * 1024 - 1024
+
+
+def finish_migration(source, timeout=600):
+    """Lifts the bandwidth limit and polls until the migration completed."""
+    source.qmp("migrate-set-parameters", **{"max-bandwidth": 1 << 40})
+    deadline = time.monotonic() + timeout
+    while True:
+        info = source.qmp("query-migrate")
+        if info["status"] == "completed":
+            return info
+        assert info["status"] == "active", info
+        assert time.monotonic() < deadline, "migration did not complete: %r" % info
+        time.sleep(0.1)  # bounded poll of the source's migration state
+
+
+def test_freeze_during_a_round_gives_the_blocks_back(guest, tmp_path):
+    """What a hibernation does first (the drivers' freeze) while a round
+    holds blocks: the round ends and every block is back in the allocator
+    before any snapshot could be taken; after thaw the migration still
+    completes and the destination passes verify."""
+    source, destination, socket_path, _ = start_pair(guest, tmp_path)
+    fill(source, 32, 6)
+    free_kib = mem_state(source)["free_kib"]
+    destination.connect_qmp()
+    harness.wait_path(socket_path, alive=lambda: destination.proc.poll() is None)
+    source.qmp("migrate-set-parameters", **{"max-bandwidth": 1 << 18})  # see above
+    source.qmp("migrate", uri="unix:" + socket_path)
+    wait_balloon(source, lambda s: s["hint_held_pages"] * 4 >= RAM_MIB * 1024 // 2, 120,
+                 "no round holding blocks")
+
+    assert "virtio freeze ok" in source.command("virtio freeze")
+    m = mem_state(source)
+    assert m["hinted_kib"] == 0, m
+    assert m["free_kib"] + m["reporting_kib"] >= free_kib - 1024, (free_kib, m)
+    state = balloon_state(source)
+    assert state["hint_held_pages"] == 0, state
+    assert source.command_values("balloon")["hint"] == "idle"
+    assert "virtio thaw ok" in source.command("virtio thaw")
+
+    finish_migration(source)
+    source.close()
+    verify_ok(destination, 1, 32 * 1024)
+    wait_balloon(destination, lambda s: s["hint_held_pages"] == 0, 60, "blocks held after DONE")
