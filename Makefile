@@ -33,7 +33,7 @@ KERNEL_ASM_SOURCES := $(wildcard boot/*.asm arch/x86/*.asm)
 KERNEL_OBJECTS := $(KERNEL_C_SOURCES:%.c=$(BUILD)/kernel/%.o) \
 	$(KERNEL_ASM_SOURCES:%.asm=$(BUILD)/kernel/%.asm.o)
 
-.PHONY: all deps run test unit-test integration-test bench bench-image bench-compare soak faults crash clean
+.PHONY: all deps run test unit-test integration-test bench bench-image bench-migration bench-compare soak faults crash clean
 all: $(BUILD)/torpor.efi $(BUILD)/esp.img $(BUILD)/hibimg
 
 deps:
@@ -118,7 +118,7 @@ guest_agent_sources := agent/guest_agent.c agent/guest_agent_commands.c agent/gu
 console_ports_sources := virtio/console_ports_control.c virtio/console_ports_data.c \
 	virtio/console_ports_setup.c
 
-UNIT_TESTS := buddy format parse line_edit acpi_parse virtqueue balloon image blk_config blk_request \
+UNIT_TESTS := buddy format parse line_edit acpi_parse virtqueue balloon balloon_hint image blk_config blk_request \
 	console_ports virtio_pci_layout memory_map \
 	json guest_agent hash chacha20 poly1305 page_mac image_key_record efi_vars
 unit_sources_buddy := mm/buddy.c
@@ -128,6 +128,7 @@ unit_sources_line_edit := lib/line_edit.c
 unit_sources_acpi_parse := acpi/acpi_parse.c
 unit_sources_virtqueue := virtio/virtqueue.c tests/unit/sim_device.c
 unit_sources_balloon := virtio/balloon.c
+unit_sources_balloon_hint := virtio/balloon_hint.c
 unit_sources_image := $(image_sources) mm/memory_map.c
 unit_sources_blk_config := virtio/blk_config.c
 unit_sources_blk_request := virtio/blk_request.c
@@ -231,6 +232,11 @@ faults: deps all
 STATES ?= 60
 crash: deps all
 	$(PYTHON) tests/crash/crash_runner.py --states $(STATES) $(if $(SEED),--seed $(SEED))
+
+# Only the live migration rows (free page hinting on and off), printed and
+# in a CSV; make bench writes them into docs/benchmarks.md with the rest.
+bench-migration: deps all
+	BENCH_ONLY=migration QUICK=$(QUICK) $(PYTHON) bench/run_bench.py
 
 # make bench-compare OLD.csv NEW.csv: the ratio per figure
 bench-compare:

@@ -17,6 +17,7 @@ data_size=64
 data_disk=1
 balloon=1
 balloon_properties=""
+free_page_hint=0
 swap="$here/build/swap.img"
 swap_size=""
 swap_disk=1
@@ -43,6 +44,8 @@ usage: run-qemu.sh [options] [-- extra QEMU arguments]
       --no-data           attach no data disk
       --balloon PROPS     extra virtio-balloon-pci properties, comma separated
                           (e.g. deflate-on-oom=on,free-page-reporting=on)
+      --free-page-hint    offer free page hinting on the balloon (with the
+                          iothread QEMU needs for it)
       --no-balloon        attach no balloon
       --swap PATH         raw image for the hibernation disk (serial
                           torpor-swap); created sparse if missing
@@ -81,6 +84,7 @@ while [ $# -gt 0 ]; do
     --data-size) data_size=$2; shift 2 ;;
     --no-data) data_disk=0; shift ;;
     --balloon) balloon_properties=",$2"; shift 2 ;;
+    --free-page-hint) free_page_hint=1; shift ;;
     --no-balloon) balloon=0; shift ;;
     --swap) swap=$2; shift 2 ;;
     --swap-size) swap_size=$2; shift 2 ;;
@@ -163,6 +167,11 @@ fi
 [ "$swap_disk" = 0 ] || args+=(-device "virtio-blk-pci,drive=swap,serial=torpor-swap")
 # OVMF's VirtioRngDxe turns this into EFI_RNG_PROTOCOL for efi_main
 [ "$rng" = 0 ] || args+=(-device virtio-rng-pci)
+if [ "$balloon" = 1 ] && [ "$free_page_hint" = 1 ]; then
+    # QEMU hands the hints to an iothread of their own (QEMU-NOTES.md)
+    args+=(-object iothread,id=balloon-io)
+    balloon_properties=",free-page-hint=on,iothread=balloon-io$balloon_properties"
+fi
 [ "$balloon" = 0 ] || args+=(-device "virtio-balloon-pci,id=balloon0$balloon_properties")
 if [ -n "$serial_socket" ]; then
     args+=(-chardev "socket,id=console,path=$serial_socket,server=on,wait=on" -serial chardev:console)

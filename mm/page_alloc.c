@@ -169,6 +169,24 @@ unsigned page_alloc_run(unsigned wanted, unsigned max_order, uint64_t keep_free,
     }
 }
 
+uint64_t page_alloc_largest(unsigned min_order, unsigned max_order, uint64_t keep_free,
+                            uint8_t tag, unsigned *order)
+{
+    struct page_alloc_stats stats;
+
+    page_alloc_get_stats(&stats);
+    for (unsigned k = max_order + 1; k-- > min_order;) {
+        if (stats.free_pages < keep_free + (1ull << k) + 1)
+            continue;
+        uint64_t address = try_alloc(k, tag);
+        if (address) {
+            *order = k;
+            return address;
+        }
+    }
+    return 0;
+}
+
 void page_alloc_set_oom_handler(uint64_t (*handler)(unsigned order))
 {
     oom_handler = handler;

@@ -20,6 +20,7 @@ enum page_tag {
     PAGE_TAG_REPORTING,  /* free memory being reported to the host */
     PAGE_TAG_HIBERNATE,  /* the hibernation writer's own region: never saved */
     PAGE_TAG_SECRET,     /* the image key (pm/image_key.c): never saved */
+    PAGE_TAG_HINTED,     /* free memory hinted to the host while it migrates */
     PAGE_TAG_COUNT,
 };
 
@@ -50,6 +51,12 @@ uint64_t page_alloc(unsigned order, uint8_t tag);
  * with it, and must not deflate itself to get them). */
 unsigned page_alloc_run(unsigned wanted, unsigned max_order, uint64_t keep_free,
                         uint64_t last_pfn, uint8_t tag, uint64_t *first);
+/* The largest free block of min_order..max_order whose taking leaves
+ * more than `keep_free` pages free, as one allocated block (page_free
+ * returns it); 0 when there is none. *order says its size. Never calls the
+ * OOM handler (free page hinting takes blocks with it). */
+uint64_t page_alloc_largest(unsigned min_order, unsigned max_order, uint64_t keep_free,
+                            uint8_t tag, unsigned *order);
 /* The smallest order whose block holds `bytes`. */
 unsigned page_order_for(uint64_t bytes);
 /* Returns a block; -1 if address is not the start of an allocated block. */

@@ -91,8 +91,10 @@ static int saved(enum buddy_state state, uint8_t tag)
 {
     if (state == BUDDY_RESERVED)
         return 1;
+    /* hinted blocks are free memory lent to a migration; freeze gives them
+     * back before the snapshot, so none should be left, and none is saved */
     return state == BUDDY_ALLOCATED && tag != PAGE_TAG_BALLOON && tag != PAGE_TAG_REPORTING &&
-           tag != PAGE_TAG_HIBERNATE && tag != PAGE_TAG_SECRET;
+           tag != PAGE_TAG_HIBERNATE && tag != PAGE_TAG_SECRET && tag != PAGE_TAG_HINTED;
 }
 
 static int count_block(void *context, uint64_t pfn, uint64_t count, enum buddy_state state, uint8_t tag)

@@ -56,12 +56,17 @@ static void command_balloon(int argc, char **argv)
         }
     console_printf("%s inflated_pages=%llu deflated_pages=%llu inflate_requests=%llu "
                    "deflate_requests=%llu oom_pages=%llu discarded_pages=%llu shortfalls=%llu "
-                   "reported_pages=%llu stats_updates=%llu\n",
+                   "reported_pages=%llu stats_updates=%llu ",
                    *separator ? "" : "none", (unsigned long long)s->inflated_pages,
                    (unsigned long long)s->deflated_pages, (unsigned long long)s->inflate_requests,
                    (unsigned long long)s->deflate_requests, (unsigned long long)s->oom_pages,
                    (unsigned long long)s->discarded_pages, (unsigned long long)s->shortfalls, (unsigned long long)b.reported_pages,
                    (unsigned long long)b.stats_updates);
+    console_printf("hint=%s hint_rounds=%llu hinted_pages=%llu hint_held_pages=%llu "
+                   "hint_early_ends=%llu\n",
+                   b.hint_state, (unsigned long long)b.hint.rounds,
+                   (unsigned long long)b.hint.hinted_pages, (unsigned long long)b.hint_held_pages,
+                   (unsigned long long)b.hint.early_ends);
 }
 
 static const struct shell_command commands[] = {

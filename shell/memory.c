@@ -52,11 +52,11 @@ static void command_mem(int argc, char **argv)
     page_alloc_get_stats(&stats);
     page_alloc_walk(count_tag, tags);
     console_printf("mem total_kib=%llu free_kib=%llu used_kib=%llu reserved_kib=%llu "
-                   "allocated_kib=%llu balloon_kib=%llu reporting_kib=%llu zones=%u\n",
+                   "allocated_kib=%llu balloon_kib=%llu reporting_kib=%llu hinted_kib=%llu zones=%u\n",
                    kib(stats.total_pages), kib(stats.free_pages),
                    kib(stats.total_pages - stats.free_pages), kib(stats.reserved_pages),
                    kib(stats.allocated_pages), kib(tags[PAGE_TAG_BALLOON]),
-                   kib(tags[PAGE_TAG_REPORTING]), stats.zone_count);
+                   kib(tags[PAGE_TAG_REPORTING]), kib(tags[PAGE_TAG_HINTED]), stats.zone_count);
     for (unsigned z = 0; z < stats.zone_count; z++) {
         const struct buddy_zone *zone = page_alloc_zone(z);
         console_printf("zone id=%u base=0x%llx kib=%llu free_kib=%llu reserved_kib=%llu "

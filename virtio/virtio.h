@@ -43,6 +43,10 @@ int virtio_reinitialize(struct virtio_device *device);
 struct virtqueue *virtio_queue(struct virtio_device *device, unsigned queue);
 /* Kicks the device if its event suppression asks for it. */
 void virtio_notify(struct virtio_device *device, unsigned queue);
+/* A notification even when the device's event suppression says none is
+ * needed (2.7.10 makes that a SHOULD NOT, not a MUST NOT): for buffers a
+ * device was told of before a migration and never took. */
+void virtio_notify_always(struct virtio_device *device, unsigned queue);
 /* Device-specific config, natural-width reads (4.1.3.1), consistent under
  * the config generation counter (2.5.1). size is 1, 2, 4 or 8. */
 uint64_t virtio_read_config(struct virtio_device *device, unsigned offset, unsigned size);

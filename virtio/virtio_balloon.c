@@ -16,6 +16,7 @@
 #include "mm/page_alloc.h"  // page_alloc, page_free, stats
 #include "virtio/balloon.h" // balloon_*
 #include "virtio/virtio.h"  // virtio_*
+#include "virtio/virtio_balloon_hint.h" // balloon_hint_*, struct virtio_balloon_config
 
 /* feature bits (5.5.3) */
 #define BALLOON_F_MUST_TELL_HOST 0
@@ -25,14 +26,6 @@
 #define BALLOON_F_PAGE_POISON 4
 #define BALLOON_F_REPORTING 5
 
-/* The device configuration (5.5.4). */
-struct virtio_balloon_config {
-    uint32_t num_pages;             /* the host's target */
-    uint32_t actual;                /* what the driver says it holds */
-    uint32_t free_page_hint_cmd_id; /* BALLOON_F_FREE_PAGE_HINT */
-    uint32_t poison_val;            /* BALLOON_F_PAGE_POISON */
-} __attribute__((packed));
-
 #define QUEUE_INFLATE 0
 #define QUEUE_DEFLATE 1
 #define QUEUE_STATS 2
@@ -41,6 +34,7 @@ struct virtio_balloon_config {
 #define FREEZE_TIMEOUT_MS 10000
 #define BALLOON_TAKE_ORDER 10 /* 4 MiB: one full request */
 #define WORK_REQUESTS 16      /* requests per run of the work item */
+#define HINT_WORDS_OFFSET 2048 /* in the stats page: the hint commands' words */
 
 static struct {
     struct virtio_device *device;
@@ -229,7 +223,9 @@ static void balloon_work(void *context)
         balloon.config_changed = 0;
         balloon_set_target(&balloon.core,
                            (uint32_t)VIRTIO_READ_CONFIG(balloon.device, struct virtio_balloon_config, num_pages));
+        balloon_hint_config(balloon.reserve_pages);
     }
+    balloon_hint_drain();
     /* one request at a time, collecting answers between them: under TCG
      * QEMU handles a request while the kick is written, so `actual`
      * moves after the first 4 MiB; a host that answers later still finds
@@ -271,8 +267,20 @@ static void config_interrupt(struct virtio_device *device)
     work_schedule(&balloon.work);
 }
 
-static uint64_t deflate_on_oom(unsigned order)
+/* An allocation failed: a free page hinting round ends first (its blocks
+ * are free memory, lent only for the migration), then the balloon
+ * deflates when the device allows it. */
+static uint64_t balloon_oom(unsigned order)
 {
+    uint64_t hinted = balloon_hint_reclaim();
+
+    if (hinted) {
+        klog("balloon: free page hinting ended early, %llu pages back", (unsigned long long)hinted);
+        if (hinted >= (1ull << order))
+            return hinted;
+    }
+    if (!balloon.device || !virtio_has_feature(balloon.device, BALLOON_F_DEFLATE_ON_OOM))
+        return hinted;
     uint32_t wanted = (1u << order) > 256 ? 1u << order : 256;
     uint32_t given = balloon_reclaim(&balloon.core, wanted);
 
@@ -280,22 +288,26 @@ static uint64_t deflate_on_oom(unsigned order)
         klog("balloon: gave %u pages back on OOM", given);
         work_schedule(&balloon.work); /* tell the host */
     }
-    return given;
+    return hinted + given;
 }
 
 /* ---- probe and power management --------------------------------------- */
 
 static int start(struct virtio_device *device)
 {
-    struct virtio_queue_request requests[4] = {
-        { 0, 0, queue_interrupt }, { 0, 0, queue_interrupt },
+    struct virtio_queue_request requests[5] = {
+        { 0, 0, queue_interrupt }, { 0, 0, queue_interrupt }, { 0, 0, queue_interrupt },
         { 0, 0, queue_interrupt }, { 0, 0, queue_interrupt },
     };
     unsigned count = 2;
+    int hint_queue = -1;
 
+    /* queues in the order of 5.5.2, each only with its feature */
     balloon.stats_queue = balloon.reporting_queue = -1;
     if (virtio_has_feature(device, BALLOON_F_STATS_VQ))
         balloon.stats_queue = (int)count++;
+    if (virtio_has_feature(device, BALLOON_F_FREE_PAGE_HINT))
+        hint_queue = (int)count++;
     if (virtio_has_feature(device, BALLOON_F_REPORTING))
         balloon.reporting_queue = (int)count++;
     if (virtio_setup_queues(device, count, requests) != 0)
@@ -304,6 +316,7 @@ static int start(struct virtio_device *device)
         balloon.reports[i].busy = 0;
     balloon.stats_posted = 0;
     balloon.frozen = 0;
+    balloon_hint_start(device, hint_queue, (uint32_t *)(uintptr_t)(balloon.stats_page + HINT_WORDS_OFFSET));
     virtio_device_ready(device);
     balloon.config_changed = 1; /* read the target the device has now */
     work_schedule(&balloon.work);
@@ -329,11 +342,6 @@ static int balloon_probe(struct virtio_device *device)
         device->error = "only one balloon is driven";
         return -1;
     }
-    /* the reporting queue would follow the free page hint queue, which we
-     * do not set up; without it, reporting stays off */
-    if (virtio_has_feature(device, BALLOON_F_REPORTING) &&
-        (device->device_features >> BALLOON_F_FREE_PAGE_HINT) & 1)
-        device->features &= ~(1ull << BALLOON_F_REPORTING);
     balloon.batch_memory = page_alloc(3, PAGE_TAG_KERNEL);
     balloon.stats_page = page_alloc(0, PAGE_TAG_KERNEL);
     if (!balloon.batch_memory || !balloon.stats_page) {
@@ -355,8 +363,9 @@ static int balloon_probe(struct virtio_device *device)
         release_pages();
         return -1;
     }
-    if (virtio_has_feature(device, BALLOON_F_DEFLATE_ON_OOM))
-        page_alloc_set_oom_handler(deflate_on_oom);
+    if (virtio_has_feature(device, BALLOON_F_DEFLATE_ON_OOM) ||
+        virtio_has_feature(device, BALLOON_F_FREE_PAGE_HINT))
+        page_alloc_set_oom_handler(balloon_oom);
     klog("balloon: reserve %llu pages, batch %u x %u", (unsigned long long)balloon.reserve_pages,
          balloon.core.batch_size, balloon.core.max_in_flight);
     return 0;
@@ -369,6 +378,9 @@ static int balloon_freeze(struct virtio_device *device)
     uint64_t deadline = clock_ns() + balloon.freeze_timeout_ms * 1000000;
 
     balloon.frozen = 1; /* the work item stays out of the way */
+    /* a hinting round ends before the image: its blocks are free memory
+     * again when the snapshot is taken (docs/balloon.md) */
+    balloon_hint_quiesce(deadline);
     while ((balloon_requests_in_flight(&balloon.core) || balloon_reports_busy(balloon.reports)) &&
            clock_ns() < deadline) {
         drain_queue(QUEUE_INFLATE);
@@ -379,6 +391,7 @@ static int balloon_freeze(struct virtio_device *device)
     }
     int timed_out = balloon_requests_in_flight(&balloon.core) || balloon_reports_busy(balloon.reports);
     virtio_delete_queues(device); /* the reset: no answer comes after this */
+    balloon_hint_reset();
     balloon.hold_reports = 0;
     if (!timed_out)
         return 0;
@@ -431,6 +444,8 @@ static void balloon_remove(struct virtio_device *device)
 
     (void)device;
     balloon_discard_all(&balloon.core);
+    balloon_hint_reset();
+    balloon_hint_start(0, -1, 0);
     balloon.frozen = 1; /* the work item stays out of the way */
     release_pages();
     klog("balloon: device gone, %u ballooned pages back to the allocator", discarded);
@@ -440,7 +455,8 @@ static const struct virtio_driver balloon_driver = {
     .name = "virtio-balloon",
     .device_type = VIRTIO_TYPE_BALLOON,
     .features = (1ull << BALLOON_F_MUST_TELL_HOST) | (1ull << BALLOON_F_STATS_VQ) |
-                (1ull << BALLOON_F_DEFLATE_ON_OOM) | (1ull << BALLOON_F_REPORTING),
+                (1ull << BALLOON_F_DEFLATE_ON_OOM) | (1ull << BALLOON_F_FREE_PAGE_HINT) |
+                (1ull << BALLOON_F_REPORTING),
     .feature_names = balloon_feature_names,
     .probe = balloon_probe,
     .freeze = balloon_freeze,
@@ -473,6 +489,7 @@ int virtio_balloon_get_info(struct virtio_balloon_info *info)
         .reported_pages = balloon.reported_pages,
         .stats_updates = balloon.stats_updates,
     };
+    info->hint_state = balloon_hint_state(&info->hint_held_pages, &info->hint);
     return 0;
 }
 

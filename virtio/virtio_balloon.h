@@ -9,7 +9,8 @@
 
 #include <stdint.h>
 
-#include "virtio/balloon.h" // struct balloon_stats
+#include "virtio/balloon.h"      // struct balloon_stats
+#include "virtio/balloon_hint.h" // struct hint_stats
 
 #define BALLOON_DEFAULT_RESERVE_MIB 16
 
@@ -24,6 +25,9 @@ struct virtio_balloon_info {
     const struct virtio_feature_name *feature_names; /* ends with a NULL name */
     struct balloon_stats core;
     uint64_t reported_pages, stats_updates;
+    const char *hint_state; /* off, idle, sending, holding */
+    uint64_t hint_held_pages;
+    struct hint_stats hint;
 };
 
 /* Registers the driver; the boot option balloon_reserve=MIB sets the

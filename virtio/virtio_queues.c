@@ -207,6 +207,11 @@ void virtio_notify(struct virtio_device *d, unsigned queue)
         d->transport->notify(d, queue);
 }
 
+void virtio_notify_always(struct virtio_device *d, unsigned queue)
+{
+    d->transport->notify(d, queue);
+}
+
 uint16_t virtio_queue_max_size(struct virtio_device *d, unsigned index)
 {
     return d->transport->queue_max_size(d, index);

@@ -625,6 +625,39 @@ class Guest:
         self.close()
 
 
+def wait_path(path, timeout=30, alive=lambda: True):
+    """Polls until `path` exists (a socket QEMU creates); raises on timeout."""
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(path):
+        if time.monotonic() >= deadline or not alive():
+            raise GuestTimeout("%s did not appear within %.1fs" % (path, timeout))
+        time.sleep(0.05)  # bounded poll until QEMU creates it
+
+
+def migrate(source, destination, socket_path, timeout=300, parameters=None):
+    """Live-migrates `source` to `destination` (started with `-incoming
+    unix:socket_path`) and polls query-migrate until it is completed
+    (QEMU-NOTES.md, Live migration on one host). Returns query-migrate's
+    last answer; raises GuestError when it failed or ran past timeout."""
+    destination.connect_qmp()
+    wait_path(socket_path, alive=lambda: destination.proc.poll() is None)
+    if parameters:
+        source.qmp("migrate-set-parameters", **parameters)
+    source.qmp("migrate", uri="unix:" + socket_path)
+    deadline = time.monotonic() + timeout
+    while True:
+        info = source.qmp("query-migrate")
+        status = info.get("status")
+        if status == "completed":
+            return info
+        if status in ("failed", "cancelled"):
+            raise GuestError("migration %s: %r\n%s" % (status, info, source.tail()))
+        if time.monotonic() >= deadline:
+            raise GuestTimeout("migration still %s after %.0fs: %r\n%s"
+                               % (status, timeout, info, source.tail()))
+        time.sleep(0.1)  # bounded poll of the source's migration state
+
+
 def _killpg(pgid, sig):
     try:
         os.killpg(pgid, sig)
