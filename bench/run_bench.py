@@ -37,7 +37,15 @@ NOTES = [
     "first touch of each fresh 2 MiB of guest RAM (the host backs it then, "
     "milliseconds each: the page allocator writes its metadata per 2 MiB "
     "chunk on first split, so set-up touches a few hundred KiB at any RAM "
-    "size). The clocks take 0.5 ms (TSC) and 0.5 ms (APIC timer). On this "
+    "size). The clocks take 0.5 ms (TSC) and 0.5 ms (APIC timer). Since "
+    "images are authenticated (docs/security.md), every boot also draws 48 "
+    "random bytes (0.3 ms through EFI_RNG_PROTOCOL) and rewrites the image "
+    "key's UEFI variable before ExitBootServices, as the issue requires: "
+    "about 14 ms under TCG, all of it in OVMF's variable driver and QEMU's "
+    "pflash emulation (each flash write a trap to QEMU, which writes the "
+    "vars file back); without an entropy source the boot only deletes the "
+    "variable (0.5 ms). The figure without those firmware calls is shown "
+    "beside the whole; the 20 ms goal holds for that part only. On this "
     "shared 2-core machine other guests preempt the vCPU, so single boots "
     "spread widely; the median is the figure. The firmware's ~4.5 s under "
     "TCG dwarfs all of it.",
@@ -153,14 +161,23 @@ def boot_guest(name, **kwargs):
     return guest, time.monotonic() - started, harness.parse_banner(boot)
 
 
+IMAGE_KEY_LINE = re.compile(r"image_key [^\r\n]*random_us=(\d+) variable_us=(\d+)")
+
+
 def measure_boot(figures):
-    kernel_ms, total_s = [], []
+    kernel_ms, total_s, key_ms = [], [], []
     for run in range(RUNS):
         guest, seconds, banner = boot_guest("boot%d" % run)
         with guest:
             kernel_ms.append(int(banner["boot_us"]) / 1000)
             total_s.append(seconds)
+            key = IMAGE_KEY_LINE.search(guest.output)
+            key_ms.append((int(key.group(1)) + int(key.group(2))) / 1000)
     figures.add("boot", "kernel boot (efi_main to prompt)", "ms", kernel_ms)
+    figures.add("boot", "of which the image key in efi_main (random bytes, the UEFI variable)", "ms", key_ms,
+                "the `image_key` line's random_us + variable_us")
+    figures.add("boot", "kernel boot without the image key's firmware calls", "ms",
+                [total - key for total, key in zip(kernel_ms, key_ms)], "goal: under %d ms" % BOOT_GOAL_MS)
     figures.add("boot", "QEMU start to prompt (firmware included)", "s", total_s)
     figures.add("boot", "torpor.efi size", "KiB",
                 [os.path.getsize(os.path.join(REPO, "build", "torpor.efi")) / 1024])
@@ -690,7 +707,8 @@ GOALS = [
      ("balloon", ("first inflate after boot, ", "deflate, ", "repeated inflate, ", "deflate again, ")),
      lambda name, unit, median: unit != "MiB/s" or median >= 2200),
     ("kernel boot under %d ms at 1 GiB" % BOOT_GOAL_MS,
-     ("boot", (BOOT_RAM_FIGURE.format(x=1),)), lambda name, unit, median: median < BOOT_GOAL_MS),
+     ("boot", (BOOT_RAM_FIGURE.format(x=1), "kernel boot without the image key")),
+     lambda name, unit, median: median < BOOT_GOAL_MS),
     ("writer and reader at least %d%% of min(blk bench, hash bench)" % GOAL_SHARE,
      ("hibernate", ("writer as share of min", "reader as share of min")),
      lambda name, unit, median: median >= GOAL_SHARE),

@@ -52,30 +52,28 @@ static int rdrand_fill(uint8_t *out, UINTN bytes)
     return 0;
 }
 
-/* The first source that works, tried once at boot (the order). */
-static uint32_t pick_source(EFI_BOOT_SERVICES *boot, EFI_RNG_PROTOCOL **rng)
+static inline uint64_t read_tsc(void)
 {
-    uint8_t probe[8];
+    uint32_t low, high;
 
-    if (!EFI_ERROR(boot->LocateProtocol(&rng_protocol_guid, 0, (void **)rng)) && *rng &&
-        !EFI_ERROR((*rng)->GetRNG(*rng, 0, sizeof(probe), probe))) {
-        secret_erase(probe, sizeof(probe));
-        return IMAGE_KEY_SOURCE_RNG_PROTOCOL;
-    }
-    if (cpu_has_rdrand() && rdrand_fill(probe, sizeof(probe)) == 0) {
-        secret_erase(probe, sizeof(probe));
-        return IMAGE_KEY_SOURCE_RDRAND;
-    }
-    return IMAGE_KEY_SOURCE_NONE;
+    __asm__ volatile("rdtsc" : "=a"(low), "=d"(high));
+    return ((uint64_t)high << 32) | low;
 }
 
-static int random_bytes(uint32_t source, EFI_RNG_PROTOCOL *rng, uint8_t *out, UINTN bytes)
+/* Every random byte the boot needs (a new chain and a new secret), from
+ * the first source that gives them, in the issue's order: one request,
+ * since each GetRNG is a round trip to the virtio-rng device (about a
+ * millisecond under TCG). Returns the source, or none. */
+static uint32_t draw_random(EFI_BOOT_SERVICES *boot, uint8_t *out, UINTN bytes)
 {
-    if (source == IMAGE_KEY_SOURCE_RNG_PROTOCOL)
-        return EFI_ERROR(rng->GetRNG(rng, 0, bytes, out)) ? -1 : 0; /* NULL: the default algorithm */
-    if (source == IMAGE_KEY_SOURCE_RDRAND)
-        return rdrand_fill(out, bytes);
-    return -1;
+    EFI_RNG_PROTOCOL *rng = 0;
+
+    if (!EFI_ERROR(boot->LocateProtocol(&rng_protocol_guid, 0, (void **)&rng)) && rng &&
+        !EFI_ERROR(rng->GetRNG(rng, 0, bytes, out))) /* NULL: the default algorithm */
+        return IMAGE_KEY_SOURCE_RNG_PROTOCOL;
+    if (cpu_has_rdrand() && rdrand_fill(out, bytes) == 0)
+        return IMAGE_KEY_SOURCE_RDRAND;
+    return IMAGE_KEY_SOURCE_NONE;
 }
 
 /* The record in the variable, if it is one of ours: 64 bytes, our magic
@@ -124,10 +122,13 @@ static EFI_STATUS delete_record(EFI_RUNTIME_SERVICES *runtime)
 void efi_image_key_setup(EFI_SYSTEM_TABLE *system, struct boot_image_keys *keys)
 {
     EFI_RUNTIME_SERVICES *runtime = system->RuntimeServices;
-    EFI_RNG_PROTOCOL *rng = 0;
+    uint8_t random[IMAGE_KEY_CHAIN_BYTES + IMAGE_KEY_SECRET_BYTES];
     EFI_STATUS status;
 
-    keys->source = pick_source(system->BootServices, &rng);
+    uint64_t started = read_tsc();
+    keys->source = draw_random(system->BootServices, random, sizeof(random));
+    uint64_t drawn = read_tsc();
+    keys->random_tsc = drawn - started;
     if (read_record(runtime, &keys->resume) == 0)
         keys->flags |= BOOT_IMAGE_KEY_RESUME;
 
@@ -138,11 +139,13 @@ void efi_image_key_setup(EFI_SYSTEM_TABLE *system, struct boot_image_keys *keys)
             next->chain[i] = keys->resume.chain[i];
         next->counter = keys->resume.counter + 1;
     } else if (fresh) {
-        fresh = random_bytes(keys->source, rng, next->chain, sizeof(next->chain)) == 0;
+        for (int i = 0; i < IMAGE_KEY_CHAIN_BYTES; i++)
+            next->chain[i] = random[i];
         next->counter = 1;
     }
-    if (fresh)
-        fresh = random_bytes(keys->source, rng, next->secret, sizeof(next->secret)) == 0;
+    for (int i = 0; fresh && i < IMAGE_KEY_SECRET_BYTES; i++)
+        next->secret[i] = random[IMAGE_KEY_CHAIN_BYTES + i];
+    secret_erase(random, sizeof(random));
 
     if (fresh) {
         status = write_record(runtime, next);
@@ -159,4 +162,5 @@ void efi_image_key_setup(EFI_SYSTEM_TABLE *system, struct boot_image_keys *keys)
     }
     if (!(keys->flags & BOOT_IMAGE_KEY_WRITE))
         secret_erase(next, sizeof(*next));
+    keys->variable_tsc = read_tsc() - drawn;
 }

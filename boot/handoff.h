@@ -67,6 +67,8 @@ struct boot_image_keys {
     uint32_t flags;          /* BOOT_IMAGE_KEY_* */
     uint32_t set_status;     /* low 32 bits of the failing EFI_STATUS, or 0 */
     uint32_t reserved;
+    uint64_t random_tsc;     /* TSC ticks spent drawing the random bytes */
+    uint64_t variable_tsc;   /* and reading, writing or deleting the variable */
     struct image_key resume; /* the key an image on the disk may carry */
     struct image_key write;  /* the key this boot's images are written with */
 };

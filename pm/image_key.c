@@ -9,6 +9,7 @@
  */
 #include "pm/image_key.h"
 
+#include "arch/x86/clock.h"   // clock_tsc_to_ns
 #include "console/console.h" // console_printf
 #include "crypto/secret.h"   // secret_erase
 #include "mm/page_alloc.h"   // page_alloc, PAGE_TAG_SECRET
@@ -76,6 +77,10 @@ void image_key_take(struct boot_handoff *handoff)
         console_printf(" set_failed=1 status=0x%x", boot->set_status);
     if (!page)
         console_printf(" no_page=1");
+    /* what the firmware took for it, inside the boot's boot_us */
+    console_printf(" random_us=%llu variable_us=%llu",
+                   (unsigned long long)(clock_tsc_to_ns(boot->random_tsc) / 1000),
+                   (unsigned long long)(clock_tsc_to_ns(boot->variable_tsc) / 1000));
     if (!have_write)
         console_printf(" (images will not be authenticated)");
     console_printf("\n");
