@@ -8,11 +8,9 @@ lost, and the balloon follows targets exactly again)."""
 
 import re
 
-import pytest
-
 import harness
 from test_hibernate import hibernate_ok, values, wait_balloon
-from test_resume import resume_ok, swap_args
+from test_resume import resume_ok
 
 MIB = 1 << 20
 FAILED_RE = re.compile(r"(?m)^hibernate failed reason=(\S+)(.*?)\r?\n")

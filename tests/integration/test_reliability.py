@@ -17,7 +17,7 @@ import signal
 import pytest
 
 import harness
-from test_hibernate import OK_RE, hibimg, hibernate_ok, wait_balloon
+from test_hibernate import hibimg, hibernate_ok, wait_balloon
 from test_resume import REFUSED_RE, RESUME_OK_RE, resume_ok
 
 MIB = 1 << 20

@@ -10,7 +10,6 @@ guest boots fresh, and the image is kept for tools/hibimg."""
 
 import os
 import re
-import shutil
 
 import pytest
 
