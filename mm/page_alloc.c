@@ -110,14 +110,22 @@ static struct buddy_zone *zone_of(uint64_t pfn)
     return 0;
 }
 
-static uint64_t try_alloc(unsigned order, uint8_t tag)
+/* The first zone, in address order, where `alloc` (buddy_alloc or
+ * buddy_alloc_pages) finds a block; its address, or 0. */
+static uint64_t alloc_in_zones(int (*alloc)(struct buddy_zone *, unsigned, uint8_t, uint64_t *),
+                               unsigned order, uint8_t tag)
 {
     uint64_t pfn;
 
     for (unsigned z = 0; z < zone_count; z++)
-        if (buddy_alloc(&zones[z], order, tag, &pfn) == 0)
+        if (alloc(&zones[z], order, tag, &pfn) == 0)
             return pfn * PAGE_SIZE;
     return 0;
+}
+
+static uint64_t try_alloc(unsigned order, uint8_t tag)
+{
+    return alloc_in_zones(buddy_alloc, order, tag);
 }
 
 uint64_t page_alloc(unsigned order, uint8_t tag)
@@ -137,12 +145,7 @@ uint64_t page_alloc(unsigned order, uint8_t tag)
 
 static uint64_t alloc_pages(unsigned order, uint8_t tag)
 {
-    uint64_t pfn;
-
-    for (unsigned z = 0; z < zone_count; z++)
-        if (buddy_alloc_pages(&zones[z], order, tag, &pfn) == 0)
-            return pfn * PAGE_SIZE;
-    return 0;
+    return alloc_in_zones(buddy_alloc_pages, order, tag);
 }
 
 unsigned page_alloc_run(unsigned wanted, unsigned max_order, uint64_t keep_free,
