@@ -33,7 +33,7 @@ KERNEL_ASM_SOURCES := $(wildcard boot/*.asm arch/x86/*.asm)
 KERNEL_OBJECTS := $(KERNEL_C_SOURCES:%.c=$(BUILD)/kernel/%.o) \
 	$(KERNEL_ASM_SOURCES:%.asm=$(BUILD)/kernel/%.asm.o)
 
-.PHONY: all deps run test unit-test integration-test bench bench-image bench-migration bench-compare soak faults crash clean
+.PHONY: all deps run test unit-test integration-test bench bench-image bench-migration bench-protection bench-compare soak faults crash clean
 all: $(BUILD)/torpor.efi $(BUILD)/esp.img $(BUILD)/hibimg
 
 deps:
@@ -237,6 +237,11 @@ crash: deps all
 # in a CSV; make bench writes them into docs/benchmarks.md with the rest.
 bench-migration: deps all
 	BENCH_ONLY=migration QUICK=$(QUICK) $(PYTHON) bench/run_bench.py
+
+# Only the protection rows (plain, authenticated and encrypted images),
+# printed and in a CSV; make bench writes them into docs/benchmarks.md.
+bench-protection: deps all
+	BENCH_ONLY=protection QUICK=$(QUICK) $(PYTHON) bench/run_bench.py
 
 # make bench-compare OLD.csv NEW.csv: the ratio per figure
 bench-compare:

@@ -35,6 +35,10 @@
 #define WRITER_STACK_BYTES (64 * 1024)
 #define INDEX_MARGIN_PAGES 4096 /* pages that may appear between count and snapshot */
 #define BOUNCE_PAGES 256        /* ciphertext waiting for the disk, when encrypting */
+/* Data writes on the disk at once. More do not write faster: QEMU's I/O
+ * threads then copy into the host's page cache side by side and slow each
+ * other down (docs/benchmarks.md, "Hibernate"). */
+#define DATA_WRITES_IN_FLIGHT 4
 
 static hibernate_platform_resume_fn platform_resume;
 
@@ -50,6 +54,7 @@ struct writer {
     struct image_index_entry *index;
     uint64_t capacity;          /* index entries the region holds */
     uint64_t count, zero_pages;
+    uint64_t sealed;            /* entries before this one are sealed (seal_next) */
     struct blk_writer *blk;
     struct blk_disk *disk;
     const char *reason;         /* why it failed */
@@ -118,10 +123,12 @@ static int count_saved_pages(void *context, uint64_t pfn, uint64_t count, enum b
 static int add_data_page(struct writer *w, uint64_t address);
 static void *next_bounce_page(struct writer *w);
 
-/* An authenticated image's page: the zero test alone first (most pages
- * in use fail it at their first words), then the tag of the bytes as they
- * go to the disk; encrypted, those are the ciphertext. */
-HOT_PATH static int save_authenticated(struct writer *w, struct image_index_entry *e, uint64_t address)
+/* A page's entry and data. The zero test alone (most pages in use fail
+ * it at their first words); a page with data goes to the disk as it is,
+ * and its checksum or tag is made while the disk makes the writer wait
+ * (seal_next). Encrypted, the ciphertext goes out from a bounce page that
+ * is soon used again, so its tag is made at once. */
+HOT_PATH static int save_page(struct writer *w, struct image_index_entry *e, uint64_t address)
 {
     const void *page = (const void *)(uintptr_t)address;
 
@@ -135,9 +142,9 @@ HOT_PATH static int save_authenticated(struct writer *w, struct image_index_entr
         if (!bounce)
             return -1;
         page_cipher_xor(w->cipher, IMAGE_ENTRY_PFN(e->pfn_and_flags), page, bounce);
+        image_entry_seal(e, bounce, w->mac);
         page = bounce;
     }
-    image_entry_seal(e, page, w->mac);
     return add_data_page(w, (uint64_t)(uintptr_t)page);
 }
 
@@ -157,28 +164,40 @@ HOT_PATH static int save_block(void *context, uint64_t pfn, uint64_t count, enum
             fail(w, "index-overflow", 0);
             return -1;
         }
-        uint64_t address = (pfn + i) * PAGE_SIZE;
         struct image_index_entry *e = &w->index[w->count++];
-        if (w->mac) {
-            *e = (struct image_index_entry){ .pfn_and_flags = (pfn + i) << IMAGE_ENTRY_FLAG_BITS };
-            if (save_authenticated(w, e, address) != 0)
-                return -1;
-            continue;
-        }
-        int zero;
-        uint64_t checksum = image_page_summary((const void *)(uintptr_t)address, &zero);
-        if (zero) {
-            *e = (struct image_index_entry){ .pfn_and_flags = ((pfn + i) << IMAGE_ENTRY_FLAG_BITS) |
-                                                              IMAGE_ENTRY_ZERO };
-            w->zero_pages++;
-        } else {
-            *e = (struct image_index_entry){ .pfn_and_flags = (pfn + i) << IMAGE_ENTRY_FLAG_BITS };
-            e->checksum = checksum;
-            if (add_data_page(w, address) != 0)
-                return -1;
-        }
+        *e = (struct image_index_entry){ .pfn_and_flags = (pfn + i) << IMAGE_ENTRY_FLAG_BITS };
+        if (save_page(w, e, (pfn + i) * PAGE_SIZE) != 0)
+            return -1;
     }
     return 0;
+}
+
+/* Makes the checksum or tag of the next page that went out as it is in
+ * memory (any data page but an encrypted image's); 0 when every entry so
+ * far has one. Memory is frozen, so those are the bytes the disk got,
+ * whenever they are read. */
+HOT_PATH static int seal_next(struct writer *w)
+{
+    if (w->cipher)
+        return 0;
+    for (; w->sealed < w->count; w->sealed++) {
+        struct image_index_entry *e = &w->index[w->sealed];
+        if (e->pfn_and_flags & IMAGE_ENTRY_ZERO)
+            continue;
+        image_entry_seal(e, (const void *)(uintptr_t)(IMAGE_ENTRY_PFN(e->pfn_and_flags) * PAGE_SIZE),
+                         w->mac);
+        w->sealed++;
+        return 1;
+    }
+    return 0;
+}
+
+/* Until fewer than `writes` requests are on the disk, seals entries
+ * instead of waiting idle; returns early once none is left to seal. */
+HOT_PATH static void seal_while_writing(struct writer *w, unsigned writes)
+{
+    while (blk_writer_in_flight(w->blk) >= writes && seal_next(w))
+        ;
 }
 
 /* ---- writing ----------------------------------------------------------- */
@@ -192,14 +211,24 @@ static int fail(struct writer *w, const char *reason, int blk_error)
     return -1;
 }
 
+/* The reason for the writer's first failed request, whichever call saw it. */
+static int fail_request(struct writer *w, int blk_error)
+{
+    int flush_failed = blk_writer_failed_type(w->blk) == BLK_TYPE_FLUSH;
+
+    return fail(w, flush_failed ? "flush-error" : "write-error", blk_error);
+}
+
 /* Sends the request being built, at the sector it was built for. */
 static int submit_built(struct writer *w, struct blk_request_builder *b, uint64_t *sector)
 {
     if (!b->count)
         return 0;
+    if (b == w->data)
+        seal_while_writing(w, DATA_WRITES_IN_FLIGHT);
     int result = blk_writer_submit(w->blk, BLK_TYPE_OUT, *sector, b->segments, b->count);
     if (result != 0)
-        return fail(w, "write-error", result);
+        return fail_request(w, result);
     *sector += b->bytes / BLK_SECTOR_SIZE;
     blk_builder_reset(b);
     return 0;
@@ -242,7 +271,7 @@ static int flush(struct writer *w)
     int result = blk_writer_wait_all(w->blk, &w->failed_sector);
 
     if (result != 0)
-        return fail(w, "write-error", result);
+        return fail_request(w, result);
     result = blk_writer_submit(w->blk, BLK_TYPE_FLUSH, 0, 0, 0);
     if (result == 0)
         result = blk_writer_wait_all(w->blk, &w->failed_sector);
@@ -265,7 +294,7 @@ static void *next_bounce_page(struct writer *w)
             return 0;
         int result = blk_writer_wait_all(w->blk, &w->failed_sector);
         if (result != 0) {
-            fail(w, "write-error", result);
+            fail_request(w, result);
             return 0;
         }
         w->bounce_used = 0;
@@ -338,6 +367,18 @@ static int write_image(void *context)
         return -1;
     if (w->count != pages)
         return fail(w, "index-overflow", 0); /* cannot be: nothing changed since the count */
+    /* The last writes finish while the CPU seals on. Then a flush the
+     * writer does not wait for: the host writes the data out of its cache
+     * (QEMU's default cache=writeback) while the last entries are sealed.
+     * The flush after the index is the one that makes all stable. */
+    seal_while_writing(w, 1);
+    int result = blk_writer_wait_all(w->blk, &w->failed_sector);
+    if (result == 0)
+        result = blk_writer_submit(w->blk, BLK_TYPE_FLUSH, 0, 0, 0);
+    if (result != 0)
+        return fail_request(w, result);
+    while (seal_next(w))
+        ;
     image_layout(h, w->count, w->zero_pages);
     if (write_contiguous(w, h->index_sector, (uint64_t)(uintptr_t)w->index,
                          image_index_bytes(w->count) / PAGE_SIZE) != 0 ||

@@ -5,7 +5,7 @@
  */
 #include "pm/image.h"
 
-#include "lib/hash.h"      // hash64, hash64_zero_test
+#include "lib/hash.h"      // hash64
 #include "lib/hot_path.h"  // HOT_PATH
 
 static const char *const refusal_texts[IMAGE_REFUSAL_COUNT] = {
@@ -54,11 +54,6 @@ HOT_PATH int image_page_is_zero(const void *page)
         if (words[i] | words[i + 1] | words[i + 2] | words[i + 3])
             return 0;
     return 1;
-}
-
-HOT_PATH uint64_t image_page_summary(const void *page, int *is_zero)
-{
-    return hash64_zero_test(page, IMAGE_PAGE_SIZE, IMAGE_CHECKSUM_SEED, is_zero);
 }
 
 uint64_t image_index_bytes(uint64_t page_count)

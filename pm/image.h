@@ -52,9 +52,6 @@ const char *image_refusal_text(enum image_refusal refusal);
 uint64_t image_checksum(const void *data, size_t bytes);
 /* Stops at the first non-zero word: cheap for most pages in use. */
 int image_page_is_zero(const void *page);
-/* Both in one pass over the page (the writer reads each page once):
- * returns image_checksum of the page, and sets *is_zero. */
-uint64_t image_page_summary(const void *page, int *is_zero);
 
 /* Index size on disk, rounded up to whole pages. */
 uint64_t image_index_bytes(uint64_t page_count);

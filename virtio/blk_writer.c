@@ -7,7 +7,6 @@
 #include "virtio/blk_writer.h"
 
 #include "arch/x86/clock.h"    // clock_ns
-#include "arch/x86/cpu.h"      // cpu_relax
 #include "lib/error.h"         // ERROR_*
 #include "lib/string.h"        // memset
 #include "mm/page.h"           // PAGE_SIZE
@@ -31,6 +30,7 @@ struct blk_writer {
     } slots[WRITER_SLOTS];
     int error;
     uint64_t error_sector;
+    uint32_t error_type; /* BLK_TYPE_OUT or BLK_TYPE_FLUSH: what failed first */
     struct blk_stats stats; /* the disk's own counters are not touched while the image is written */
 };
 
@@ -105,6 +105,7 @@ static unsigned writer_poll(struct blk_writer *w)
         if (result != 0 && !w->error) {
             w->error = result;
             w->error_sector = w->slots[i].sector;
+            w->error_type = w->slots[i].header.type;
         }
         w->slots[i].busy = 0;
         done++;
@@ -112,7 +113,11 @@ static unsigned writer_poll(struct blk_writer *w)
     return done;
 }
 
-/* Polls until something completes, the ring breaks or time runs out. */
+/* Polls until something completes, the ring breaks or time runs out.
+ * No pause between polls: under QEMU's TCG each pause leaves the
+ * translated code and takes QEMU's global lock, which the thread that
+ * completes these very requests needs; the writer spinning that way made
+ * the disk several times slower (docs/benchmarks.md, "Hibernate"). */
 static int writer_wait_one(struct blk_writer *w)
 {
     uint64_t deadline = clock_ns() + REQUEST_TIMEOUT_NS;
@@ -120,7 +125,6 @@ static int writer_wait_one(struct blk_writer *w)
     while (!writer_poll(w)) {
         if (vq_is_broken(&w->ring) || clock_ns() > deadline)
             return ERROR_DEVICE;
-        cpu_relax();
     }
     return 0;
 }
@@ -130,6 +134,7 @@ int blk_writer_submit(struct blk_writer *w, uint32_t type, uint64_t sector,
 {
     struct vq_buffer buffers[BLK_MAX_SEGMENTS + 2];
 
+    writer_poll(w); /* a failure found now sends nothing more after it */
     if (w->error)
         return w->error; /* the first failure ends the image */
     int checked = blk_request_check(&w->limits, type, sector, segments, count);
@@ -159,6 +164,21 @@ int blk_writer_submit(struct blk_writer *w, uint32_t type, uint64_t sector,
     w->slots[slot].busy = 1;
     virtio_private_notify(w->device, 0, &w->ring);
     return w->error;
+}
+
+unsigned blk_writer_in_flight(struct blk_writer *w)
+{
+    unsigned busy = 0;
+
+    writer_poll(w);
+    for (unsigned i = 0; i < WRITER_SLOTS; i++)
+        busy += w->slots[i].busy;
+    return busy;
+}
+
+uint32_t blk_writer_failed_type(const struct blk_writer *w)
+{
+    return w->error_type;
 }
 
 int blk_writer_wait_all(struct blk_writer *w, uint64_t *failed_sector)

@@ -26,6 +26,12 @@ void blk_writer_limits(const struct blk_writer *writer, struct blk_request_limit
  * first error any request of this writer met (the image is then lost). */
 int blk_writer_submit(struct blk_writer *writer, uint32_t type, uint64_t sector,
                       const struct blk_segment *segments, unsigned count);
+/* How many requests are still on the device (after taking back what it
+ * finished): a caller with other work does it instead of waiting. */
+unsigned blk_writer_in_flight(struct blk_writer *writer);
+/* What the first failed request was: BLK_TYPE_OUT or BLK_TYPE_FLUSH
+ * (meaningful once a call returned an error). */
+uint32_t blk_writer_failed_type(const struct blk_writer *writer);
 /* Waits for every request; returns the first error (and its sector). */
 int blk_writer_wait_all(struct blk_writer *writer, uint64_t *failed_sector);
 void blk_writer_finish(struct blk_writer *writer);
