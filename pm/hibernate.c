@@ -35,10 +35,12 @@
 #define WRITER_STACK_BYTES (64 * 1024)
 #define INDEX_MARGIN_PAGES 4096 /* pages that may appear between count and snapshot */
 #define BOUNCE_PAGES 256        /* ciphertext waiting for the disk, when encrypting */
-/* Data writes on the disk at once. More do not write faster: QEMU's I/O
- * threads then copy into the host's page cache side by side and slow each
- * other down (docs/benchmarks.md, "Hibernate"). */
-#define DATA_WRITES_IN_FLIGHT 4
+/* Data writes on the disk at once: one, while the CPU makes checksums or
+ * tags. With more, QEMU's I/O threads copy into the host's page cache
+ * side by side and contend for the file's lock; measured with QEMU's
+ * default cache=writeback, 2 in flight were already slower now and then
+ * and 64 up to 3 times (docs/benchmarks.md, "Hibernate"). */
+#define DATA_WRITES_IN_FLIGHT 1
 
 static hibernate_platform_resume_fn platform_resume;
 

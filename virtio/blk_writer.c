@@ -7,6 +7,7 @@
 #include "virtio/blk_writer.h"
 
 #include "arch/x86/clock.h"    // clock_ns
+#include "arch/x86/cpu.h"      // cpu_relax
 #include "lib/error.h"         // ERROR_*
 #include "lib/string.h"        // memset
 #include "mm/page.h"           // PAGE_SIZE
@@ -113,11 +114,7 @@ static unsigned writer_poll(struct blk_writer *w)
     return done;
 }
 
-/* Polls until something completes, the ring breaks or time runs out.
- * No pause between polls: under QEMU's TCG each pause leaves the
- * translated code and takes QEMU's global lock, which the thread that
- * completes these very requests needs; the writer spinning that way made
- * the disk several times slower (docs/benchmarks.md, "Hibernate"). */
+/* Polls until something completes, the ring breaks or time runs out. */
 static int writer_wait_one(struct blk_writer *w)
 {
     uint64_t deadline = clock_ns() + REQUEST_TIMEOUT_NS;
@@ -125,6 +122,7 @@ static int writer_wait_one(struct blk_writer *w)
     while (!writer_poll(w)) {
         if (vq_is_broken(&w->ring) || clock_ns() > deadline)
             return ERROR_DEVICE;
+        cpu_relax();
     }
     return 0;
 }
