@@ -15,12 +15,7 @@
 #include "pm/image.h"          // image_entry_matches, IMAGE_ENTRY_*
 #include "virtio/virtio_blk.h" // blk_*
 
-/* At most (the disk's free slots decide): enough to keep QEMU's I/O
- * threads busy while a request's pages are checked. With 64, their copies
- * into fresh guest memory took CPU the check needed; the authenticated
- * reader's median went 729 -> 686 ms at 768 MiB with 16, the plain one's
- * 561 -> 652 (5 rounds each, docs/benchmarks.md). */
-#define READS_IN_FLIGHT 16
+#define READS_IN_FLIGHT 64 /* at most; the disk's free slots decide */
 
 struct read_request {
     struct blk_request *request;
