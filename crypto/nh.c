@@ -34,9 +34,7 @@ static inline void store128(uint8_t *p, uint128_t value)
 }
 
 /* Aligned so that the loop (the function is under 1 KiB) never straddles
- * a 4 KiB page, which TCG runs several times slower (see lib/hash.c). One
- * pair per iteration measured faster under TCG than two pairs with all
- * eight loads grouped. */
+ * a 4 KiB page, which TCG runs several times slower (see lib/hash.c). */
 __attribute__((aligned(1024))) void nh_page(const uint64_t key[NH_KEY_WORDS], const void *page,
                                             uint8_t out[NH_OUTPUT_BYTES])
 {
@@ -44,13 +42,21 @@ __attribute__((aligned(1024))) void nh_page(const uint64_t key[NH_KEY_WORDS], co
     uint128_t sum0 = 0;
 
 #if NH_PASSES == 1
-    /* two pointers stepping side by side: under TCG a load from one
-     * register costs less than from base + index (measured) */
+    /* A cache line of the page per iteration, its eight loads first: on
+     * pages the host has not cached (the reader's, just written by the
+     * disk) the host overlaps their misses. Measured in the guest over 256
+     * MiB: 1.34 us a page, against 1.68 for one pair per iteration, which
+     * is as fast only on cached pages (docs/security.md). */
     const uint64_t *k = key;
-    for (const uint8_t *end = p + NH_PAGE_BYTES; p != end; p += 16, k += 2) {
-        uint64_t m0 = load64(p), m1 = load64(p + 8), k0 = k[0], k1 = k[1];
-        KEEP(m0, m1, k0, k1);
-        sum0 += (uint128_t)(m0 + k0) * (m1 + k1);
+    for (const uint8_t *end = p + NH_PAGE_BYTES; p != end; p += 64, k += 8) {
+        uint64_t m0 = load64(p), m1 = load64(p + 8), m2 = load64(p + 16), m3 = load64(p + 24);
+        uint64_t m4 = load64(p + 32), m5 = load64(p + 40), m6 = load64(p + 48), m7 = load64(p + 56);
+        KEEP(m0, m1, m2, m3);
+        KEEP(m4, m5, m6, m7);
+        sum0 += (uint128_t)(m0 + k[0]) * (m1 + k[1]);
+        sum0 += (uint128_t)(m2 + k[2]) * (m3 + k[3]);
+        sum0 += (uint128_t)(m4 + k[4]) * (m5 + k[5]);
+        sum0 += (uint128_t)(m6 + k[6]) * (m7 + k[7]);
     }
     store128(out, sum0);
 #else

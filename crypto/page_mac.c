@@ -55,7 +55,7 @@ void page_mac_key_erase(struct page_mac_key *key)
 void page_mac(struct page_mac_key *key, uint64_t frame, const void *page,
               uint8_t tag[PAGE_MAC_TAG_BYTES])
 {
-    uint8_t nh[NH_OUTPUT_BYTES], poly_key[POLY1305_KEY_BYTES];
+    uint8_t nh[NH_OUTPUT_BYTES];
 
     nh_page(key->nh_key, page, nh);
     /* four frames' pads per block: frame / 4 picks the block, frame mod 4 the pad */
@@ -68,11 +68,8 @@ void page_mac(struct page_mac_key *key, uint64_t frame, const void *page,
         key->pads_block = pad_block;
         key->pads_valid = 1;
     }
-    __builtin_memcpy(poly_key, key->page_r, 16);
-    __builtin_memcpy(poly_key + 16, key->pads + 16 * (frame % PADS_PER_BLOCK), 16);
-    poly1305_mac(poly_key, nh, sizeof(nh), tag);
+    poly1305_mac_block(key->page_r, key->pads + 16 * (frame % PADS_PER_BLOCK), nh, tag);
     secret_erase(nh, sizeof(nh));
-    secret_erase(poly_key, sizeof(poly_key));
 }
 
 void page_mac_buffer(const struct page_mac_key *key, uint32_t domain, const void *data,

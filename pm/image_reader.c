@@ -33,6 +33,25 @@ struct reads {
     uint64_t checked_data; /* data bytes of the entries before it */
 };
 
+#define LINES_AHEAD 8 /* of the next page, loaded before a page is checked */
+#define CACHE_LINE 64
+
+/* Loads the first lines of the page to be checked next, so the host starts
+ * fetching them while this one is checked; within a page its own
+ * prefetcher keeps up. The pages are cold on the host: QEMU's I/O threads
+ * wrote them. Measured in the guest over 256 MiB, NH took 1.18 us a page
+ * with these loads, 1.23 with prefetch instructions instead, 1.47 with
+ * neither. Every frame of the load plan is the reader's, so reading one
+ * whose data is still on its way is harmless. */
+static inline void touch_next_page(const struct image_reader *l, uint64_t next)
+{
+    if (next >= l->header->page_count)
+        return;
+    const volatile uint8_t *page = (const volatile uint8_t *)(uintptr_t)(l->load_pfn[next] * PAGE_SIZE);
+    for (unsigned line = 0; line < LINES_AHEAD; line++)
+        (void)page[line * CACHE_LINE];
+}
+
 /* Checks every page whose data has fully arrived (requests complete
  * oldest first, so everything below data_end is in memory); a page split
  * across two requests is checked after the second. */
@@ -45,6 +64,7 @@ HOT_PATH static int check_arrived(struct image_reader *l, struct reads *r, uint6
         if (r->checked_data + PAGE_SIZE > data_end)
             break;
         void *page = (void *)(uintptr_t)(l->load_pfn[r->next_check] * PAGE_SIZE);
+        touch_next_page(l, r->next_check + 1);
         if (!image_entry_matches(e, page, l->mac)) {
             l->bad_pfn = IMAGE_ENTRY_PFN(e->pfn_and_flags);
             return -1;
