@@ -152,6 +152,13 @@ endef
 $(foreach t,$(UNIT_TESTS),$(eval $(call unit_test_rule,$(t))))
 UNIT_BINARIES := $(UNIT_TESTS:%=$(BUILD)/host/test_%)
 
+# the page MAC's tests once more with NH's second pass (crypto/nh.h,
+# NH_PASSES): the one-line change to 2^-128 must keep working
+$(BUILD)/host/test_page_mac_two_passes: tests/unit/test_page_mac.c $(crypto_sources) $(wildcard */*.h tests/unit/*.h)
+	@mkdir -p $(dir $@)
+	$(HOST_CC) $(HOST_CFLAGS) -DNH_PASSES=2 $< $(crypto_sources) -o $@ $(HOST_LIBS)
+UNIT_BINARIES += $(BUILD)/host/test_page_mac_two_passes
+
 unit-test: $(UNIT_BINARIES)
 
 test: deps all unit-test

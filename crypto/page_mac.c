@@ -68,7 +68,8 @@ void page_mac(struct page_mac_key *key, uint64_t frame, const void *page,
         key->pads_block = pad_block;
         key->pads_valid = 1;
     }
-    poly1305_mac_block(key->page_r, key->pads + 16 * (frame % PADS_PER_BLOCK), nh, tag);
+    poly1305_mac_blocks(key->page_r, key->pads + 16 * (frame % PADS_PER_BLOCK), nh,
+                        NH_OUTPUT_BYTES / POLY1305_BLOCK_BYTES, tag);
     secret_erase(nh, sizeof(nh));
 }
 

@@ -187,14 +187,16 @@ __attribute__((aligned(2048))) void poly1305_mac(const uint8_t key[POLY1305_KEY_
     finish(&acc, load64(key + 16), load64(key + 24), tag);
 }
 
-void poly1305_mac_block(const uint8_t r[16], const uint8_t s[16],
-                        const uint8_t block_bytes[POLY1305_BLOCK_BYTES], uint8_t tag[POLY1305_TAG_BYTES])
+void poly1305_mac_blocks(const uint8_t r[16], const uint8_t s[16], const void *data, size_t blocks,
+                         uint8_t tag[POLY1305_TAG_BYTES])
 {
+    const uint8_t *p = data;
     const uint64_t r0 = load64(r) & 0x0ffffffc0fffffffull;
     const uint64_t r1 = load64(r + 8) & 0x0ffffffc0ffffffcull;
     struct accumulator acc = { 0, 0, 0 };
 
-    block(&acc, r0, r1, r1 + (r1 >> 2), load64(block_bytes), load64(block_bytes + 8), 1);
+    for (; blocks; blocks--, p += POLY1305_BLOCK_BYTES)
+        block(&acc, r0, r1, r1 + (r1 >> 2), load64(p), load64(p + 8), 1);
     finish(&acc, load64(s), load64(s + 8), tag);
 }
 

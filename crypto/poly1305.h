@@ -34,11 +34,11 @@ void poly1305_final(struct poly1305 *state, uint8_t tag[POLY1305_TAG_BYTES]);
 void poly1305_mac(const uint8_t key[POLY1305_KEY_BYTES], const void *data, size_t bytes,
                   uint8_t tag[POLY1305_TAG_BYTES]);
 
-/* The same as poly1305_mac over exactly one 16-byte block, with r and s
- * given apart (r is clamped here): the page MAC's last step, which needs
- * no key buffer to copy and erase. */
-void poly1305_mac_block(const uint8_t r[16], const uint8_t s[16],
-                        const uint8_t block[POLY1305_BLOCK_BYTES], uint8_t tag[POLY1305_TAG_BYTES]);
+/* The same as poly1305_mac over `blocks` whole 16-byte blocks, with r and
+ * s given apart (r is clamped here): the page MAC's last step, which then
+ * needs no key buffer to copy and erase. */
+void poly1305_mac_blocks(const uint8_t r[16], const uint8_t s[16], const void *data, size_t blocks,
+                         uint8_t tag[POLY1305_TAG_BYTES]);
 
 /* RFC 8439 2.6: the one-time key for a nonce, the first 32 bytes of the
  * ChaCha20 block with counter 0. */

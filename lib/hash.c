@@ -150,51 +150,17 @@ static inline uint64_t finish(uint64_t hash, const uint8_t *tail, size_t left, s
     return hash;
 }
 
-/* hash64 of `bytes` bytes at p whose first `zero` stripes are known to
- * be all zero: a zero word's round is a rotate and a multiply, so those go
- * into the lanes without being read again. On the hot path (lib/hot_path.h):
- * TCG chains translated blocks only within a guest page, and this loop
- * across a page boundary ran about 6 times slower (measured). */
-HOT_PATH __attribute__((noinline)) static uint64_t hash_after_zero_stripes(const uint8_t *p,
-                                                                                  size_t bytes,
-                                                                                  uint64_t seed,
-                                                                                  size_t zero)
+/* On the hot path (lib/hot_path.h): TCG chains translated blocks only
+ * within a guest page, and this loop across a page boundary ran about 6
+ * times slower (measured). */
+HOT_PATH uint64_t hash64(const void *data, size_t bytes, uint64_t seed)
 {
+    const uint8_t *p = data;
     size_t stripes = bytes / STRIPE_BYTES, left = bytes % STRIPE_BYTES;
 
     if (!stripes)
         return finish(seed + PRIME5, p, left, bytes);
     struct lanes l = lanes_start(seed);
-    for (size_t i = 0; i < zero; i++) {
-        l.v1 = rotate_left(l.v1, 31) * PRIME1;
-        l.v2 = rotate_left(l.v2, 31) * PRIME1;
-        l.v3 = rotate_left(l.v3, 31) * PRIME1;
-        l.v4 = rotate_left(l.v4, 31) * PRIME1;
-    }
-    mix_stripes(&l, p + zero * STRIPE_BYTES, stripes - zero);
+    mix_stripes(&l, p, stripes);
     return finish(merge_lanes(&l), p + stripes * STRIPE_BYTES, left, bytes);
-}
-
-HOT_PATH uint64_t hash64(const void *data, size_t bytes, uint64_t seed)
-{
-    return hash_after_zero_stripes(data, bytes, seed, 0);
-}
-
-HOT_PATH uint64_t hash64_zero_test(const void *data, size_t bytes, uint64_t seed, int *is_zero)
-{
-    const uint8_t *p = data;
-    size_t stripes = bytes / STRIPE_BYTES, zero = 0;
-
-    /* the leading all-zero stripes: loads and ORs only */
-    while (zero < stripes) {
-        const uint8_t *s = p + zero * STRIPE_BYTES;
-        if (load64(s) | load64(s + 8) | load64(s + 16) | load64(s + 24))
-            break;
-        zero++;
-    }
-    int all_zero = zero == stripes;
-    for (size_t i = stripes * STRIPE_BYTES; all_zero && i < bytes; i++)
-        all_zero = p[i] == 0;
-    *is_zero = all_zero;
-    return hash_after_zero_stripes(p, bytes, seed, zero);
 }

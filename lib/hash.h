@@ -13,9 +13,4 @@
  * bytes, seed). Fastest on whole 32-byte stripes (a 4 KiB page is 128). */
 uint64_t hash64(const void *data, size_t bytes, uint64_t seed);
 
-/* hash64 of the same bytes, and *is_zero: whether every byte is 0. One
- * pass: the leading zero stripes are only tested, never read twice, and a
- * page of zeros costs less than its hash would. */
-uint64_t hash64_zero_test(const void *data, size_t bytes, uint64_t seed, int *is_zero);
-
 #endif

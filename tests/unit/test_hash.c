@@ -84,9 +84,6 @@ static void test_known_answers_at_every_alignment(void **state)
             memcpy(buffer + offset, pattern, known[k].bytes);
             assert_int_equal(hash64(buffer + offset, known[k].bytes, 0), known[k].seed0);
             assert_int_equal(hash64(buffer + offset, known[k].bytes, TEST_SEED), known[k].seeded);
-            int zero = -1;
-            assert_int_equal(hash64_zero_test(buffer + offset, known[k].bytes, 0, &zero), known[k].seed0);
-            assert_int_equal(zero, known[k].bytes == 0);
         }
     }
     /* the reference's answers for two classic inputs */
@@ -108,44 +105,11 @@ static void test_every_length_reads_only_its_bytes(void **state)
         uint8_t *data = checked_malloc(bytes);
         fill_random(data, bytes, &rng);
         uint64_t h = hash64(data, bytes, 0);
-        int zero = -1;
-        assert_int_equal(hash64_zero_test(data, bytes, 0, &zero), h);
-        assert_int_equal(zero, bytes == 0);
         assert_int_not_equal(h, previous);
         assert_int_not_equal(hash64(data, bytes, 1), h); /* the seed matters */
         previous = h;
         free(data);
     }
-}
-
-/* ---- the zero test ------------------------------------------------------------- */
-
-static void test_zero_test_agrees_with_the_bytes(void **state)
-{
-    (void)state;
-    uint8_t *data = checked_malloc(PAGE + 40);
-
-    for (size_t bytes = 0; bytes <= PAGE + 40; bytes += bytes < 200 ? 1 : 487) {
-        memset(data, 0, bytes);
-        int zero = -1;
-        assert_int_equal(hash64_zero_test(data, bytes, 5, &zero), hash64(data, bytes, 5));
-        assert_int_equal(zero, 1);
-        /* one non-zero byte anywhere: first, last, in the tail, past the zero stripes */
-        for (size_t at = 0; at < bytes; at += at < 70 ? 1 : 97) {
-            for (unsigned bit = 0; bit < 8; bit += 7) {
-                data[at] = (uint8_t)(1u << bit);
-                assert_int_equal(hash64_zero_test(data, bytes, 5, &zero), hash64(data, bytes, 5));
-                assert_int_equal(zero, 0);
-                data[at] = 0;
-            }
-        }
-        if (bytes) {
-            data[bytes - 1] = 0x80;
-            assert_int_equal(hash64_zero_test(data, bytes, 5, &zero), hash64(data, bytes, 5));
-            assert_int_equal(zero, 0);
-        }
-    }
-    free(data);
 }
 
 /* ---- damage ---------------------------------------------------------------------- */
@@ -165,8 +129,6 @@ static void test_pair_flip_at_bit_63_is_caught(void **state)
         page[0] ^= 1ull << 63;
         page[PAGE_WORDS - 1] ^= 1ull << 63;
         assert_int_not_equal(hash64(page, PAGE, 0), h);
-        int zero;
-        assert_int_not_equal(hash64_zero_test(page, PAGE, 0, &zero), h);
         /* what version 1 missed: the top bit of a product depends only on the top bits */
         assert_int_equal(version1_checksum(page, PAGE_WORDS), old);
         /* the same flip in any two words */
@@ -357,7 +319,6 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_known_answers_at_every_alignment),
         cmocka_unit_test(test_every_length_reads_only_its_bytes),
-        cmocka_unit_test(test_zero_test_agrees_with_the_bytes),
         cmocka_unit_test(test_pair_flip_at_bit_63_is_caught),
         cmocka_unit_test(test_random_damage_is_always_caught),
         cmocka_unit_test(test_avalanche),

@@ -306,38 +306,41 @@ static void test_agrees_with_a_big_number_reference(void **state)
     }
 }
 
-/* poly1305_mac_block, the page MAC's one-block form, against the reference: random r and s
- * (the largest r and s too), and blocks of random bytes, all ones and all zeros; r, s and
- * the block each a heap block of exactly 16 bytes, so ASan sees a read past one. */
-static void test_one_block_form_agrees_with_the_reference(void **state)
+/* poly1305_mac_blocks, the page MAC's form, against the reference: 0 to 4 whole blocks,
+ * random r and s (the largest r and s too), blocks of random bytes, all ones and all zeros;
+ * r, s and the message each a heap block of exactly its length, so ASan sees a read past
+ * one. */
+static void test_whole_blocks_form_agrees_with_the_reference(void **state)
 {
     (void)state;
     uint64_t rng = 16;
-    uint8_t *r = malloc(16), *s = malloc(16), *block = malloc(16);
+    uint8_t *r = malloc(16), *s = malloc(16);
 
     assert_non_null(r);
     assert_non_null(s);
-    assert_non_null(block);
     for (int trial = 0; trial < 4000; trial++) {
-        uint8_t key[32], tag[16], expected[16];
+        size_t blocks = (size_t)trial % 5;
+        uint8_t *message = malloc(16 * blocks + 1), key[32], tag[16], expected[16];
+        assert_non_null(message);
         for (int i = 0; i < 16; i++) {
             r[i] = (uint8_t)rng_next(&rng);
             s[i] = (uint8_t)rng_next(&rng);
-            block[i] = trial % 3 == 0 ? (uint8_t)rng_next(&rng) : trial % 3 == 1 ? 0xff : 0;
         }
+        for (size_t i = 0; i < 16 * blocks; i++)
+            message[i] = trial % 3 == 0 ? (uint8_t)rng_next(&rng) : trial % 3 == 1 ? 0xff : 0;
         if (trial % 4 == 1)
             memset(r, 0xff, 16);
         if (trial % 8 == 2)
             memset(s, 0xff, 16);
         memcpy(key, r, 16);
         memcpy(key + 16, s, 16);
-        poly1305_mac_block(r, s, block, tag);
-        reference_mac(key, block, 16, expected);
+        poly1305_mac_blocks(r, s, message, blocks, tag);
+        reference_mac(key, message, 16 * blocks, expected);
         assert_memory_equal(tag, expected, 16);
+        free(message);
     }
     free(r);
     free(s);
-    free(block);
 }
 
 /* ---- pieces, lengths, alignment ----------------------------------------------------- */
@@ -409,7 +412,7 @@ int main(void)
         cmocka_unit_test(test_mac_vectors),
         cmocka_unit_test(test_one_time_key_vectors),
         cmocka_unit_test(test_agrees_with_a_big_number_reference),
-        cmocka_unit_test(test_one_block_form_agrees_with_the_reference),
+        cmocka_unit_test(test_whole_blocks_form_agrees_with_the_reference),
         cmocka_unit_test(test_any_pieces_any_length),
         cmocka_unit_test(test_zero_r_and_erased_state),
     };
