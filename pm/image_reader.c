@@ -80,7 +80,8 @@ HOT_PATH static int check_arrived(struct image_reader *l, struct reads *r, uint6
 /* The reader's per-page work over pages it did not read, for `hash bench`
  * (the CPU's half of the reader's speed): the checksum of a plain image
  * (mac NULL), or the tag of an authenticated one, as check_arrived makes
- * them (image_entry_matches, the next page's first lines loaded first). XOR of the sums, so none is left out. */
+ * them (image_entry_matches, the next page's first lines loaded first).
+ * XOR of the sums, so none is left out. */
 HOT_PATH uint64_t image_reader_check_pages(const void *pages, uint64_t count, uint64_t first_frame,
                                            struct page_mac_key *mac)
 {
